@@ -1,0 +1,28 @@
+"""Train a forecaster: ``python scripts/train.py model=seq2seq`` (overrides, ``-m`` sweeps)."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float:
+    from seqforecast.errors import SeqforecastError
+    from seqforecast.train import format_table, log_through_hydra, train
+
+    log_through_hydra()
+    try:
+        metrics = train(cfg)
+    except SeqforecastError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(format_table(metrics))
+    print(f"outputs: {cfg.output_dir}  (device {metrics['device']}, {metrics['wall_s']:.1f} s)")
+    return float(metrics[cfg.monitor])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""In-memory batching: whole batches are index slices of tensors, no per-item collate.
+
+A ``DataLoader`` with ``batch_size=None`` over :class:`TensorPairs` and a
+:class:`BatchIndexSampler` hands each step one ``(x[idx], y[idx])`` pair, so the
+cost per batch is one fancy-index per tensor. The sampler reshuffles per epoch from
+``seed + epoch`` (Lightning calls ``set_epoch``), so data order is reproducible
+and can be restored on resume; ``rank``/``world_size`` give each process a disjoint
+shard for distributed training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+
+class TensorPairs(Dataset):
+    """Inputs ``x [N, ...]`` and targets ``y [N, ...]``; indexing takes a whole index tensor."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        if len(x) != len(y):
+            raise ValueError(f"x has {len(x)} rows but y has {len(y)}")
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[idx], self.y[idx]
+
+
+class BatchIndexSampler(Sampler[torch.Tensor]):
+    """Yields index tensors of ``batch_size`` rows (the last may be shorter).
+
+    With ``shuffle`` the order is a permutation drawn from ``seed + epoch``. With
+    ``world_size > 1`` the permutation is cut into ``world_size`` strided shards of
+    equal length (padded by wrap-around, as ``DistributedSampler`` does) and this
+    rank iterates its own.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> torch.Tensor:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.n, generator=g)
+        else:
+            order = torch.arange(self.n)
+        if self.world_size > 1:
+            per_rank = -(-self.n // self.world_size)
+            order = order.repeat(2)[: per_rank * self.world_size]  # pad by wrap-around
+            order = order[self.rank :: self.world_size]
+        return order
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        order = self._indices()
+        return iter(order.split(self.batch_size))
+
+    def __len__(self) -> int:
+        n = -(-self.n // self.world_size)
+        return -(-n // self.batch_size)
+
+
+def tensor_loader(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False, seed: int = 0, **shard
+) -> DataLoader:
+    """A single-process ``DataLoader`` that yields ``(x[idx], y[idx])`` batches."""
+    sampler = BatchIndexSampler(len(x), batch_size, shuffle=shuffle, seed=seed, **shard)
+    return DataLoader(TensorPairs(x, y), sampler=sampler, batch_size=None)

@@ -1,0 +1,43 @@
+"""Recurrent stacks: one single-layer recurrent module per width, with a head."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import torch
+from torch import nn
+
+CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class RecurrentStack(nn.Module):
+    """Stacked recurrent layers of the given widths, all returning sequences.
+
+    ``x [B, T, F] -> [B, T, hidden[-1]]``. Layers are separate modules so that
+    widths may differ (the book's ``[20, 20, 1]``).
+    """
+
+    def __init__(self, cell: str, n_features: int, hidden: list[int]) -> None:
+        super().__init__()
+        rnn = CELLS[cell]
+        sizes = [n_features, *hidden]
+        self.layers = nn.ModuleList(
+            rnn(n_in, n_out, batch_first=True) for n_in, n_out in pairwise(sizes)
+        )
+        self.out_features = sizes[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x, _ = layer(x)  # [B, T, H_in] -> [B, T, H_out]
+        return x
+
+
+class RecurrentForecaster(nn.Module):
+    """A recurrent stack followed by a head: ``x [B, T, F] -> [B, k]`` or ``[B, T, k]``."""
+
+    def __init__(self, stack: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.stack, self.head = stack, head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stack(x))  # [B, T, H] -> [B, k] | [B, T, k]

@@ -1,0 +1,64 @@
+"""The real command line: ``scripts/train.py`` run, multirun and bad input, as subprocesses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT
+
+TINY = ["data.n_series=48", "data.split=[32,8,8]", "trainer.accelerator=cpu"]
+
+
+def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_train_script_runs_and_prints_table(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    proc = run_train(
+        "model=seq2seq", "trainer.max_epochs=1", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "mse_last" in proc.stdout and "val" in proc.stdout and "test" in proc.stdout
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs"] == 1 and metrics["best_ckpt"].endswith("best.ckpt")
+    assert (run_dir / "checkpoints" / "best.ckpt").exists()
+    assert (run_dir / ".hydra" / "overrides.yaml").exists()
+
+
+def test_multirun_gives_each_job_its_folder(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_train(
+        "-m",
+        "model=linear,deep_rnn_dense",
+        "debug=fast_dev_run",
+        *TINY,
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for job, net in (("0", "linear"), ("1", "rnn")):
+        assert (sweep / job / "metrics.json").exists()
+        assert f"net: {net}" in (sweep / job / "config.yaml").read_text()
+
+
+def test_bad_value_exits_nonzero_with_one_line(tmp_path: Path) -> None:
+    proc = run_train("horizon=0", *TINY, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == "error: horizon must be an integer >= 1, got 0"
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_unknown_model_option_lists_choices(tmp_path: Path) -> None:
+    proc = run_train("model=transformer", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "model/transformer" in proc.stderr and "seq2seq" in proc.stderr

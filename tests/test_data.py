@@ -1,0 +1,142 @@
+"""The generator, windows, splits and batching against the book and hand computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from seqforecast.data import SineDataModule, make_windows, two_sine_series
+from seqforecast.data.batches import BatchIndexSampler, tensor_loader
+from seqforecast.errors import ConfigError
+
+
+def book_generate(batch_size: int, n_steps: int) -> np.ndarray:
+    """The book's generator (cell 8) on numpy's legacy global RNG."""
+    freq1, freq2, offsets1, offsets2 = np.random.rand(4, batch_size, 1)
+    time = np.linspace(0, 1, n_steps)
+    series = 0.5 * np.sin((time - offsets1) * (freq1 * 10 + 10))
+    series += 0.2 * np.sin((time - offsets2) * (freq2 * 20 + 20))
+    series += 0.1 * (np.random.rand(batch_size, n_steps) - 0.5)
+    return series[..., np.newaxis].astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def book_1step() -> SineDataModule:
+    dm = SineDataModule(horizon=1, target="next")
+    dm.setup()
+    return dm
+
+
+@pytest.fixture(scope="module")
+def book_10step() -> SineDataModule:
+    dm = SineDataModule(horizon=10, target="next")
+    dm.setup()
+    return dm
+
+
+def test_matches_book_generator_bit_for_bit() -> None:
+    state = np.random.get_state()
+    try:
+        np.random.seed(42)
+        expected = book_generate(500, 60)
+    finally:
+        np.random.set_state(state)
+    np.testing.assert_array_equal(two_sine_series(500, 60, seed=42), expected)
+
+
+def test_pinned_book_values(book_1step: SineDataModule, book_10step: SineDataModule) -> None:
+    x, y = book_1step.arrays("train")
+    assert x.shape == (7000, 50, 1) and y.shape == (7000, 1) and x.dtype == np.float32
+    # The book prints 8 significant digits: equal to within one float32 ulp.
+    np.testing.assert_allclose(x[0, :3, 0], [0.4596948, 0.31486678, 0.12497123], rtol=1e-7)
+    assert y[0, 0] == pytest.approx(-0.35489398, rel=1e-7)
+    x10, _ = book_10step.arrays("train")
+    np.testing.assert_allclose(x10[0, :3, 0], [0.4596948, 0.33874455, 0.18980233], rtol=1e-7)
+
+
+def test_splits_are_consecutive_blocks(book_10step: SineDataModule) -> None:
+    series = two_sine_series(10000, 60, seed=42)
+    for stage, (lo, hi) in {"train": (0, 7000), "val": (7000, 9000), "test": (9000, 10000)}.items():
+        x, y = book_10step.arrays(stage)
+        np.testing.assert_array_equal(x, series[lo:hi, :50])
+        np.testing.assert_array_equal(y, series[lo:hi, 50:, 0])
+
+
+def test_naive_baselines_match_book(
+    book_1step: SineDataModule, book_10step: SineDataModule
+) -> None:
+    x, y = book_1step.arrays("val")
+    assert np.mean((x[:, -1] - y) ** 2) == pytest.approx(0.020211367, abs=5e-9)
+    x, y = book_10step.arrays("val")
+    assert np.mean((np.tile(x[:, -1], 10) - y) ** 2) == pytest.approx(0.25697407, abs=5e-8)
+
+
+def test_seq2seq_alignment_against_a_loop() -> None:
+    series = two_sine_series(7, 50 + 4, seed=3)
+    x, y = make_windows(series, 50, 4, "seq2seq")
+    assert x.shape == (7, 50, 1) and y.shape == (7, 50, 4)
+    for n in range(7):
+        for t in range(50):
+            for j in range(4):
+                assert y[n, t, j] == series[n, t + 1 + j, 0]
+    _, y_next = make_windows(series, 50, 4, "next")
+    np.testing.assert_array_equal(y[:, -1, :], y_next)
+
+
+def test_setup_is_idempotent() -> None:
+    dm = SineDataModule(n_series=30, split=[10, 10, 10])
+    dm.setup("fit")
+    first = dm.splits["train"][0]
+    dm.setup("test")
+    assert dm.splits["train"][0] is first
+
+
+def test_fraction_split() -> None:
+    assert SineDataModule(n_series=100, split=[0.7, 0.2, 0.1]).sizes == (70, 20, 10)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"n_steps": 1}, "n_steps"),
+        ({"horizon": 0}, "horizon"),
+        ({"target": "seq"}, "target"),
+        ({"n_series": 100}, "data.split"),
+        ({"split": [5, 5]}, "data.split"),
+        ({"split": [0.5, 0.6, -0.1]}, "data.split"),
+        ({"batch_size": 0}, "data.batch_size"),
+    ],
+)
+def test_bad_settings_name_the_key(kwargs: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        SineDataModule(**kwargs)
+
+
+def test_sampler_permutes_every_epoch_reproducibly() -> None:
+    sampler = BatchIndexSampler(70, 32, shuffle=True, seed=5)
+    epoch0 = torch.cat(list(sampler))
+    assert [len(b) for b in sampler] == [32, 32, 6] and len(sampler) == 3
+    assert sorted(epoch0.tolist()) == list(range(70))
+    sampler.set_epoch(1)
+    epoch1 = torch.cat(list(sampler))
+    assert not torch.equal(epoch0, epoch1)
+    sampler.set_epoch(0)
+    assert torch.equal(torch.cat(list(sampler)), epoch0)
+
+
+def test_sampler_shards_are_disjoint_and_cover() -> None:
+    shards = [
+        torch.cat(list(BatchIndexSampler(70, 8, shuffle=True, seed=1, rank=r, world_size=2)))
+        for r in range(2)
+    ]
+    assert len(shards[0]) == len(shards[1]) == 35
+    assert set(shards[0].tolist()).isdisjoint(shards[1].tolist())
+    assert set(shards[0].tolist()) | set(shards[1].tolist()) == set(range(70))
+
+
+def test_loader_yields_index_slices() -> None:
+    x, y = torch.arange(10.0).view(10, 1, 1), torch.arange(10.0).view(10, 1)
+    batches = list(tensor_loader(x, y, 4))
+    assert [b[0].shape for b in batches] == [(4, 1, 1), (4, 1, 1), (2, 1, 1)]
+    assert torch.equal(torch.cat([b[1] for b in batches]), y)

@@ -1,0 +1,90 @@
+"""Network shapes, parameter counts and build errors for every model option."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import MODEL_OPTIONS
+
+from seqforecast.errors import ConfigError
+from seqforecast.models import build_net
+from seqforecast.train import instantiate
+
+# Keras parameter counts from the book's layer definitions (reference §2a). nn.RNN
+# keeps two biases (b_ih, b_hh) where Keras SimpleRNN has one, so torch counts one
+# extra bias per recurrent unit.
+BOOK_PARAMS = {
+    "naive": (0, []),
+    "linear": (51, []),
+    "simple_rnn": (3, [1]),
+    "deep_rnn": (1282, [20, 20, 1]),
+    "deep_rnn_dense": (1281, [20, 20]),
+    "seq2vec": (1470, [20, 20]),
+    "seq2seq": (1470, [20, 20]),
+}
+
+
+@pytest.mark.parametrize("option", MODEL_OPTIONS)
+def test_every_option_output_shape_and_params(make_cfg, option: str) -> None:
+    cfg = make_cfg(f"model={option}")
+    module = instantiate(cfg.model)
+    x = torch.randn(5, cfg.n_steps, 1)
+    y = module(x)
+    if cfg.target == "seq2seq":
+        assert y.shape == (5, cfg.n_steps, cfg.horizon)
+    else:
+        assert y.shape == (5, cfg.horizon)
+    keras, widths = BOOK_PARAMS[option]
+    assert sum(p.numel() for p in module.parameters()) == keras + sum(widths)
+
+
+def test_linear_is_an_affine_map_of_the_flat_window() -> None:
+    net = build_net("linear", n_steps=6, n_features=2, horizon=3, target="next")
+    x = torch.randn(4, 6, 2)
+    w, b = net.linear.weight, net.linear.bias
+    torch.testing.assert_close(net(x), x.reshape(4, 12) @ w.T + b)
+
+
+def test_naive_repeats_last_value() -> None:
+    x = torch.randn(3, 8, 1)
+    vec = build_net("naive", n_steps=8, n_features=1, horizon=4, target="next")(x)
+    torch.testing.assert_close(vec, x[:, -1, :1].repeat(1, 4))
+    seq = build_net("naive", n_steps=8, n_features=1, horizon=4, target="seq2seq")(x)
+    torch.testing.assert_close(seq, x.repeat(1, 1, 4))
+
+
+def test_rnn_stack_equals_manual_recurrence() -> None:
+    torch.manual_seed(0)
+    net = build_net(
+        "rnn", n_steps=5, n_features=1, horizon=2, target="seq2seq", hidden=[3], head="per_step"
+    )
+    rnn, head = net.stack.layers[0], net.head.linear
+    x = torch.randn(2, 5, 1)
+    h = torch.zeros(2, 3)
+    outs = []
+    for t in range(5):
+        h = torch.tanh(
+            x[:, t] @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 + h @ rnn.weight_hh_l0.T + rnn.bias_hh_l0
+        )
+        outs.append(head(h))
+    torch.testing.assert_close(net(x), torch.stack(outs, 1))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"net": "transformer"}, "model.net"),
+        ({"net": "rnn", "hidden": []}, "model.hidden"),
+        ({"net": "rnn", "hidden": [20, 0]}, "model.hidden"),
+        ({"net": "rnn", "hidden": [20, -3]}, "model.hidden"),
+        ({"net": "rnn", "hidden": [20], "head": "dense"}, "model.head"),
+        ({"net": "rnn", "hidden": [20], "head": "none"}, "model.hidden"),
+        ({"net": "rnn", "hidden": [20], "head": "per_step"}, "target=next"),
+        ({"net": "rnn", "hidden": [20], "head": "linear", "target": "seq2seq"}, "per_step"),
+        ({"net": "linear", "target": "seq2seq"}, "target=next"),
+    ],
+)
+def test_bad_model_settings_name_the_key(kwargs: dict, match: str) -> None:
+    args = {"n_steps": 10, "n_features": 1, "horizon": 2, "target": "next", **kwargs}
+    with pytest.raises(ConfigError, match=match):
+        build_net(**args)

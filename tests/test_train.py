@@ -1,0 +1,103 @@
+"""``train(cfg)`` on the real config: every model option, checkpoints, metrics, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import MODEL_OPTIONS
+
+from seqforecast.errors import ConfigError
+from seqforecast.module import ForecastModule
+from seqforecast.train import instantiate, train
+
+METRIC_KEYS = {"val/mse", "val/mse_last", "test/mse", "test/mse_last"}
+
+
+@pytest.mark.parametrize("option", MODEL_OPTIONS)
+def test_every_model_option_fast_dev_run(make_cfg, tmp_path, option: str) -> None:
+    cfg = make_cfg(f"model={option}", "debug=fast_dev_run")
+    metrics = train(cfg)
+    assert metrics.keys() >= METRIC_KEYS
+    assert all(np.isfinite(metrics[k]) for k in METRIC_KEYS)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["val/mse"] == metrics["val/mse"] and saved["device"] == "cpu"
+
+
+def _predict(module: ForecastModule, x: np.ndarray) -> np.ndarray:
+    module.eval()
+    with torch.no_grad():
+        return module(torch.from_numpy(x)).numpy()
+
+
+def test_short_fit_checkpoint_reloads_and_reproduces_metrics(make_cfg, tmp_path) -> None:
+    cfg = make_cfg("model=seq2seq", "trainer.max_epochs=2")
+    metrics = train(cfg)
+    ckpt = tmp_path / "checkpoints" / "best.ckpt"
+    assert metrics["best_ckpt"] == str(ckpt) and (tmp_path / "checkpoints" / "last.ckpt").exists()
+    assert metrics["epochs"] == 2
+    # Loads with torch's safe loader: only primitive hparams are stored.
+    raw = torch.load(ckpt, weights_only=True)
+    assert raw["hyper_parameters"]["hidden"] == [20, 20]
+    module = ForecastModule.load_from_checkpoint(ckpt)
+    dm = instantiate(cfg.data)
+    x, y = dm.arrays("val")
+    y_hat = _predict(module, x)
+    assert np.mean((y_hat - y) ** 2) == pytest.approx(metrics["val/mse"], rel=1e-5)
+    assert np.mean((y_hat[:, -1] - y[:, -1]) ** 2) == pytest.approx(
+        metrics["val/mse_last"], rel=1e-5
+    )
+    x, y = dm.arrays("test")
+    assert np.mean((_predict(module, x)[:, -1] - y[:, -1]) ** 2) == pytest.approx(
+        metrics["test/mse_last"], rel=1e-5
+    )
+    # Per-epoch CSV metrics and the resolved config are in the run folder.
+    header = (tmp_path / "logs" / "metrics.csv").read_text().splitlines()[0]
+    assert "val/mse_last" in header and "train/loss" in header
+    assert "${" not in (tmp_path / "config.yaml").read_text()
+
+
+def test_naive_is_scored_not_trained(make_cfg, tmp_path) -> None:
+    cfg = make_cfg("model=naive", "horizon=10")
+    metrics = train(cfg)
+    x, y = instantiate(cfg.data).arrays("val")
+    assert metrics["epochs"] == 0 and metrics["params"] == 0
+    assert metrics["val/mse"] == pytest.approx(np.mean((np.tile(x[:, -1], 10) - y) ** 2), rel=1e-6)
+    module = ForecastModule.load_from_checkpoint(tmp_path / "checkpoints" / "best.ckpt")
+    np.testing.assert_array_equal(_predict(module, x), np.tile(x[:, -1], 10))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["horizon=0"], "horizon"),
+        (["n_steps=1"], "n_steps"),
+        (["model.hidden=[]"], "model.hidden"),
+        (["model.hidden=[20,0]"], "model.hidden"),
+        (["model.net=transformer"], "model.net"),
+        (["model.lr=-1"], "model.lr"),
+        (["data.split=[50,50,50]"], "data.split"),
+        (["target=both"], "target"),
+    ],
+)
+def test_bad_config_stops_before_training(make_cfg, tmp_path, overrides, match) -> None:
+    cfg = make_cfg(*overrides)
+    with pytest.raises(ConfigError, match=match):
+        train(cfg)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this host has a GPU")
+def test_gpu_trainer_without_gpu_is_refused(make_cfg) -> None:
+    with pytest.raises(ConfigError, match="trainer.accelerator=gpu"):
+        train(make_cfg("trainer=gpu", "trainer.accelerator=gpu"))
+
+
+@pytest.mark.cuda
+def test_cuda_fit_and_cpu_reload(make_cfg, tmp_path) -> None:
+    metrics = train(make_cfg("model=seq2seq", "trainer.accelerator=gpu", "trainer.max_epochs=1"))
+    assert metrics["device"].startswith("cuda")
+    module = ForecastModule.load_from_checkpoint(metrics["best_ckpt"], map_location="cpu")
+    assert next(module.parameters()).device.type == "cpu"
