@@ -66,6 +66,10 @@ class ForecastModule(L.LightningModule):
         """The forecast of the last input step: ``[B, T, k] -> [B, k]``; ``[B, k]`` unchanged."""
         return y[:, -1] if self.hparams.target == "seq2seq" else y
 
+    def forecast(self, x: torch.Tensor) -> torch.Tensor:
+        """The direct forecast of the ``k`` steps after each window: ``[B, T, F] -> [B, k]``."""
+        return self.last_step(self(x))
+
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         x, y = batch
         y_hat = self(x)
