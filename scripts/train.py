@@ -10,12 +10,16 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
+    from seqforecast.callbacks import TrainingInterrupted
     from seqforecast.errors import SeqforecastError
     from seqforecast.train import format_table, log_through_hydra, train
 
     log_through_hydra()
     try:
         metrics = train(cfg)
+    except TrainingInterrupted as err:
+        print(f"interrupted: {err}", file=sys.stderr)
+        sys.exit(128 + err.signum)
     except SeqforecastError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

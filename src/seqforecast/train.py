@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,10 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
+from seqforecast.callbacks import TrainingInterrupted
+from seqforecast.config import validate_config
 from seqforecast.errors import ConfigError, SeqforecastError
+from seqforecast.outputs import atomic_write_json, atomic_write_text, claim_run_dir, write_status
 
 log = logging.getLogger(__name__)
 
@@ -54,21 +57,52 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     return instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
+def resume_checkpoint(resume: str) -> Path:
+    """The checkpoint to continue from: a ``.ckpt`` file, or a run folder's ``last.ckpt``."""
+    path = Path(resume)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.ckpt"
+    if not path.is_file():
+        raise ConfigError(
+            f"resume={resume}: no checkpoint there; expected a run folder holding "
+            "checkpoints/last.ckpt, or a .ckpt file"
+        )
+    return path
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model (unless it has nothing to fit), then score val and test.
 
     Scores come from the best checkpoint (``ModelCheckpoint`` on ``cfg.monitor``)
-    when one was written. Writes ``config.yaml`` and ``metrics.json`` to
-    ``cfg.output_dir`` and returns the metrics.
+    when one was written. With ``cfg.resume`` the run continues in the folder of
+    that checkpoint. Writes ``config.yaml``, ``metrics.json`` and ``status`` to the
+    run folder and returns the metrics.
     """
+    validate_config(cfg)
+    resume = resume_checkpoint(cfg.resume) if cfg.get("resume") else None
+    if resume is not None:
+        cfg.output_dir = str(resume.parent.parent)  # continue in the checkpoint's run folder
     out = Path(cfg.output_dir)
+    claim_run_dir(out, resuming=resume is not None)
     out.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    write_status(out, "running")
+    try:
+        metrics = _train(cfg, out, resume)
+    except TrainingInterrupted as err:
+        write_status(out, f"interrupted: {err}")
+        raise
+    except BaseException as err:
+        write_status(out, f"failed: {type(err).__name__}: {err}")
+        raise
+    write_status(out, "finished")
+    return metrics
+
+
+def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
+    if cfg.get("deterministic"):
+        # cuBLAS (and cuDNN RNNs) need this before CUDA starts to be deterministic.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data)
@@ -78,21 +112,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     start = time.perf_counter()
     ckpt_path = None
     if model.trainable:
-        trainer.fit(model, datamodule=datamodule)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         ckpt_path = (
             trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
         )
     fit_s = time.perf_counter() - start
+    ckpt_path = ckpt_path or None
     val = trainer.validate(
-        model, datamodule=datamodule, ckpt_path=ckpt_path or None, verbose=False, weights_only=True
+        model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True
     )
     test = trainer.test(
-        model, datamodule=datamodule, ckpt_path=ckpt_path or None, verbose=False, weights_only=True
+        model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True
     )
     if not model.trainable and not trainer.fast_dev_run:
         # Nothing to fit, but predict still loads a checkpoint: save the (weightless) model.
         ckpt_path = str(out / "checkpoints" / "best.ckpt")
-        trainer.save_checkpoint(ckpt_path)
+        trainer.save_checkpoint(ckpt_path, weights_only=False)
 
     metrics: dict[str, Any] = {**val[0], **test[0]}
     metrics.update(
@@ -101,11 +136,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         wall_s=round(time.perf_counter() - start, 3),
         device=str(trainer.strategy.root_device),
         params=sum(p.numel() for p in model.parameters()),
-        best_ckpt=ckpt_path or None,
+        best_ckpt=ckpt_path,
         monitor=cfg.monitor,
+        resumed_from=str(resume) if resume else None,
     )
     if trainer.is_global_zero:
-        write_json(out / "metrics.json", metrics)
+        atomic_write_json(out / "metrics.json", metrics)
     return metrics
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -54,6 +55,7 @@ class BatchIndexSampler(Sampler[torch.Tensor]):
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
+        self.skip = 0  # batches of the next epoch to skip once (mid-epoch resume)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -71,12 +73,27 @@ class BatchIndexSampler(Sampler[torch.Tensor]):
         return order
 
     def __iter__(self) -> Iterator[torch.Tensor]:
-        order = self._indices()
-        return iter(order.split(self.batch_size))
+        # A generator: the order is drawn at the first batch, after Lightning's
+        # set_epoch, even when the iterator was created earlier (as on resume).
+        batches = self._indices().split(self.batch_size)[self.skip :]
+        self.skip = 0
+        yield from batches
 
     def __len__(self) -> int:
         n = -(-self.n // self.world_size)
         return -(-n // self.batch_size)
+
+
+def resume_position(trainer: L.Trainer | None, n_batches: int) -> int:
+    """Training batches of the current epoch already done when resuming mid-epoch, else 0.
+
+    Lightning restores its loop counters before it asks for the train loader; a
+    checkpoint written at the end of batch ``b`` reports ``b + 1`` processed batches.
+    """
+    if trainer is None or not trainer.fit_loop.restarting:
+        return 0
+    done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+    return done if 0 < done < n_batches else 0
 
 
 def tensor_loader(

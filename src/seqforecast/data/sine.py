@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from seqforecast.data.batches import tensor_loader
+from seqforecast.data.batches import resume_position, tensor_loader
 from seqforecast.data.generate import two_sine_series
 from seqforecast.data.windows import check_window, make_windows
 from seqforecast.errors import ConfigError
@@ -19,10 +19,13 @@ STAGES = ("train", "val", "test")
 
 def split_sizes(split: Sequence[float], n_series: int) -> tuple[int, int, int]:
     """Resolve ``split`` (three counts summing to ``n_series``, or three fractions summing to 1)."""
-    if len(split) != 3 or any(isinstance(s, bool) or not isinstance(s, int | float) for s in split):
-        raise ConfigError(
-            f"data.split must be three numbers [train, val, test], got {list(split)!r}"
-        )
+    if (
+        not isinstance(split, Sequence)
+        or isinstance(split, str)
+        or len(split) != 3
+        or any(isinstance(s, bool) or not isinstance(s, int | float) for s in split)
+    ):
+        raise ConfigError(f"data.split must be three numbers [train, val, test], got {split!r}")
     if all(isinstance(s, int) for s in split):
         sizes = tuple(int(s) for s in split)
     elif abs(sum(split) - 1.0) < 1e-6 and all(0 < s < 1 for s in split):
@@ -99,9 +102,11 @@ class SineDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         x, y = self.splits["train"]
-        return tensor_loader(
+        loader = tensor_loader(
             x, y, self.batch_size, shuffle=True, seed=self.shuffle_seed, **self._shard()
         )
+        loader.sampler.skip = resume_position(self.trainer, len(loader.sampler))
+        return loader
 
     def val_dataloader(self) -> DataLoader:
         return tensor_loader(*self.splits["val"], self.eval_batch_size)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqforecast.errors import ConfigError
+from seqforecast.errors import ConfigError, InputError
 
 TARGETS = ("next", "seq2seq")
 
@@ -19,6 +19,20 @@ def check_window(n_steps: int, horizon: int, target: str) -> None:
         raise ConfigError(f"target must be one of {list(TARGETS)}, got {target!r}")
 
 
+def check_series(series: np.ndarray, name: str = "series") -> None:
+    """Training data must be a real-valued numeric array without NaN or inf."""
+    if not isinstance(series, np.ndarray) or series.dtype.kind not in "fiu":
+        kind = series.dtype if isinstance(series, np.ndarray) else type(series).__name__
+        raise InputError(f"{name} must be a numeric array, got {kind}")
+    bad = ~np.isfinite(series)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InputError(
+            f"{name} holds {int(bad.sum())} NaN/inf values (first at index {first}); "
+            "training needs finite data"
+        )
+
+
 def make_windows(
     series: np.ndarray, n_steps: int, horizon: int, target: str
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -31,7 +45,8 @@ def make_windows(
       so that ``Y[:, -1, :]`` equals the ``next`` target.
     """
     check_window(n_steps, horizon, target)
-    if series.ndim != 3 or series.shape[1] < n_steps + horizon:
+    check_series(series)
+    if series.ndim != 3 or series.shape[1] < n_steps + horizon or series.shape[2] < 1:
         raise ConfigError(
             f"series of shape {tuple(series.shape)} cannot hold n_steps + horizon = "
             f"{n_steps + horizon} steps; expected [N, >= {n_steps + horizon}, F]"

@@ -1,0 +1,108 @@
+"""Guard-rail callbacks: stop on a non-finite loss, checkpoint on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import random
+import signal
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from seqforecast.errors import SeqforecastError
+
+
+class NonFiniteLossError(SeqforecastError):
+    """Training produced a NaN or infinite loss."""
+
+
+class TrainingInterrupted(SeqforecastError):
+    """SIGINT or SIGTERM stopped training after a checkpoint was saved."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+
+
+class FiniteLossGuard(Callback):
+    """Stop at the first NaN/inf training loss, before it reaches the weights.
+
+    The check runs before ``backward``, so no optimizer step (and no checkpoint)
+    ever sees the bad loss. It reads one scalar per step from the device.
+    """
+
+    def on_before_backward(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
+    ) -> None:
+        if not bool(torch.isfinite(loss)):
+            batch = trainer.fit_loop.epoch_loop.batch_progress.current.ready - 1
+            raise NonFiniteLossError(
+                f"training loss became {loss.item()} at epoch {trainer.current_epoch}, batch "
+                f"{batch} (global step {trainer.global_step}); likely causes: a learning rate "
+                f"too high (model.lr={pl_module.hparams.get('lr')}) or non-finite input data; "
+                "no checkpoint was written from this step (try a lower model.lr or "
+                "trainer.gradient_clip_val)"
+            )
+
+
+class PreemptionCheckpoint(Callback):
+    """On SIGINT or SIGTERM, finish the current batch, save ``last.ckpt`` and stop.
+
+    The checkpoint is written at the end of a training batch (the point Lightning
+    resumes from exactly), then :class:`TrainingInterrupted` is raised. The process
+    RNG states travel in the checkpoint, so a resumed run continues the same stream.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "last.ckpt") -> None:
+        self.path = Path(dirpath) / filename
+        self._signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self._signum = signum
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._signum = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        signum = self._signum or (signal.SIGTERM if trainer.received_sigterm else None)
+        if signum is None:
+            return
+        trainer.save_checkpoint(self.path, weights_only=False)
+        name = signal.Signals(signum).name
+        raise TrainingInterrupted(
+            f"{name} received: saved {self.path} at epoch {trainer.current_epoch}, batch "
+            f"{batch_idx}; continue with resume={self.path.parent.parent}",
+            signum,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"torch_rng": torch.get_rng_state(), "python_rng": random.getstate()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch_rng"])
+        random.setstate(state_dict["python_rng"])

@@ -1,0 +1,157 @@
+"""Fault tolerance: kill and resume, determinism, non-finite stops, run-folder safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import ROOT
+
+from seqforecast.callbacks import NonFiniteLossError
+from seqforecast.errors import ConfigError, InputError
+from seqforecast.outputs import atomic_write_json, read_status
+from seqforecast.train import train
+
+# Epochs of 176 small batches, so that a signal sent as epoch 1 starts lands mid-epoch.
+RUN = [
+    "model=seq2seq",
+    "data.n_series=1600",
+    "data.split=[1408,96,96]",
+    "data.batch_size=8",
+    "trainer.max_epochs=2",
+    "trainer.accelerator=cpu",
+    "deterministic=true",
+]
+
+
+def _script(*args: str, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("reference")
+    proc = _script(*RUN, f"hydra.run.dir={tmp / 'ref'}", cwd=tmp)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    return json.loads((tmp / "ref" / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_kill_mid_epoch_then_resume_equals_uninterrupted(
+    tmp_path: Path, sig: signal.Signals, uninterrupted: dict
+) -> None:
+    victim = _script(*RUN, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    # Let the first epoch end (last.ckpt appears), then interrupt during the second.
+    _wait_for(tmp_path / "run" / "checkpoints" / "last.ckpt", victim)
+    time.sleep(0.1)
+    victim.send_signal(sig)
+    _, err = victim.communicate(timeout=120)
+    assert victim.returncode == 128 + sig, err[-2000:]
+    assert f"{sig.name} received" in err and "resume=" in err
+    assert read_status(tmp_path / "run").startswith("interrupted")
+    ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    done = ckpt["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"]
+    assert ckpt["epoch"] == 1 and 0 < done < 176, "the checkpoint should be mid-epoch"
+
+    resumed = _script(f"resume={tmp_path / 'run'}", *RUN, cwd=tmp_path)
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err[-2000:]
+    got = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    want = uninterrupted
+    # Deterministic CPU run, same data order and RNG: bitwise-equal metrics.
+    for key in ("val/mse", "val/mse_last", "test/mse", "test/mse_last"):
+        assert got[key] == want[key], key
+    assert got["epochs"] == want["epochs"] == 2 and got["resumed_from"]
+    assert read_status(tmp_path / "run") == "finished"
+
+
+def test_same_seed_same_metrics(make_cfg, tmp_path: Path) -> None:
+    runs = [
+        train(
+            make_cfg(
+                "model=seq2seq",
+                "trainer.max_epochs=2",
+                "deterministic=true",
+                f"output_dir={tmp_path / d}",
+            )
+        )
+        for d in ("a", "b")
+    ]
+    other = train(
+        make_cfg("model=seq2seq", "trainer.max_epochs=2", "seed=7", f"output_dir={tmp_path / 'c'}")
+    )
+    assert runs[0]["val/mse"] == runs[1]["val/mse"] and runs[0]["test/mse"] == runs[1]["test/mse"]
+    assert other["val/mse"] != runs[0]["val/mse"]
+
+
+def test_non_finite_loss_stops_with_one_line(make_cfg, tmp_path: Path) -> None:
+    with pytest.raises(NonFiniteLossError, match=r"epoch 0, batch \d+ .*model.lr=1e\+30"):
+        train(make_cfg("model=linear", "model.lr=1e30"))
+    assert not (tmp_path / "checkpoints" / "best.ckpt").exists()
+    assert read_status(tmp_path).startswith("failed: NonFiniteLossError")
+
+
+def test_non_finite_input_is_rejected(make_cfg, tmp_path: Path, monkeypatch) -> None:
+    from seqforecast.data import sine
+
+    def with_nan(n_series: int, length: int, seed: int) -> np.ndarray:
+        series = np.zeros((n_series, length, 1), np.float32)
+        series[3, 7, 0] = np.nan
+        return series
+
+    monkeypatch.setattr(sine, "two_sine_series", with_nan)
+    with pytest.raises(InputError, match=r"1 NaN/inf values \(first at index \(3, 7, 0\)\)"):
+        train(make_cfg("model=linear"))
+
+
+def test_finished_run_dir_is_not_overwritten(make_cfg, tmp_path: Path) -> None:
+    train(make_cfg("model=naive"))
+    before = (tmp_path / "metrics.json").read_text()
+    with pytest.raises(ConfigError, match="already holds a run .status: finished"):
+        train(make_cfg("model=linear"))
+    assert (tmp_path / "metrics.json").read_text() == before
+
+
+def test_failed_run_dir_may_be_reused(make_cfg, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError):
+        train(make_cfg("model.net=transformer"))
+    train(make_cfg("model=naive"))
+    assert read_status(tmp_path) == "finished"
+
+
+def test_atomic_json_keeps_old_file_on_failure(tmp_path: Path) -> None:
+    path = atomic_write_json(tmp_path / "m.json", {"a": 1})
+    with pytest.raises(TypeError):
+        atomic_write_json(path, {"a": object()})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_resume_from_missing_checkpoint(make_cfg, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="resume=.*no checkpoint there"):
+        train(make_cfg(f"resume={tmp_path / 'nowhere'}"))
