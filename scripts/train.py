@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 
@@ -15,6 +18,7 @@ def main(cfg: DictConfig) -> float:
     from seqforecast.train import format_table, log_through_hydra, train
 
     log_through_hydra()
+    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         metrics = train(cfg)
     except TrainingInterrupted as err:
@@ -22,7 +26,11 @@ def main(cfg: DictConfig) -> float:
         sys.exit(128 + err.signum)
     except SeqforecastError as err:
         print(f"error: {err}", file=sys.stderr)
+        if sweeping:  # the job's status file keeps the error; the sweep goes on
+            return math.nan
         sys.exit(2)
+    if not metrics:  # a distributed worker: rank 0 evaluates and reports
+        return math.nan
     print(format_table(metrics))
     print(f"outputs: {cfg.output_dir}  (device {metrics['device']}, {metrics['wall_s']:.1f} s)")
     return float(metrics[cfg.monitor])

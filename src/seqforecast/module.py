@@ -76,7 +76,13 @@ class ForecastModule(L.LightningModule):
         loss = F.mse_loss(y_hat, y)
         if stage == "train":
             self.log(
-                "train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x)
+                "train/loss",
+                loss,
+                on_step=False,
+                on_epoch=True,
+                prog_bar=True,
+                batch_size=len(x),
+                sync_dist=True,  # epoch mean over every process: one reduce per epoch
             )
         else:
             mse, mse_last = self.mse[stage], self.mse_last[stage]

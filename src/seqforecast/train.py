@@ -11,13 +11,21 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from seqforecast.callbacks import TrainingInterrupted
 from seqforecast.config import validate_config
 from seqforecast.errors import ConfigError, SeqforecastError
-from seqforecast.outputs import atomic_write_json, atomic_write_text, claim_run_dir, write_status
+from seqforecast.outputs import (
+    atomic_write_json,
+    atomic_write_text,
+    claim_run_dir,
+    read_status,
+    write_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +65,36 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     return instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
 
+def parallel_thread_share() -> int | None:
+    """Threads per job when Hydra's joblib launcher runs jobs side by side, else ``None``.
+
+    ``n_jobs`` processes share the machine's cores evenly (at least one thread each),
+    so parallel jobs do not fight over OpenMP threads.
+    """
+    if not HydraConfig.initialized():
+        return None
+    launcher = HydraConfig.get().launcher
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return None
+    cpus = os.cpu_count() or 1
+    n_jobs = launcher.get("n_jobs") or -1
+    n_jobs = cpus if n_jobs < 1 else n_jobs
+    return max(1, cpus // n_jobs)
+
+
+def single_device_trainer(cfg: DictConfig) -> L.Trainer:
+    """A one-device Trainer of the same accelerator, for evaluation after distributed training."""
+    return instantiate(
+        cfg.trainer,
+        devices=1,
+        num_nodes=1,
+        strategy="auto",
+        logger=False,
+        callbacks=[],
+        enable_model_summary=False,
+    )
+
+
 def resume_checkpoint(resume: str) -> Path:
     """The checkpoint to continue from: a ``.ckpt`` file, or a run folder's ``last.ckpt``."""
     path = Path(resume)
@@ -78,11 +116,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     that checkpoint. Writes ``config.yaml``, ``metrics.json`` and ``status`` to the
     run folder and returns the metrics.
     """
-    validate_config(cfg)
-    resume = resume_checkpoint(cfg.resume) if cfg.get("resume") else None
+    try:
+        validate_config(cfg)
+        resume = resume_checkpoint(cfg.resume) if cfg.get("resume") else None
+    except ConfigError as err:
+        # Mark a fresh run folder (a sweep job's, say) as failed; never touch a used one.
+        out = Path(str(cfg.output_dir))
+        if rank_zero_only.rank == 0 and read_status(out) is None:
+            write_status(out, f"failed: ConfigError: {err}")
+        raise
     if resume is not None:
         cfg.output_dir = str(resume.parent.parent)  # continue in the checkpoint's run folder
     out = Path(cfg.output_dir)
+    if rank_zero_only.rank != 0:  # a distributed worker: rank 0 owns the run folder
+        return _train(cfg, out, resume)
     claim_run_dir(out, resuming=resume is not None)
     out.mkdir(parents=True, exist_ok=True)
     write_status(out, "running")
@@ -102,7 +149,10 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
     if cfg.get("deterministic"):
         # cuBLAS (and cuDNN RNNs) need this before CUDA starts to be deterministic.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    if rank_zero_only.rank == 0:
+        atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    if (share := parallel_thread_share()) is not None:
+        torch.set_num_threads(share)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data)
@@ -116,6 +166,14 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
         ckpt_path = (
             trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
         )
+        if trainer.world_size > 1:
+            # Leave the process group, then evaluate on one device in rank 0 alone:
+            # every series once, in order.
+            trainer.strategy.barrier("fit-done")
+            torch.distributed.destroy_process_group()
+            if not trainer.is_global_zero:
+                return {}
+            trainer = single_device_trainer(cfg)
     fit_s = time.perf_counter() - start
     ckpt_path = ckpt_path or None
     val = trainer.validate(
@@ -135,6 +193,7 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
         fit_s=round(fit_s, 3),
         wall_s=round(time.perf_counter() - start, 3),
         device=str(trainer.strategy.root_device),
+        threads=torch.get_num_threads(),
         params=sum(p.numel() for p in model.parameters()),
         best_ckpt=ckpt_path,
         monitor=cfg.monitor,

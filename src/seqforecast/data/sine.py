@@ -109,10 +109,10 @@ class SineDataModule(L.LightningDataModule):
         return loader
 
     def val_dataloader(self) -> DataLoader:
-        return tensor_loader(*self.splits["val"], self.eval_batch_size)
+        return tensor_loader(*self.splits["val"], self.eval_batch_size, **self._shard())
 
     def test_dataloader(self) -> DataLoader:
-        return tensor_loader(*self.splits["test"], self.eval_batch_size)
+        return tensor_loader(*self.splits["test"], self.eval_batch_size, **self._shard())
 
     def predict_dataloader(self) -> DataLoader:
         return tensor_loader(*self.splits["test"], self.eval_batch_size)

@@ -1,0 +1,146 @@
+"""Multirun results: one table from every job folder, and the Hydra callback that writes it.
+
+A job folder holds ``.hydra/overrides.yaml`` (what the sweep changed), ``status``
+and, when it finished, ``metrics.json``. :func:`collect` reads them all; failed or
+unfinished jobs become rows with their status instead of disappearing.
+:func:`summarize` sorts by the optimized metric and, when jobs differ only by
+``seed``, adds mean ± std over seeds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from seqforecast.errors import InputError
+from seqforecast.outputs import atomic_write_text, read_status
+
+SUMMARY = "summary"
+
+
+def _overrides(job: Path) -> list[str]:
+    path = job / ".hydra" / "overrides.yaml"
+    return [str(o) for o in OmegaConf.load(path)] if path.exists() else []
+
+
+def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
+    """One row per job folder (any folder under ``sweep_dir`` with ``.hydra/`` or ``status``)."""
+    root = Path(sweep_dir)
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder; expected a multirun sweep folder")
+    jobs = sorted(
+        {p.parent for p in root.rglob("status")}
+        | {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")}
+    )
+    rows = []
+    for job in jobs:
+        metrics_path = job / "metrics.json"
+        status = read_status(job) or ("finished" if metrics_path.exists() else "no status")
+        row: dict[str, Any] = {
+            "job": str(job.relative_to(root)) or ".",
+            "overrides": " ".join(_overrides(job)),
+            "status": status.split(":")[0],
+            "error": status.split(":", 1)[1].strip() if ":" in status else "",
+        }
+        if metrics_path.exists() and row["status"] == "finished":
+            row.update(json.loads(metrics_path.read_text()))
+        rows.append(row)
+    if not rows:
+        raise InputError(f"{root} holds no job folders (none has .hydra/overrides.yaml or status)")
+    return rows
+
+
+def _group_key(overrides: str) -> str:
+    return " ".join(o for o in overrides.split() if not o.startswith("seed="))
+
+
+def summarize(rows: list[dict[str, Any]], metric: str = "val/mse_last") -> list[dict[str, Any]]:
+    """Rows sorted by ``metric`` (finished first); with seed repeats, mean ± std per group."""
+    groups: dict[str, list[float]] = {}
+    for row in rows:
+        if isinstance(row.get(metric), float | int):
+            groups.setdefault(_group_key(row["overrides"]), []).append(float(row[metric]))
+    for row in rows:
+        values = groups.get(_group_key(row["overrides"]), [])
+        if len(values) > 1:
+            row[f"{metric} mean"] = statistics.fmean(values)
+            row[f"{metric} std"] = statistics.stdev(values)
+            row["seeds"] = len(values)
+
+    def order(row: dict[str, Any]) -> tuple[int, float, str]:
+        value = row.get(metric)
+        return (
+            (0, float(value), row["job"])
+            if isinstance(value, float | int)
+            else (1, math.inf, row["job"])
+        )
+
+    return sorted(rows, key=order)
+
+
+def columns(rows: list[dict[str, Any]], metric: str) -> list[str]:
+    first = ["job", "overrides", "status", metric]
+    seeds = [f"{metric} mean", f"{metric} std", "seeds"]
+    rest = ["val/mse", "val/mse_last", "test/mse", "test/mse_last", "epochs", "fit_s", "device"]
+    rest += ["threads", "params"]
+    cols = first + [c for c in seeds if any(c in r for r in rows)]
+    cols += [c for c in rest if c != metric and any(c in r for r in rows)] + ["error"]
+    return cols
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else str(value)
+
+
+def to_markdown(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        cells = [_cell(row.get(c)).replace("|", "\\|") for c in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[dict[str, Any]], cols: list[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_summary(
+    sweep_dir: str | Path, metric: str = "val/mse_last"
+) -> tuple[Path, Path, list[dict]]:
+    """Write ``summary.md`` and ``summary.csv`` into ``sweep_dir``; return their paths and rows."""
+    rows = summarize(collect(sweep_dir), metric)
+    cols = columns(rows, metric)
+    root = Path(sweep_dir)
+    md = atomic_write_text(root / f"{SUMMARY}.md", to_markdown(rows, cols))
+    csv_path = atomic_write_text(root / f"{SUMMARY}.csv", to_csv(rows, cols))
+    return md, csv_path, rows
+
+
+class SweepSummary(Callback):
+    """Hydra callback: create the sweep folder first (an Optuna SQLite study lives there) and
+    write the results table when the multirun ends."""
+
+    def __init__(self, metric: str = "val/mse_last") -> None:
+        self.metric = metric
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        Path(config.hydra.sweep.dir).mkdir(parents=True, exist_ok=True)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        md, _, rows = write_summary(config.hydra.sweep.dir, self.metric)
+        done = sum(r["status"] == "finished" for r in rows)
+        print(f"sweep summary ({done}/{len(rows)} finished): {md}")
