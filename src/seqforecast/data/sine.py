@@ -73,6 +73,8 @@ class SineDataModule(L.LightningDataModule):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"data.{key} must be a positive integer, got {value!r}")
         self.sizes = split_sizes(split, n_series)
+        # Plain values, so a checkpoint can rebuild its data (``datamodule_hyper_parameters``).
+        self.save_hyperparameters()
         self.n_steps, self.horizon, self.target = n_steps, horizon, target
         self.n_series, self.batch_size, self.eval_batch_size = n_series, batch_size, eval_batch_size
         self.seed, self.shuffle_seed = seed, shuffle_seed

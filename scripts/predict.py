@@ -1,0 +1,27 @@
+"""Forecast from a checkpoint: ``python scripts/predict.py ckpt_path=<best.ckpt> [input=x.npy]``."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+def main(cfg: DictConfig) -> float | None:
+    from seqforecast.errors import SeqforecastError
+    from seqforecast.predict import format_summary, predict
+
+    try:
+        summary = predict(cfg)
+    except SeqforecastError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(format_summary(summary))
+    print(f"outputs: {cfg.output_dir}")
+    return summary.get("mse")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,487 @@
+"""Load a checkpoint safely, forecast (direct and iterative) in streamed batches, write outputs.
+
+``load_forecaster(path)`` needs no Hydra and no accelerator setting: the checkpoint is
+read with ``torch.load(weights_only=True, map_location="cpu")`` and the network is moved
+to the device asked for. ``predict(cfg)`` is the task function behind ``scripts/predict.py``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from seqforecast.data.sine import STAGES, SineDataModule
+from seqforecast.errors import ConfigError, InputError, SeqforecastError
+from seqforecast.forecast import WINDOWS, iterative_forecast
+from seqforecast.module import ForecastModule
+from seqforecast.outputs import atomic_open, atomic_write_json, atomic_write_text
+from seqforecast.plots import plot_forecasts
+
+DEVICES = ("auto", "cpu", "cuda")
+INPUT_SUFFIXES = (".npy", ".csv")
+OUTPUT_NAMES = ("predictions", "metrics", "errors", "plot")
+MODULE_ARGS = tuple(inspect.signature(ForecastModule.__init__).parameters)[1:]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; ``cuda`` on a host without a GPU is an error."""
+    if device not in DEVICES:
+        raise ConfigError(f"device must be one of {list(DEVICES)}, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA GPU is visible on this host; use device=cpu")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict, loaded with ``weights_only=True`` onto the CPU.
+
+    Anything but plain containers, numbers, strings and tensors (pickled objects
+    whose loading could run code) is refused, never executed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint not found: {path} (expected a .ckpt file from train.py)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found:
+            name = found.group(1)
+            raise InputError(
+                f"checkpoint {path} holds non-weight objects (pickled {name}, code that could "
+                "run on load) and was refused; only plain values and tensors are loaded"
+            ) from None
+        raise InputError(
+            f"checkpoint {path} is not a torch checkpoint this program can read safely "
+            f"(weights-only unpickling failed); expected a .ckpt file from train.py"
+        ) from None
+    except Exception as err:  # a damaged or foreign file fails in many ways; all mean the same
+        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise InputError(
+            f"checkpoint {path} is truncated or not a torch checkpoint ({reason}); "
+            "expected a .ckpt file from train.py"
+        ) from None
+    if not isinstance(ckpt, dict) or not all(
+        isinstance(ckpt.get(k), dict) for k in ("hyper_parameters", "state_dict")
+    ):
+        found = sorted(map(str, ckpt)) if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise InputError(
+            f"checkpoint {path} is not a seqforecast checkpoint: expected a dict with "
+            f"'hyper_parameters' and 'state_dict' (written by train.py), found {found}"
+        )
+    return ckpt
+
+
+def build_module(ckpt: dict[str, Any], path: str | Path) -> ForecastModule:
+    """The ``ForecastModule`` described by the checkpoint's hparams, with its weights."""
+    hparams = ckpt["hyper_parameters"]
+    unknown = sorted(set(map(str, hparams)) - set(MODULE_ARGS))
+    if unknown:
+        raise InputError(
+            f"checkpoint {path} is not a seqforecast checkpoint: its hyper_parameters have "
+            f"keys {unknown}; expected only {list(MODULE_ARGS)}"
+        )
+    try:
+        module = ForecastModule(**hparams)
+    except SeqforecastError as err:
+        raise InputError(f"checkpoint {path} describes no buildable model: {err}") from None
+    expected = module.state_dict()
+    state = ckpt["state_dict"]
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [
+        f"{k} {tuple(getattr(state[k], 'shape', ()))} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and (not isinstance(state[k], torch.Tensor) or state[k].shape != v.shape)
+    ]
+    if missing or unexpected or wrong:
+        raise InputError(
+            f"checkpoint {path}: its weights do not fit the network in its hyper_parameters "
+            f"(missing {missing}, unexpected {unexpected}, wrong shapes {wrong})"
+        )
+    module.load_state_dict(state)
+    return module
+
+
+class NpyRows:
+    """Rows of a ``.npy`` file read batch by batch: only the rows asked for are in memory.
+
+    ``rows[lo:hi]`` reads those rows from disk (C order) or from a memory map
+    (Fortran order). ``shape``/``ndim``/``len`` come from the header alone.
+    """
+
+    def __init__(self, path: Path) -> None:
+        try:
+            mm = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            reason = str(err).splitlines()[0][:120]
+            raise InputError(
+                f"input {path} is not a readable .npy array of numbers ({reason})"
+            ) from None
+        self.path, self.shape, self.dtype, self.ndim = path, mm.shape, mm.dtype, mm.ndim
+        self.offset = mm.offset
+        self._fortran = None if mm.ndim < 2 or mm.flags.c_contiguous else mm
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        lo, hi, _ = rows.indices(len(self))
+        if self._fortran is not None:
+            return np.array(self._fortran[lo:hi])
+        row = int(np.prod(self.shape[1:]))
+        flat = np.fromfile(
+            self.path,
+            dtype=self.dtype,
+            count=(hi - lo) * row,
+            offset=self.offset + lo * row * self.dtype.itemsize,
+        )
+        return flat.reshape(hi - lo, *self.shape[1:])
+
+
+def read_input(path: str | Path) -> np.ndarray | NpyRows:
+    """Windows to forecast from ``.npy`` (streamed) or ``.csv`` (one series per row)."""
+    path = Path(path)
+    if path.suffix not in INPUT_SUFFIXES:
+        raise InputError(f"input {path} must be one of {list(INPUT_SUFFIXES)} files")
+    if not path.is_file():
+        raise InputError(f"input not found: {path}")
+    if path.suffix == ".npy":
+        return NpyRows(path)
+    try:
+        x = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
+    except ValueError as err:
+        reason = str(err).splitlines()[0][:120]
+        raise InputError(
+            f"input {path} is not a CSV of numbers, one series per row, comma-separated ({reason})"
+        ) from None
+    return x
+
+
+class Forecaster:
+    """A trained ``ForecastModule`` on a device, with numpy in and numpy out.
+
+    ``predict(x)`` takes windows ``[n_series, n_steps]`` or ``[n_series, n_steps, F]``
+    and returns ``[n_series, ahead]``: the model's direct forecast (for seq2seq
+    models the last time step's ``k`` outputs) when ``ahead <= k``, else an
+    iterative one that appends its predictions to the input and predicts again.
+    """
+
+    def __init__(
+        self, module: ForecastModule, device: torch.device, data: dict[str, Any] | None = None
+    ) -> None:
+        self.module = module.to(device).eval()
+        self.device = device
+        self.data = data  # the SineDataModule settings of training, when the checkpoint has them
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        return dict(self.module.hparams)
+
+    @property
+    def n_steps(self) -> int:
+        return self.module.hparams.n_steps
+
+    @property
+    def horizon(self) -> int:
+        return self.module.hparams.horizon
+
+    @property
+    def target(self) -> str:
+        return self.module.hparams.target
+
+    @property
+    def n_features(self) -> int:
+        return self.module.hparams.n_features
+
+    def method(self, ahead: int, window: str = "sliding") -> str:
+        """How ``ahead`` steps are forecast, in words (printed and written to metrics.json)."""
+        if ahead <= self.horizon:
+            last = ", last time step's outputs" if self.target == "seq2seq" else ""
+            return f"direct ({self.horizon}-step model{last})"
+        rounds = -(-ahead // self.horizon)
+        span = f"last {self.n_steps} steps" if window == "sliding" else "whole extended input"
+        return f"iterative, {window} window ({rounds} rounds of {self.horizon}, feeding the {span})"
+
+    def check_input(self, x: np.ndarray | NpyRows) -> None:
+        """Shape and dtype against the model; one clear line when they do not fit."""
+        expected = f"[n_series, {self.n_steps}, {self.n_features}]"
+        if self.n_features == 1:
+            expected = f"[n_series, {self.n_steps}] or {expected}"
+        shape = tuple(x.shape)
+        ok = (
+            len(shape) in (2, 3)
+            and shape[0] >= 1
+            and shape[1] == self.n_steps
+            and (shape[2] == self.n_features if len(shape) == 3 else self.n_features == 1)
+        )
+        if not ok:
+            raise InputError(
+                f"input windows have shape {shape}; this model expects {expected} "
+                f"(n_steps={self.n_steps}, n_features={self.n_features})"
+            )
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise InputError(f"input windows have dtype {x.dtype}; expected numbers")
+
+    def check_options(self, ahead: int, window: str, batch_size: int) -> None:
+        if not isinstance(ahead, int) or isinstance(ahead, bool) or ahead < 1:
+            raise ConfigError(f"ahead must be an integer >= 1, got {ahead!r}")
+        if window not in WINDOWS:
+            raise ConfigError(f"window must be one of {list(WINDOWS)}, got {window!r}")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if ahead > self.horizon and self.n_features != 1:
+            raise ConfigError(
+                f"ahead={ahead} exceeds the model's horizon {self.horizon}: iterative forecasts "
+                f"feed predictions back, which needs a univariate model (n_features=1)"
+            )
+        if ahead > self.horizon and window == "growing" and self.hparams["net"] == "linear":
+            raise ConfigError(
+                f"window=growing feeds inputs longer than n_steps={self.n_steps}, but the linear "
+                "model has a fixed window; use window=sliding"
+            )
+
+    def _batches(self, x: np.ndarray | NpyRows, batch_size: int, progress: bool):
+        """Yield ``(lo, x_batch [b, T, F] on the device)``, with a progress bar over series."""
+        n = len(x)
+        with tqdm(total=n, unit="series", desc="predict", disable=not progress) as bar:
+            for lo in range(0, n, batch_size):
+                batch = np.ascontiguousarray(x[lo : lo + batch_size], dtype=np.float32)
+                if batch.ndim == 2:
+                    batch = batch[..., np.newaxis]  # [b, T] -> [b, T, 1]
+                bad = ~np.isfinite(batch).all(axis=(1, 2))
+                if bad.any():
+                    raise InputError(
+                        f"input window {lo + int(np.argmax(bad))} holds NaN or inf; "
+                        "expected finite numbers"
+                    )
+                yield lo, torch.from_numpy(batch).to(self.device)
+                bar.update(len(batch))
+
+    def predict(
+        self,
+        x: np.ndarray | NpyRows,
+        ahead: int | None = None,
+        window: str = "sliding",
+        batch_size: int = 1024,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Forecast ``ahead`` steps (default: the trained horizon) after each window.
+
+        ``x [N, T]`` or ``[N, T, F]`` (numpy, or rows streamed from a file) ->
+        float32 ``[N, ahead]``. Batches of ``batch_size`` windows run one at a time
+        under ``torch.inference_mode`` into a preallocated result, so memory holds
+        one batch of activations whatever ``N`` is.
+        """
+        ahead = self.horizon if ahead is None else ahead
+        self.check_options(ahead, window, batch_size)
+        if not hasattr(x, "shape"):
+            x = np.asarray(x)
+        self.check_input(x)
+        out = np.empty((len(x), ahead), dtype=np.float32)
+        forecast = self.module.forecast  # [B, T, F] -> [B, k]
+        with torch.inference_mode():
+            for lo, batch in self._batches(x, batch_size, progress):
+                if ahead <= self.horizon:
+                    y = forecast(batch)[:, :ahead]  # [b, ahead]
+                else:
+                    y = iterative_forecast(forecast, batch, ahead, window)  # [b, ahead]
+                out[lo : lo + len(batch)] = y.cpu().numpy()
+        return out
+
+    def predict_steps(
+        self, x: np.ndarray | NpyRows, batch_size: int = 1024, progress: bool = False
+    ) -> np.ndarray:
+        """Every output of the network: ``[N, T, k]`` (seq2seq) or ``[N, k]`` (next)."""
+        self.check_options(self.horizon, "sliding", batch_size)
+        self.check_input(x)
+        out = None
+        with torch.inference_mode():
+            for lo, batch in self._batches(x, batch_size, progress):
+                y = self.module(batch).cpu().numpy()  # [b, T, k] | [b, k]
+                if out is None:
+                    out = np.empty((len(x), *y.shape[1:]), dtype=np.float32)
+                out[lo : lo + len(batch)] = y
+        return out
+
+    def generated_data(
+        self, split: str = "test", ahead: int | None = None, **overrides: Any
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """The generated series the model was trained with, rebuilt from the checkpoint.
+
+        ``overrides`` replace stored data settings (e.g. ``horizon=10, target="next"``).
+        When ``ahead`` exceeds the data's horizon the series are regenerated with
+        ``horizon=ahead, target="next"`` so that every forecast step has a target (the
+        book's iterative check does the same: 1-step model, 10-step data). Returns
+        ``x [N, T, 1]``, the split's targets ``y`` and the settings used.
+        """
+        if self.data is None:
+            raise InputError(
+                "this checkpoint holds no data settings (datamodule_hyper_parameters), so its "
+                "generated series cannot be rebuilt; pass input=<windows.npy|.csv>"
+            )
+        if split not in STAGES:
+            raise ConfigError(f"split must be one of {list(STAGES)}, got {split!r}")
+        settings = {**self.data, **overrides}
+        ahead = self.horizon if ahead is None else ahead
+        if ahead > settings.get("horizon", 0):
+            settings.update(horizon=ahead, target="next")
+        try:
+            x, y = SineDataModule(**settings).arrays(split)
+        except TypeError as err:
+            raise InputError(
+                f"the checkpoint's data settings are not SineDataModule's: {err}"
+            ) from None
+        return x, y, settings
+
+
+def load_forecaster(path: str | Path, device: str = "auto") -> Forecaster:
+    """A :class:`Forecaster` from a ``train.py`` checkpoint, on ``device`` (auto|cpu|cuda).
+
+    The checkpoint is read with ``weights_only=True`` onto the CPU; no device or
+    accelerator setting is taken from it.
+    """
+    dev = resolve_device(device)
+    ckpt = read_checkpoint(path)
+    module = build_module(ckpt, path)
+    data = ckpt.get("datamodule_hyper_parameters")
+    return Forecaster(module, dev, dict(data) if isinstance(data, dict) else None)
+
+
+def forecast_targets(y: np.ndarray, target: str, ahead: int) -> np.ndarray:
+    """The ``ahead`` values after each window: ``y [N, k]`` or ``[N, T, k]`` -> ``[N, ahead]``."""
+    return (y[:, -1] if target == "seq2seq" else y)[:, :ahead]
+
+
+def score(predictions: np.ndarray, targets: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """Overall and per-horizon MSE of ``[N, ahead]`` forecasts, and the squared errors."""
+    errors = (predictions.astype(np.float64) - targets) ** 2  # [N, ahead]
+    metrics = {
+        "mse": float(errors.mean()),
+        "mse_per_horizon": [float(v) for v in errors.mean(axis=0)],
+    }
+    return metrics, errors.astype(np.float32)
+
+
+def _check_names(names: DictConfig) -> dict[str, str]:
+    out = {}
+    for key in OUTPUT_NAMES:
+        value = names.get(key)
+        if not isinstance(value, str) or not value or Path(value).name != value:
+            raise ConfigError(
+                f"names.{key} must be a file name inside the run folder, got {value!r}"
+            )
+        out[key] = value
+    return out
+
+
+def _check_count(cfg: DictConfig, key: str) -> int:
+    value = cfg.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"{key} must be an integer >= 0, got {value!r}")
+    return value
+
+
+def predict(cfg: DictConfig) -> dict[str, Any]:
+    """Load ``cfg.ckpt_path``, forecast ``cfg.input`` (or the generated split), write outputs.
+
+    Writes ``predictions.npy``/``.csv`` ``[N, ahead]``, ``config.yaml``, ``forecast.png``
+    and, when targets are known (generated data), ``metrics.json`` and
+    ``squared_errors.npy`` ``[N, ahead]`` (plus ``squared_errors_steps.npy``
+    ``[N, T, k]`` for seq2seq models scored on their own data). Returns the summary.
+    """
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
+        raise ConfigError("ckpt_path is required: ckpt_path=outputs/<run>/checkpoints/best.ckpt")
+    names = _check_names(cfg.names)
+    n_plot = _check_count(cfg, "plot")
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+
+    forecaster = load_forecaster(cfg.ckpt_path, cfg.device)
+    ahead = forecaster.horizon if cfg.ahead is None else cfg.ahead
+    forecaster.check_options(ahead, cfg.window, cfg.batch_size)
+    y, settings = None, None
+    if cfg.input:
+        x = read_input(cfg.input)
+        source = str(cfg.input)
+    else:
+        overrides = {k: v for k, v in OmegaConf.to_container(cfg.data).items() if v is not None}
+        x, y, settings = forecaster.generated_data(cfg.split, ahead, **overrides)
+        source = f"generated {cfg.split} split"
+
+    start = time.perf_counter()
+    predictions = forecaster.predict(x, ahead, cfg.window, cfg.batch_size, progress=cfg.progress)
+    summary: dict[str, Any] = {
+        "ckpt_path": str(cfg.ckpt_path),
+        "source": source,
+        "n_series": len(predictions),
+        "ahead": ahead,
+        "method": forecaster.method(ahead, cfg.window),
+        "window": cfg.window if ahead > forecaster.horizon else None,
+        "device": str(forecaster.device),
+        "predict_s": round(time.perf_counter() - start, 3),
+    }
+    with atomic_open(out / f"{names['predictions']}.npy") as f:
+        np.save(f, predictions)
+    with atomic_open(out / f"{names['predictions']}.csv") as f:
+        np.savetxt(f, predictions, delimiter=",", fmt="%.9g")
+
+    actual = None
+    if y is not None:
+        actual = forecast_targets(y, settings["target"], ahead)
+        metrics, errors = score(predictions, actual)
+        summary.update(metrics)
+        with atomic_open(out / f"{names['errors']}.npy") as f:
+            np.save(f, errors)
+        steps_scored = (
+            forecaster.target == "seq2seq"
+            and settings["target"] == "seq2seq"
+            and settings["horizon"] == forecaster.horizon
+        )
+        if steps_scored:
+            step_errors = (forecaster.predict_steps(x, cfg.batch_size) - y) ** 2  # [N, T, k]
+            summary["mse_all_steps"] = float(step_errors.mean(dtype=np.float64))
+            with atomic_open(out / f"{names['errors']}_steps.npy") as f:
+                np.save(f, step_errors)
+        summary["data"] = settings
+        atomic_write_json(out / names["metrics"], summary)
+
+    if n_plot:
+        history = np.asarray(x[:n_plot], dtype=np.float32)
+        history = history[..., 0] if history.ndim == 3 else history  # [S, T]
+        plot_forecasts(
+            history,
+            predictions[:n_plot],
+            out / names["plot"],
+            actual=None if actual is None else actual[:n_plot],
+            n_series=n_plot,
+            title=summary["method"],
+        )
+    return summary
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A few lines for the terminal: what was forecast, how, and the scores when known."""
+    lines = [
+        f"forecast: {summary['n_series']} series x {summary['ahead']} steps from "
+        f"{summary['source']} on {summary['device']} in {summary['predict_s']:.1f} s",
+        f"method:   {summary['method']}",
+    ]
+    if "mse" in summary:
+        per = " ".join(f"{v:.4f}" for v in summary["mse_per_horizon"])
+        lines.append(f"mse:      {summary['mse']:.6f}  (per horizon step: {per})")
+    if "mse_all_steps" in summary:
+        lines.append(f"mse over every input step's outputs: {summary['mse_all_steps']:.6f}")
+    return "\n".join(lines)
