@@ -12,7 +12,7 @@ from torch import nn
 
 from seqforecast.errors import ConfigError
 from seqforecast.models import build_net, output_steps
-from seqforecast.models.conv import ConvGRU, WaveNet
+from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
 from seqforecast.models.init import keras_init_
 from seqforecast.models.norm_rnn import BatchNormRNNStack, LayerNormRNN
 from seqforecast.module import ForecastModule
@@ -91,6 +91,19 @@ def test_wavenet_is_causal_with_receptive_field_31() -> None:
     (grad,) = torch.autograd.grad(net(x)[0, 40].sum(), x)
     seen = grad[0, :, 0].nonzero().flatten().tolist()
     assert seen == list(range(40 - 30, 41))  # 1 + (1 + 2 + 4 + 8) * 2 = 31 steps, none ahead
+
+
+def test_gated_wavenet_is_causal_with_residual_blocks() -> None:
+    torch.manual_seed(0)
+    net = GatedWaveNet(1, 10, filters=8, dilations=[1, 2, 4])
+    x = torch.rand(1, 50, 1) + 0.1
+    with torch.no_grad():
+        for p in net.parameters():
+            p.uniform_(0.01, 0.1)  # every gate and ReLU active: the gradient shows the field
+    x.requires_grad_(True)
+    (grad,) = torch.autograd.grad(net(x)[0, 40].sum(), x)
+    seen = grad[0, :, 0].nonzero().flatten().tolist()
+    assert seen == list(range(40 - 8, 41))  # 2 + 1 + 2 + 4 = 9 steps, none ahead
 
 
 def test_module_scores_conv_gru_on_aligned_targets(make_cfg) -> None:

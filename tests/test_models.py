@@ -29,6 +29,7 @@ BOOK_PARAMS = {
     "gru": (4110, 0),
     "conv_gru": (5350, 0),
     "wavenet": (6010, 0),
+    "wavenet_gated": (17130, 0),  # the book's cell 90 layers with a 10-unit linear output
 }
 # Output steps per seq2seq option for a 50-step window (Conv1D k4 s2 valid: 24).
 OUTPUT_STEPS = {"conv_gru": 24}

@@ -16,7 +16,7 @@ from torch import nn
 
 from seqforecast.errors import ConfigError
 from seqforecast.models.baselines import Linear, Naive
-from seqforecast.models.conv import ConvGRU, WaveNet
+from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
 from seqforecast.models.heads import LastStepHead, PerStepHead, StateHead
 from seqforecast.models.norm_rnn import BatchNormRNNStack, LayerNormRNNStack
 from seqforecast.models.recurrent import CELLS, RecurrentForecaster, RecurrentStack
@@ -27,7 +27,7 @@ STACKS: dict[str, Callable[[int, list[int]], nn.Module]] = {
     "ln_rnn": LayerNormRNNStack,
     "rnn_bn": BatchNormRNNStack,
 }
-CONV_NETS = ("conv_gru", "wavenet")
+CONV_NETS = ("conv_gru", "wavenet", "wavenet_gated")
 NETS = ("naive", "linear", *STACKS, *CONV_NETS)
 HEADS = ("linear", "per_step", "none")
 
@@ -91,6 +91,8 @@ def _build_conv(
             )
         return ConvGRU(n_features, horizon, _check_hidden(hidden), filters, kernel_size, stride)
     dilations = _check_positive_ints("dilations", dilations or [])
+    if net == "wavenet_gated":
+        return GatedWaveNet(n_features, horizon, filters, dilations)
     return WaveNet(n_features, horizon, filters, kernel_size, dilations)
 
 
@@ -115,7 +117,8 @@ def build_net(
     layer's ``k`` units are the prediction, as the book's ``SimpleRNN(1)``).
     Conv nets (seq2seq only): ``conv_gru`` uses ``filters``, ``kernel_size``,
     ``stride`` and the GRU widths ``hidden``; ``wavenet`` uses ``filters``,
-    ``kernel_size`` and ``dilations``.
+    ``kernel_size`` and ``dilations``; ``wavenet_gated`` uses ``filters`` and one
+    residual block per entry of ``dilations`` (kernel 2).
     """
     per_step = target == "seq2seq"
     if net == "naive":

@@ -87,3 +87,41 @@ class WaveNet(nn.Module):
         for conv in self.convs:
             z = torch.relu(conv(z))  # [B, C, T]
         return self.out(z).transpose(1, 2)  # [B, k, T] -> [B, T, k]
+
+
+class GatedWaveNet(nn.Module):
+    """The paper-style WaveNet of the book's cells 90-91, with a linear output (not softmax).
+
+    ``Conv1d(filters, k=2, causal)``, then one residual block per dilation: a causal
+    ``Conv1d(2 * filters, k=2, dilation)``, the gated unit ``tanh(a) * sigmoid(b)`` (once,
+    not the notebook's double tanh), a 1x1 ``Conv1d(filters)``; the block's output is added
+    to its input (residual) and kept as a skip. ``relu(sum of skips)`` -> 1x1
+    ``Conv1d(filters)`` + ReLU -> 1x1 ``Conv1d(k)``. ``x [B, T, F] -> [B, T, k]``.
+    """
+
+    def __init__(
+        self, n_features: int, horizon: int, filters: int = 32, dilations: list[int] | None = None
+    ) -> None:
+        super().__init__()
+        dilations = list(dilations or [1, 2, 4])
+        self.first = CausalConv1d(n_features, filters, 2)
+        self.gates = nn.ModuleList(
+            CausalConv1d(filters, 2 * filters, 2, dilation=d) for d in dilations
+        )
+        self.mixes = nn.ModuleList(nn.Conv1d(filters, filters, 1) for _ in dilations)
+        self.post = nn.Conv1d(filters, filters, 1)
+        self.out = nn.Conv1d(filters, horizon, 1)
+
+    def output_steps(self, n_steps: int) -> list[int]:
+        """Every input step has its own output step."""
+        return list(range(n_steps))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.first(x.transpose(1, 2))  # [B, F, T] -> [B, C, T]
+        skips = 0
+        for gate, mix in zip(self.gates, self.mixes, strict=True):
+            a, b = gate(z).chunk(2, dim=1)  # [B, 2C, T] -> 2 x [B, C, T]
+            s = mix(torch.tanh(a) * torch.sigmoid(b))  # [B, C, T]
+            z, skips = z + s, skips + s
+        z = torch.relu(self.post(torch.relu(skips)))  # [B, C, T]
+        return self.out(z).transpose(1, 2)  # [B, k, T] -> [B, T, k]
