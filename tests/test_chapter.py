@@ -205,6 +205,7 @@ def test_keras_init_refuses_unknown_parameters() -> None:
         (["model.adam_eps=-1"], "model.adam_eps"),
         (["model=conv_gru", "target=next"], "target=seq2seq"),
         (["model=wavenet", "model.dilations=[]"], "model.dilations"),
+        (["model=conv_gru", "model.kernel_size=3"], "ends at input step 48"),
     ],
 )
 def test_bad_chapter_settings_name_the_key(make_cfg, overrides: list[str], match: str) -> None:

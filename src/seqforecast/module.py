@@ -74,6 +74,12 @@ class ForecastModule(L.LightningModule):
         if init == "keras":
             keras_init_(self.net)
         steps = output_steps(self.net, n_steps) if target == "seq2seq" else list(range(n_steps))
+        if steps[-1] != n_steps - 1:
+            raise ConfigError(
+                f"model.net={net}: the last output step ends at input step {steps[-1]}, but "
+                f"forecasts must follow the whole window (step n_steps - 1 = {n_steps - 1}); "
+                "pick model.kernel_size, model.stride with (n_steps - kernel_size) % stride == 0"
+            )
         # Input steps whose seq2seq targets the outputs align to; None when all of them.
         self.steps = None if steps == list(range(n_steps)) else torch.tensor(steps)
         self.mse = nn.ModuleDict({s: MeanSquaredError() for s in EVAL_STAGES})
