@@ -10,18 +10,29 @@ from seqforecast.errors import ConfigError
 from seqforecast.models import build_net
 from seqforecast.train import instantiate
 
-# Keras parameter counts from the book's layer definitions (reference §2a). nn.RNN
-# keeps two biases (b_ih, b_hh) where Keras SimpleRNN has one, so torch counts one
-# extra bias per recurrent unit.
+# Keras parameter counts from the book's layer definitions (reference §2a), and the
+# extra parameters torch keeps: nn.RNN and nn.LSTM have two biases (b_ih, b_hh) where
+# Keras SimpleRNN and LSTM have one (one more bias per unit and gate), while nn.GRU
+# matches Keras GRU (reset_after=True) and our LN cell keeps Keras's single bias.
+# BatchNorm's moving mean/variance are buffers in torch, so only Keras's trainable count.
 BOOK_PARAMS = {
-    "naive": (0, []),
-    "linear": (51, []),
-    "simple_rnn": (3, [1]),
-    "deep_rnn": (1282, [20, 20, 1]),
-    "deep_rnn_dense": (1281, [20, 20]),
-    "seq2vec": (1470, [20, 20]),
-    "seq2seq": (1470, [20, 20]),
+    "naive": (0, 0),
+    "linear": (51, 0),
+    "simple_rnn": (3, 1),
+    "deep_rnn": (1282, 20 + 20 + 1),
+    "deep_rnn_dense": (1281, 20 + 20),
+    "seq2vec": (1470, 20 + 20),
+    "seq2seq": (1470, 20 + 20),
+    "seq2seq_bn": (1550, 20 + 20),
+    "ln_rnn": (1550, 0),
+    "lstm": (5250, 4 * 20 + 4 * 20),
+    "gru": (4110, 0),
+    "conv_gru": (5350, 0),
+    "wavenet": (6010, 0),
+    "wavenet_gated": (17130, 0),  # the book's cell 90 layers with a 10-unit linear output
 }
+# Output steps per seq2seq option for a 50-step window (Conv1D k4 s2 valid: 24).
+OUTPUT_STEPS = {"conv_gru": 24}
 
 
 @pytest.mark.parametrize("option", MODEL_OPTIONS)
@@ -31,11 +42,12 @@ def test_every_option_output_shape_and_params(make_cfg, option: str) -> None:
     x = torch.randn(5, cfg.n_steps, 1)
     y = module(x)
     if cfg.target == "seq2seq":
-        assert y.shape == (5, cfg.n_steps, cfg.horizon)
+        assert y.shape == (5, OUTPUT_STEPS.get(option, cfg.n_steps), cfg.horizon)
     else:
         assert y.shape == (5, cfg.horizon)
-    keras, widths = BOOK_PARAMS[option]
-    assert sum(p.numel() for p in module.parameters()) == keras + sum(widths)
+    assert module.forecast(x).shape == (5, cfg.horizon)
+    keras, torch_extra = BOOK_PARAMS[option]
+    assert sum(p.numel() for p in module.parameters()) == keras + torch_extra
 
 
 def test_linear_is_an_affine_map_of_the_flat_window() -> None:
@@ -82,6 +94,14 @@ def test_rnn_stack_equals_manual_recurrence() -> None:
         ({"net": "rnn", "hidden": [20], "head": "per_step"}, "target=next"),
         ({"net": "rnn", "hidden": [20], "head": "linear", "target": "seq2seq"}, "per_step"),
         ({"net": "linear", "target": "seq2seq"}, "target=next"),
+        ({"net": "conv_gru", "hidden": [20]}, "target=seq2seq"),
+        ({"net": "wavenet"}, "target=seq2seq"),
+        ({"net": "wavenet", "target": "seq2seq", "dilations": []}, "model.dilations"),
+        ({"net": "wavenet", "target": "seq2seq", "dilations": [1, 0]}, "model.dilations"),
+        ({"net": "conv_gru", "target": "seq2seq", "hidden": [20], "kernel_size": 0}, "kernel"),
+        ({"net": "conv_gru", "target": "seq2seq", "hidden": [20], "kernel_size": 11}, "n_steps"),
+        ({"net": "conv_gru", "target": "seq2seq", "hidden": []}, "model.hidden"),
+        ({"net": "ln_rnn", "hidden": [20], "head": "per_step"}, "target=next"),
     ],
 )
 def test_bad_model_settings_name_the_key(kwargs: dict, match: str) -> None:

@@ -76,6 +76,12 @@ RULES: dict[str, Rule] = {
     "model.head": choice(*HEADS),
     "model.lr": POSITIVE,
     "model.n_features": int_at_least(1),
+    "model.init": choice("keras", "torch"),
+    "model.adam_eps": Rule(lambda v: v is None or (_num(v) and v > 0), "null or a number > 0"),
+    "model.filters": int_at_least(1),
+    "model.kernel_size": int_at_least(1),
+    "model.stride": int_at_least(1),
+    "model.dilations": WIDTHS,
     "trainer.max_epochs": int_at_least(-1),
     "trainer.accelerator": choice("auto", "cpu", "gpu", "cuda", "mps"),
     "trainer.devices": Rule(

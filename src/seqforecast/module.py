@@ -10,7 +10,8 @@ from torchmetrics import MeanSquaredError
 
 from seqforecast.data.windows import check_window
 from seqforecast.errors import ConfigError
-from seqforecast.models import build_net
+from seqforecast.models import build_net, output_steps
+from seqforecast.models.init import INITS, adam_eps, keras_init_
 
 EVAL_STAGES = ("val", "test")
 
@@ -19,7 +20,11 @@ class ForecastModule(L.LightningModule):
     """Builds its network from primitive hparams; MSE loss, Adam, per-stage MSE metrics.
 
     Batches are ``(x [B, T, F], y)`` with ``y [B, k]`` (``target="next"``) or
-    ``[B, T, k]`` (``target="seq2seq"``). Logged metrics: ``train/loss`` (epoch mean),
+    ``[B, T, k]`` (``target="seq2seq"``); a seq2seq net with fewer output steps than
+    inputs (``[B, T', k]``) is scored on ``y[:, output_steps]``, the targets of the input
+    steps its outputs end at. ``init="keras"`` re-initialises the net like Keras
+    (:func:`~seqforecast.models.init.keras_init_`); ``adam_eps=None`` follows ``init``
+    (Keras 1e-7, torch 1e-8). Logged metrics: ``train/loss`` (epoch mean),
     ``{val,test}/mse`` (over every output) and ``{val,test}/mse_last`` (the last time
     step's ``k`` outputs, the chapter's ``last_time_step_mse``; equal to ``mse`` for
     ``next`` targets).
@@ -35,11 +40,23 @@ class ForecastModule(L.LightningModule):
         horizon: int = 1,
         target: str = "next",
         lr: float = 1e-3,
+        init: str = "torch",
+        adam_eps: float | None = None,
+        filters: int = 20,
+        kernel_size: int = 4,
+        stride: int = 2,
+        dilations: list[int] | None = None,
     ) -> None:
         super().__init__()
         check_window(n_steps, horizon, target)
         if not isinstance(lr, int | float) or isinstance(lr, bool) or not lr > 0:
             raise ConfigError(f"model.lr must be a positive number, got {lr!r}")
+        if init not in INITS:
+            raise ConfigError(f"model.init={init!r} is unknown; choose one of {list(INITS)}")
+        if adam_eps is not None and (
+            not isinstance(adam_eps, int | float) or isinstance(adam_eps, bool) or not adam_eps > 0
+        ):
+            raise ConfigError(f"model.adam_eps must be a positive number or null, got {adam_eps!r}")
         self.save_hyperparameters()
         self.net = build_net(
             net,
@@ -49,7 +66,22 @@ class ForecastModule(L.LightningModule):
             target=target,
             hidden=hidden,
             head=head,
+            filters=filters,
+            kernel_size=kernel_size,
+            stride=stride,
+            dilations=dilations,
         )
+        if init == "keras":
+            keras_init_(self.net)
+        steps = output_steps(self.net, n_steps) if target == "seq2seq" else list(range(n_steps))
+        if steps[-1] != n_steps - 1:
+            raise ConfigError(
+                f"model.net={net}: the last output step ends at input step {steps[-1]}, but "
+                f"forecasts must follow the whole window (step n_steps - 1 = {n_steps - 1}); "
+                "pick model.kernel_size, model.stride with (n_steps - kernel_size) % stride == 0"
+            )
+        # Input steps whose seq2seq targets the outputs align to; None when all of them.
+        self.steps = None if steps == list(range(n_steps)) else torch.tensor(steps)
         self.mse = nn.ModuleDict({s: MeanSquaredError() for s in EVAL_STAGES})
         self.mse_last = nn.ModuleDict({s: MeanSquaredError() for s in EVAL_STAGES})
 
@@ -70,9 +102,13 @@ class ForecastModule(L.LightningModule):
         """The direct forecast of the ``k`` steps after each window: ``[B, T, F] -> [B, k]``."""
         return self.last_step(self(x))
 
+    def align(self, y: torch.Tensor) -> torch.Tensor:
+        """Seq2seq targets of the steps the net outputs: ``[B, T, k] -> [B, T', k]``."""
+        return y if self.steps is None else y[:, self.steps.to(y.device)]
+
     def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
         x, y = batch
-        y_hat = self(x)
+        y, y_hat = self.align(y), self(x)
         loss = F.mse_loss(y_hat, y)
         if stage == "train":
             self.log(
@@ -107,4 +143,5 @@ class ForecastModule(L.LightningModule):
         return self(batch[0])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        eps = adam_eps(self.hparams.init, self.hparams.adam_eps)
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, eps=eps)

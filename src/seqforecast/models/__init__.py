@@ -1,21 +1,34 @@
 """Plain ``nn.Module`` forecasters and the registry that builds them from primitive args.
 
 Every network maps ``x [B, T, F]`` to ``[B, k]`` (``target="next"``) or
-``[B, T, k]`` (``target="seq2seq"``), predicting feature 0 ``k = horizon`` steps ahead.
+``[B, T', k]`` (``target="seq2seq"``), predicting feature 0 ``k = horizon`` steps ahead.
+Seq2seq nets whose output steps are not one per input step (``T' != T``) define
+``output_steps(n_steps) -> list[int]``: the input step each output step ends at
+(see :func:`output_steps`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from torch import nn
 
 from seqforecast.errors import ConfigError
 from seqforecast.models.baselines import Linear, Naive
+from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
 from seqforecast.models.heads import LastStepHead, PerStepHead, StateHead
+from seqforecast.models.norm_rnn import BatchNormRNNStack, LayerNormRNNStack
 from seqforecast.models.recurrent import CELLS, RecurrentForecaster, RecurrentStack
 
-NETS = ("naive", "linear", *CELLS)
+# Recurrent stacks ``(n_features, hidden) -> [B, T, hidden[-1]]``, used under a head.
+STACKS: dict[str, Callable[[int, list[int]], nn.Module]] = {
+    **{cell: partial(RecurrentStack, cell) for cell in CELLS},
+    "ln_rnn": LayerNormRNNStack,
+    "rnn_bn": BatchNormRNNStack,
+}
+CONV_NETS = ("conv_gru", "wavenet", "wavenet_gated")
+NETS = ("naive", "linear", *STACKS, *CONV_NETS)
 HEADS = ("linear", "per_step", "none")
 
 
@@ -32,6 +45,57 @@ def _check_hidden(hidden: Sequence[int] | None) -> list[int]:
     return list(hidden)
 
 
+def _check_positive_ints(key: str, values: Sequence[int], min_len: int = 1) -> list[int]:
+    ok = (
+        isinstance(values, Sequence)
+        and len(values) >= min_len
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+    )
+    if not ok:
+        raise ConfigError(f"model.{key} must be positive integers, got {values!r}")
+    return list(values)
+
+
+def output_steps(net: nn.Module, n_steps: int) -> list[int]:
+    """The input step each seq2seq output step ends at; every step unless the net says otherwise.
+
+    A seq2seq target ``Y [B, T, k]`` is aligned with the output ``[B, T', k]`` as
+    ``Y[:, output_steps(net, T)]`` (``Y[:, 3::2]`` for the book's Conv1D + GRU).
+    """
+    steps = getattr(net, "output_steps", None)
+    return list(range(n_steps)) if steps is None else steps(n_steps)
+
+
+def _build_conv(
+    net: str,
+    *,
+    n_steps: int,
+    n_features: int,
+    horizon: int,
+    per_step: bool,
+    hidden: Sequence[int] | None,
+    filters: int,
+    kernel_size: int,
+    stride: int,
+    dilations: Sequence[int] | None,
+) -> nn.Module:
+    if not per_step:
+        raise ConfigError(f"model.net={net} emits one forecast per step: it needs target=seq2seq")
+    filters, kernel_size, stride = _check_positive_ints(
+        "filters/kernel_size/stride", [filters, kernel_size, stride]
+    )
+    if net == "conv_gru":
+        if kernel_size > n_steps:
+            raise ConfigError(
+                f"model.kernel_size={kernel_size} is longer than the window n_steps={n_steps}"
+            )
+        return ConvGRU(n_features, horizon, _check_hidden(hidden), filters, kernel_size, stride)
+    dilations = _check_positive_ints("dilations", dilations or [])
+    if net == "wavenet_gated":
+        return GatedWaveNet(n_features, horizon, filters, dilations)
+    return WaveNet(n_features, horizon, filters, kernel_size, dilations)
+
+
 def build_net(
     net: str,
     *,
@@ -41,12 +105,20 @@ def build_net(
     target: str,
     hidden: Sequence[int] | None = None,
     head: str = "linear",
+    filters: int = 20,
+    kernel_size: int = 4,
+    stride: int = 2,
+    dilations: Sequence[int] | None = None,
 ) -> nn.Module:
     """Build the network named ``net`` (one of :data:`NETS`).
 
-    ``head`` applies to recurrent nets: ``linear`` (last state -> ``[B, k]``),
-    ``per_step`` (every state -> ``[B, T, k]``) or ``none`` (the last layer's
-    ``k`` units are the prediction, as the book's ``SimpleRNN(1)``).
+    ``head`` applies to recurrent nets (:data:`STACKS`): ``linear`` (last state ->
+    ``[B, k]``), ``per_step`` (every state -> ``[B, T, k]``) or ``none`` (the last
+    layer's ``k`` units are the prediction, as the book's ``SimpleRNN(1)``).
+    Conv nets (seq2seq only): ``conv_gru`` uses ``filters``, ``kernel_size``,
+    ``stride`` and the GRU widths ``hidden``; ``wavenet`` uses ``filters``,
+    ``kernel_size`` and ``dilations``; ``wavenet_gated`` uses ``filters`` and one
+    residual block per entry of ``dilations`` (kernel 2).
     """
     per_step = target == "seq2seq"
     if net == "naive":
@@ -55,7 +127,20 @@ def build_net(
         if per_step:
             raise ConfigError("model.net=linear flattens the window: it needs target=next")
         return Linear(n_steps, n_features, horizon)
-    if net not in CELLS:
+    if net in CONV_NETS:
+        return _build_conv(
+            net,
+            n_steps=n_steps,
+            n_features=n_features,
+            horizon=horizon,
+            per_step=per_step,
+            hidden=hidden,
+            filters=filters,
+            kernel_size=kernel_size,
+            stride=stride,
+            dilations=dilations,
+        )
+    if net not in STACKS:
         raise ConfigError(f"model.net={net!r} is unknown; choose one of {list(NETS)}")
     if head not in HEADS:
         raise ConfigError(f"model.head={head!r} is unknown; choose one of {list(HEADS)}")
@@ -66,7 +151,7 @@ def build_net(
     if head == "per_step" and not per_step:
         raise ConfigError("model.head=per_step emits every step; target=next needs linear or none")
     hidden = _check_hidden(hidden)
-    stack = RecurrentStack(net, n_features, hidden)
+    stack = STACKS[net](n_features, hidden)
     if head == "none":
         if hidden[-1] != horizon:
             raise ConfigError(
@@ -81,4 +166,4 @@ def build_net(
     return RecurrentForecaster(stack, out)
 
 
-__all__ = ["HEADS", "NETS", "build_net"]
+__all__ = ["HEADS", "NETS", "STACKS", "build_net", "output_steps"]

@@ -1,0 +1,29 @@
+"""Reproduce the chapter: ``python scripts/reproduce.py [seeds=3] [only=[lstm,gru]]``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="reproduce")
+def main(cfg: DictConfig) -> None:
+    from seqforecast.errors import SeqforecastError
+    from seqforecast.reproduce import reproduce
+    from seqforecast.train import log_through_hydra
+
+    log_through_hydra()
+    command = " ".join(["python scripts/reproduce.py", *sys.argv[1:]])
+    try:
+        reproduce(cfg, command=command)
+    except SeqforecastError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(Path(cfg.out_dir, "chapter15.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
