@@ -46,6 +46,19 @@ def check_accelerator(accelerator: str) -> None:
         )
 
 
+def set_threads(threads: int | None) -> None:
+    """Apply the ``threads`` policy: torch's intra-op CPU threads (``None`` keeps torch's default).
+
+    The chapter's models issue thousands of tiny ops per batch; on a small, busy CPU a
+    second thread adds synchronisation, not speed (see README, Speed).
+    """
+    if threads is None:
+        return
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ConfigError(f"threads must be a positive integer or null, got {threads!r}")
+    torch.set_num_threads(threads)
+
+
 def build_trainer(cfg: DictConfig) -> L.Trainer:
     """The Trainer with the config's callbacks and logger."""
     check_accelerator(str(cfg.trainer.get("accelerator", "auto")))
@@ -66,6 +79,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     when one was written. Writes ``config.yaml`` and ``metrics.json`` to
     ``cfg.output_dir`` and returns the metrics.
     """
+    set_threads(cfg.get("threads"))
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)

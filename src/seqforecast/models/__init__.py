@@ -13,7 +13,7 @@ from torch import nn
 from seqforecast.errors import ConfigError
 from seqforecast.models.baselines import Linear, Naive
 from seqforecast.models.heads import LastStepHead, PerStepHead, StateHead
-from seqforecast.models.recurrent import CELLS, RecurrentForecaster, RecurrentStack
+from seqforecast.models.recurrent import CELLS, IMPLS, RecurrentForecaster, RecurrentStack
 
 NETS = ("naive", "linear", *CELLS)
 HEADS = ("linear", "per_step", "none")
@@ -41,12 +41,15 @@ def build_net(
     target: str,
     hidden: Sequence[int] | None = None,
     head: str = "linear",
+    impl: str = "fused",
 ) -> nn.Module:
     """Build the network named ``net`` (one of :data:`NETS`).
 
     ``head`` applies to recurrent nets: ``linear`` (last state -> ``[B, k]``),
     ``per_step`` (every state -> ``[B, T, k]``) or ``none`` (the last layer's
-    ``k`` units are the prediction, as the book's ``SimpleRNN(1)``).
+    ``k`` units are the prediction, as the book's ``SimpleRNN(1)``). ``impl`` picks
+    the recurrent layers: ``fused`` (hand-written BPTT on CPU, cuDNN on CUDA) or
+    ``torch`` (``nn.RNN``/``nn.GRU``/``nn.LSTM``); both hold the same parameters.
     """
     per_step = target == "seq2seq"
     if net == "naive":
@@ -57,6 +60,8 @@ def build_net(
         return Linear(n_steps, n_features, horizon)
     if net not in CELLS:
         raise ConfigError(f"model.net={net!r} is unknown; choose one of {list(NETS)}")
+    if impl not in IMPLS:
+        raise ConfigError(f"model.impl={impl!r} is unknown; choose one of {list(IMPLS)}")
     if head not in HEADS:
         raise ConfigError(f"model.head={head!r} is unknown; choose one of {list(HEADS)}")
     if head == "linear" and per_step:
@@ -66,7 +71,7 @@ def build_net(
     if head == "per_step" and not per_step:
         raise ConfigError("model.head=per_step emits every step; target=next needs linear or none")
     hidden = _check_hidden(hidden)
-    stack = RecurrentStack(net, n_features, hidden)
+    stack = RecurrentStack(net, n_features, hidden, impl)
     if head == "none":
         if hidden[-1] != horizon:
             raise ConfigError(
