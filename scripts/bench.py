@@ -59,7 +59,7 @@ class EpochTimer(L.Callback):
         EPOCH_STARTS.append(time.perf_counter())
 
 
-def compose_cfg(overrides: list[str], out: Path, epochs: int) -> Any:
+def compose_cfg(overrides: list[str], out: Path, epochs: int, threads: int | None = 1) -> Any:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(
             "train",
@@ -67,6 +67,7 @@ def compose_cfg(overrides: list[str], out: Path, epochs: int) -> Any:
                 *overrides,
                 f"output_dir={out}",
                 f"trainer.max_epochs={epochs}",
+                f"threads={threads or 'null'}",
                 "trainer.accelerator=cpu",
                 "trainer.enable_model_summary=false",
                 "+callbacks.epoch_timer._target_=__main__.EpochTimer",
@@ -142,7 +143,7 @@ def main() -> None:
     rows = []
     for name in args.models:
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = compose_cfg(MODELS[name], Path(tmp), args.epochs)
+            cfg = compose_cfg(MODELS[name], Path(tmp), args.epochs, args.threads)
             dm = instantiate(cfg.data)
             dm.setup()
             t_plain, m_plain = plain_loop(cfg, dm, "torch", args.epochs)
