@@ -38,7 +38,7 @@ from seqforecast.train import instantiate, set_threads, train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
-# name -> (config overrides of ours, the book's model); LSTM/GRU reuse the seq2seq option.
+# name -> config overrides; the LSTM/GRU models (book cells 70, 76) reuse the seq2seq option.
 MODELS: dict[str, list[str]] = {
     "deep_rnn_dense": ["model=deep_rnn_dense"],
     "seq2seq": ["model=seq2seq"],
