@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seqforecast.data.windows import TARGETS
 from seqforecast.errors import ConfigError
-from seqforecast.models import HEADS, NETS
+from seqforecast.models import HEADS, IMPLS, NETS
 
 
 def _int(v: Any) -> bool:
@@ -65,6 +65,7 @@ RULES: dict[str, Rule] = {
     "monitor": choice(*MONITORS),
     "deterministic": BOOL,
     "resume": OPTIONAL_PATH,
+    "threads": Rule(lambda v: v is None or (_int(v) and v >= 1), "null or an integer >= 1"),
     "data.n_series": int_at_least(1),
     "data.split": SPLIT,
     "data.batch_size": int_at_least(1),
@@ -77,6 +78,7 @@ RULES: dict[str, Rule] = {
     "model.lr": POSITIVE,
     "model.n_features": int_at_least(1),
     "model.init": choice("keras", "torch"),
+    "model.impl": choice(*IMPLS),
     "model.adam_eps": Rule(lambda v: v is None or (_num(v) and v > 0), "null or a number > 0"),
     "model.filters": int_at_least(1),
     "model.kernel_size": int_at_least(1),

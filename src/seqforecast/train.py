@@ -57,6 +57,24 @@ def check_accelerator(accelerator: str) -> None:
         )
 
 
+def set_threads(threads: int | None) -> None:
+    """Apply the ``threads`` policy: torch's intra-op CPU threads (``None`` keeps torch's default).
+
+    The chapter's models issue thousands of tiny ops per batch; on a small, busy CPU a
+    second thread adds synchronisation, not speed (see README, Speed). Jobs run side by
+    side by Hydra's joblib launcher are capped at their share of the cores.
+    """
+    if threads is not None and (
+        not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+    ):
+        raise ConfigError(f"threads must be a positive integer or null, got {threads!r}")
+    share = parallel_thread_share()
+    if share is not None:
+        threads = share if threads is None else min(threads, share)
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
 def build_trainer(cfg: DictConfig) -> L.Trainer:
     """The Trainer with the config's callbacks and logger."""
     check_accelerator(str(cfg.trainer.get("accelerator", "auto")))
@@ -151,8 +169,7 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if rank_zero_only.rank == 0:
         atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    if (share := parallel_thread_share()) is not None:
-        torch.set_num_threads(share)
+    set_threads(cfg.get("threads"))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data)

@@ -30,11 +30,12 @@ class ConvGRU(nn.Module):
         filters: int = 20,
         kernel_size: int = 4,
         stride: int = 2,
+        impl: str = "torch",
     ) -> None:
         super().__init__()
         self.kernel_size, self.stride = kernel_size, stride
         self.conv = nn.Conv1d(n_features, filters, kernel_size, stride=stride)
-        self.stack = RecurrentStack("gru", filters, hidden)
+        self.stack = RecurrentStack("gru", filters, hidden, impl)
         self.head = nn.Linear(hidden[-1], horizon)
 
     def output_steps(self, n_steps: int) -> list[int]:

@@ -7,6 +7,8 @@ from itertools import pairwise
 import torch
 from torch import nn
 
+from seqforecast.models.recurrent import IMPLS
+
 
 class LayerNormRNN(nn.Module):
     """One layer of the book's ``LNSimpleRNNCell``: ``h_t = tanh(LN(W x_t + b + U h_{t-1}))``.
@@ -42,8 +44,8 @@ class LayerNormRNN(nn.Module):
 class LayerNormRNNStack(nn.Module):
     """Stacked :class:`LayerNormRNN` layers, all returning sequences: ``[B, T, F] -> [B, T, H]``."""
 
-    def __init__(self, n_features: int, hidden: list[int]) -> None:
-        super().__init__()
+    def __init__(self, n_features: int, hidden: list[int], impl: str = "torch") -> None:
+        super().__init__()  # impl: one implementation only (the cell is written here)
         sizes = [n_features, *hidden]
         self.layers = nn.ModuleList(LayerNormRNN(a, b) for a, b in pairwise(sizes))
         self.out_features = sizes[-1]
@@ -63,10 +65,11 @@ class BatchNormRNNStack(nn.Module):
     the channels-first view ``[B, H, T]``.
     """
 
-    def __init__(self, n_features: int, hidden: list[int]) -> None:
+    def __init__(self, n_features: int, hidden: list[int], impl: str = "torch") -> None:
         super().__init__()
         sizes = [n_features, *hidden]
-        self.layers = nn.ModuleList(nn.RNN(a, b, batch_first=True) for a, b in pairwise(sizes))
+        rnn = IMPLS[impl]["rnn"]
+        self.layers = nn.ModuleList(rnn(a, b, batch_first=True) for a, b in pairwise(sizes))
         self.norms = nn.ModuleList(nn.BatchNorm1d(h) for h in hidden)
         self.out_features = sizes[-1]
 

@@ -1,0 +1,204 @@
+"""Fused CPU recurrent layers: one autograd node per layer and sequence, hand-written BPTT.
+
+Eager ``nn.RNN`` / ``nn.GRU`` on CPU run each time step as several small ops, each
+recorded in the autograd graph and replayed one by one in backward. For the chapter's
+tiny models (20 units, batch 32, 50 steps) that per-op overhead, not the arithmetic,
+sets the speed. Here each layer is one ``torch.autograd.Function``:
+
+- forward: the input projection of the whole sequence is one matmul; the time loop
+  does only the recurrent part, in place into preallocated buffers, with autograd off;
+- backward: the time loop (BPTT) computes the pre-activation gradients only; weight,
+  bias and input gradients are then whole-sequence matmuls and sums.
+
+:class:`FusedRNN` and :class:`FusedGRU` subclass ``nn.RNN`` / ``nn.GRU``, so parameter
+names, shapes, initialisation and checkpoints are identical to the reference modules
+(``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``). They take the
+fused path for batch-first ``[B, T, F]`` input on CPU with no initial state, and defer
+to the parent (cuDNN on CUDA) otherwise. Numerics equal the reference modules within
+float rounding (``tests/test_fused.py`` checks values and gradients).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from seqforecast.errors import ConfigError
+
+
+def _copy(t: torch.Tensor) -> torch.Tensor:
+    """A dense copy that owns its memory (``contiguous()`` may return ``t`` itself)."""
+    return t.clone(memory_format=torch.contiguous_format)
+
+
+class TanhRNNFunction(torch.autograd.Function):
+    """``h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``, ``h_{-1} = 0``.
+
+    Inputs ``x [B, T, F]``, ``w_ih [H, F]``, ``w_hh [H, H]``, ``b_ih [H]``, ``b_hh [H]``.
+    Output ``h [B, T, H]`` (every step's state).
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor
+    ) -> Tensor:
+        batch, steps, n_in = x.shape
+        hidden = w_hh.shape[0]
+        x_tm = x.transpose(0, 1).reshape(steps * batch, n_in)  # [T*B, F], time-major
+        h = torch.addmm(b_ih + b_hh, x_tm, w_ih.t()).view(steps, batch, hidden)  # [T, B, H]
+        w_hh_t = w_hh.t()
+        hs = h.unbind(0)  # T views [B, H], made once instead of indexing in the loop
+        prev = hs[0].tanh_()
+        for h_t in hs[1:]:
+            prev = h_t.addmm_(prev, w_hh_t).tanh_()  # [B, H]: in place, no allocation
+        ctx.save_for_backward(x_tm, w_ih, w_hh, h)
+        return _copy(h.transpose(0, 1))  # [T, B, H] -> [B, T, H]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x_tm, w_ih, w_hh, h = ctx.saved_tensors
+        steps, batch, hidden = h.shape
+        deriv = 1 - h * h  # tanh' for every step: [T, B, H]
+        g = _copy(grad_out.transpose(0, 1))  # dL/dh_t from above: [T, B, H]
+        gs, ds = g.unbind(0), deriv.unbind(0)
+        nxt = gs[-1].mul_(ds[-1])
+        for t in range(steps - 2, -1, -1):
+            nxt = gs[t].addmm_(nxt, w_hh).mul_(ds[t])  # pre-activation gradient [B, H]
+        g2 = g.view(steps * batch, hidden)  # [T*B, H]
+        h_prev = torch.cat((h.new_zeros(1, batch, hidden), h[:-1])).view(steps * batch, hidden)
+        grad_b = g2.sum(0)  # [H]
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (g2 @ w_ih).view(steps, batch, -1).transpose(0, 1)  # [B, T, F]
+        return grad_x, g2.t() @ x_tm, g2.t() @ h_prev, grad_b, grad_b
+
+
+class GRUFunction(torch.autograd.Function):
+    """``nn.GRU`` equations (gate order r, z, n), ``h_{-1} = 0``.
+
+    ``r, z = σ(x W_i{r,z}^T + b_i{r,z} + h W_h{r,z}^T + b_h{r,z})``,
+    ``n = tanh(x W_in^T + b_in + r ⊙ (h W_hn^T + b_hn))``, ``h' = (1 - z) ⊙ n + z ⊙ h``.
+    Inputs ``x [B, T, F]``, ``w_ih [3H, F]``, ``w_hh [3H, H]``, ``b_ih, b_hh [3H]``.
+    Output ``h [B, T, H]``.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor
+    ) -> Tensor:
+        batch, steps, n_in = x.shape
+        hidden = w_hh.shape[1]
+        h2 = 2 * hidden
+        x_tm = x.transpose(0, 1).reshape(steps * batch, n_in)  # [T*B, F]
+        gi = torch.addmm(b_ih, x_tm, w_ih.t()).view(steps, batch, 3 * hidden)  # [T, B, 3H]
+        rz = (gi[..., :h2] + b_hh[:h2]).contiguous()  # becomes the r, z gates: [T, B, 2H]
+        n = _copy(gi[..., h2:])  # becomes the n gate: [T, B, H]
+        ghn = _copy(b_hh[h2:].expand(steps, batch, hidden))  # h W_hn^T + b_hn: [T, B, H]
+        w_rz_t, w_n_t = w_hh[:h2].t(), w_hh[h2:].t()
+        prev = x.new_zeros(batch, hidden)
+        states = []
+        for rz_t, n_t, ghn_t in zip(rz.unbind(0), n.unbind(0), ghn.unbind(0), strict=True):
+            # every op writes a contiguous [B, *] buffer in place
+            r_z = rz_t.addmm_(prev, w_rz_t).sigmoid_()  # [B, 2H]
+            n_t.addcmul_(r_z[:, :hidden], ghn_t.addmm_(prev, w_n_t)).tanh_()  # [B, H]
+            prev = (prev - n_t).mul_(r_z[:, hidden:]).add_(n_t)  # (1 - z) n + z h_{t-1}
+            states.append(prev)
+        h = torch.stack(states)  # [T, B, H]
+        ctx.save_for_backward(x_tm, w_ih, w_hh, h, rz, n, ghn)
+        return _copy(h.transpose(0, 1))  # [B, T, H]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x_tm, w_ih, w_hh, h, rz, n, ghn = ctx.saved_tensors
+        steps, batch, hidden = h.shape
+        r, z = rz[..., :hidden], rz[..., hidden:]  # [T, B, H] each
+        h_prev = torch.cat((h.new_zeros(1, batch, hidden), h[:-1]))  # [T, B, H]
+        # Factors that do not depend on the incoming gradient, [T, B, 2, H]:
+        # dh -> (n, z) pre-activations, and n pre-activation -> (r pre-activation, h W_hn^T).
+        to_nz = torch.stack(((1 - z) * (1 - n * n), (h_prev - n) * z * (1 - z)), dim=2)
+        n_to_rg = torch.stack((ghn * r * (1 - r), r), dim=2)
+        w_rg = torch.cat((w_hh[:hidden], w_hh[2 * hidden :]))  # rows of W_hr and W_hn: [2H, H]
+        w_z = w_hh[hidden : 2 * hidden]  # [H, H]
+        g = _copy(grad_out.transpose(0, 1))  # dL/dh_t, BPTT carry added in place
+        d_nz, d_rg = [], []
+        gs, zs = g.unbind(0), z.unbind(0)  # T views [B, H]
+        gs3 = g.unsqueeze(2).unbind(0)  # the same, as [B, 1, H]
+        to_nz, n_to_rg = to_nz.unbind(0), n_to_rg.unbind(0)
+        for t in range(steps - 1, -1, -1):
+            nz = gs3[t] * to_nz[t]  # [B, 2, H]: d n_pre, d z_pre
+            rg = nz[:, :1] * n_to_rg[t]  # [B, 2, H]: d r_pre, d (h W_hn^T + b_hn)
+            if t > 0:
+                carry = gs[t - 1].addcmul_(gs[t], zs[t])
+                carry.addmm_(rg.view(batch, -1), w_rg).addmm_(nz[:, 1], w_z)
+            d_nz.append(nz)
+            d_rg.append(rg)
+        nz, rg = torch.stack(d_nz[::-1]), torch.stack(d_rg[::-1])  # [T, B, 2, H]
+        d_gi = torch.cat((rg[:, :, 0], nz[:, :, 1], nz[:, :, 0]), -1).view(steps * batch, -1)
+        d_gh = torch.cat((rg[:, :, 0], nz[:, :, 1], rg[:, :, 1]), -1).view(steps * batch, -1)
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (d_gi @ w_ih).view(steps, batch, -1).transpose(0, 1)  # [B, T, F]
+        grad_w_hh = d_gh.t() @ h_prev.view(steps * batch, hidden)  # [3H, H]
+        return grad_x, d_gi.t() @ x_tm, grad_w_hh, d_gi.sum(0), d_gh.sum(0)
+
+
+def _check_layer(module: nn.RNNBase) -> None:
+    if module.num_layers != 1 or module.bidirectional or not module.batch_first:
+        raise ConfigError(
+            f"{type(module).__name__} supports one batch-first unidirectional layer, got "
+            f"num_layers={module.num_layers}, bidirectional={module.bidirectional}, "
+            f"batch_first={module.batch_first}"
+        )
+    if not module.bias or module.proj_size:
+        raise ConfigError(f"{type(module).__name__} needs bias=True and proj_size=0")
+
+
+class FusedRNN(nn.RNN):
+    """``nn.RNN(n_in, n_out, batch_first=True)`` (tanh) with the fused CPU path.
+
+    ``x [B, T, F] -> (h [B, T, H], h_n [1, B, H])``, as ``nn.RNN``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, **kwargs: Any) -> None:
+        kwargs.setdefault("batch_first", True)
+        super().__init__(input_size, hidden_size, **kwargs)
+        _check_layer(self)
+        if self.nonlinearity != "tanh":
+            raise ConfigError(f"FusedRNN supports nonlinearity='tanh', got {self.nonlinearity!r}")
+
+    def forward(self, x: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if hx is not None or x.dim() != 3 or x.device.type != "cpu":
+            return super().forward(x, hx)
+        h = TanhRNNFunction.apply(
+            x, self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0
+        )  # [B, T, H]
+        return h, h[:, -1].unsqueeze(0)
+
+
+class FusedGRU(nn.GRU):
+    """``nn.GRU(n_in, n_out, batch_first=True)`` with the fused CPU path.
+
+    ``x [B, T, F] -> (h [B, T, H], h_n [1, B, H])``, as ``nn.GRU``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, **kwargs: Any) -> None:
+        kwargs.setdefault("batch_first", True)
+        super().__init__(input_size, hidden_size, **kwargs)
+        _check_layer(self)
+
+    def forward(self, x: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if hx is not None or x.dim() != 3 or x.device.type != "cpu":
+            return super().forward(x, hx)
+        h = GRUFunction.apply(
+            x, self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0
+        )  # [B, T, H]
+        return h, h[:, -1].unsqueeze(0)
+
+
+# The fused stand-in for each reference cell; nn.LSTM already has a fused CPU kernel.
+FUSED: dict[str, type[nn.RNNBase]] = {"rnn": FusedRNN, "gru": FusedGRU, "lstm": nn.LSTM}

@@ -1,0 +1,152 @@
+"""The fused recurrent layers equal nn.RNN / nn.GRU: values, gradients, parameters, training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from seqforecast.errors import ConfigError
+from seqforecast.models import build_net
+from seqforecast.models.fused import FusedGRU, FusedRNN, GRUFunction, TanhRNNFunction
+from seqforecast.train import set_threads, train
+
+PAIRS = {"rnn": (FusedRNN, nn.RNN), "gru": (FusedGRU, nn.GRU)}
+# (input width, hidden width, batch, steps): 1-unit layers, one step, one row, the chapter's sizes.
+SHAPES = [(1, 20, 32, 50), (20, 20, 7, 13), (20, 1, 5, 9), (3, 4, 1, 1), (1, 1, 4, 6)]
+
+
+def _pair(cell: str, n_in: int, hidden: int, dtype: torch.dtype) -> tuple[nn.Module, nn.Module]:
+    fused_cls, ref_cls = PAIRS[cell]
+    torch.manual_seed(0)
+    fused = fused_cls(n_in, hidden).to(dtype)
+    torch.manual_seed(0)
+    ref = ref_cls(n_in, hidden, batch_first=True).to(dtype)
+    return fused, ref
+
+
+def _outputs_and_grads(layer: nn.Module, x: torch.Tensor, w: torch.Tensor):
+    x = x.clone().requires_grad_(True)
+    out, h_n = layer(x)
+    # Weight every output differently so that every step's gradient matters.
+    loss = (out * w).sum() + h_n.sum()
+    grads = torch.autograd.grad(loss, [x, *layer.parameters()])
+    return out, h_n, grads
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("cell", list(PAIRS))
+def test_fused_layer_equals_reference(cell: str, shape, dtype: torch.dtype) -> None:
+    n_in, hidden, batch, steps = shape
+    fused, ref = _pair(cell, n_in, hidden, dtype)
+    # Same names, shapes and (from the same seed) the same initial values.
+    assert [n for n, _ in fused.named_parameters()] == [n for n, _ in ref.named_parameters()]
+    for p, q in zip(fused.parameters(), ref.parameters(), strict=True):
+        assert torch.equal(p, q)
+    x = torch.randn(batch, steps, n_in, dtype=dtype)
+    w = torch.randn(batch, steps, hidden, dtype=dtype)
+    out_f, hn_f, grads_f = _outputs_and_grads(fused, x, w)
+    out_r, hn_r, grads_r = _outputs_and_grads(ref, x, w)
+    tol = {"rtol": 1e-10, "atol": 1e-12} if dtype == torch.float64 else {}
+    torch.testing.assert_close(out_f, out_r, **tol)
+    torch.testing.assert_close(hn_f, hn_r, **tol)
+    names = ["input", *(n for n, _ in ref.named_parameters())]
+    for name, g_f, g_r in zip(names, grads_f, grads_r, strict=True):
+        torch.testing.assert_close(g_f, g_r, **tol, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("function", [TanhRNNFunction, GRUFunction])
+def test_hand_written_backward_passes_gradcheck(function) -> None:
+    torch.manual_seed(1)
+    gates = 3 if function is GRUFunction else 1
+    n_in, hidden = 2, 3
+    args = [
+        torch.randn(2, 4, n_in),
+        torch.randn(gates * hidden, n_in),
+        torch.randn(gates * hidden, hidden),
+        torch.randn(gates * hidden),
+        torch.randn(gates * hidden),
+    ]
+    args = [a.double().requires_grad_(True) for a in args]
+    assert torch.autograd.gradcheck(function.apply, args)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_mixed_width_stack_equals_torch_impl(cell: str) -> None:
+    """The book's [20, 20, 1] stack: fused and torch nets with the same weights agree."""
+    kwargs = dict(n_steps=50, n_features=1, horizon=1, target="next", hidden=[20, 20, 1])
+    fused = build_net(cell, head="none", impl="fused", **kwargs)
+    ref = build_net(cell, head="none", impl="torch", **kwargs)
+    assert fused.state_dict().keys() == ref.state_dict().keys()
+    ref.load_state_dict(fused.state_dict())  # checkpoints move between implementations
+    x = torch.randn(16, 50, 1)
+    y_f, y_r = fused(x), ref(x)
+    torch.testing.assert_close(y_f, y_r)
+    y_f.square().mean().backward()
+    y_r.square().mean().backward()
+    for (name, p), q in zip(fused.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_fused_layer_defers_to_torch_with_initial_state() -> None:
+    fused, ref = _pair("gru", 2, 5, torch.float32)
+    x, h0 = torch.randn(3, 4, 2), torch.randn(1, 3, 5)
+    torch.testing.assert_close(fused(x, h0)[0], ref(x, h0)[0])
+
+
+def test_lstm_keeps_torch_kernel_and_unknown_impl_is_refused() -> None:
+    kwargs = dict(n_steps=5, n_features=1, horizon=2, target="seq2seq", hidden=[3])
+    net = build_net("lstm", head="per_step", impl="fused", **kwargs)
+    assert type(net.stack.layers[0]) is nn.LSTM
+    with pytest.raises(ConfigError, match=r"model.impl='cudnn'.*\['torch', 'fused'\]"):
+        build_net("rnn", head="per_step", impl="cudnn", **kwargs)
+
+
+@pytest.mark.parametrize("bad", [{"num_layers": 2}, {"batch_first": False}, {"bias": False}])
+def test_unsupported_layer_options_are_refused(bad: dict) -> None:
+    with pytest.raises(ConfigError, match="FusedRNN"):
+        FusedRNN(2, 3, **bad)
+    with pytest.raises(ConfigError, match="nonlinearity"):
+        FusedRNN(2, 3, nonlinearity="relu")
+
+
+@pytest.mark.parametrize("impl", ["fused", "torch"])
+@pytest.mark.parametrize("net", ["rnn", "gru"])
+def test_fast_dev_run_with_each_impl(make_cfg, impl: str, net: str) -> None:
+    cfg = make_cfg("model=seq2seq", f"model.net={net}", f"model.impl={impl}", "debug=fast_dev_run")
+    metrics = train(cfg)
+    assert torch.isfinite(torch.tensor(metrics["val/mse_last"]))
+
+
+def test_threads_policy(make_cfg) -> None:
+    before = torch.get_num_threads()
+    try:
+        train(make_cfg("threads=1", "debug=fast_dev_run"))
+        assert torch.get_num_threads() == 1
+        set_threads(None)  # null keeps the current setting
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    for bad in (0, -2, "two", True):
+        with pytest.raises(ConfigError, match="threads must be a positive integer or null"):
+            set_threads(bad)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("cell", list(PAIRS))
+def test_cuda_falls_back_to_cudnn(cell: str) -> None:
+    fused, ref = (m.cuda() for m in _pair(cell, 1, 20, torch.float32))
+    x = torch.randn(8, 50, 1, device="cuda")
+    torch.testing.assert_close(fused(x)[0], ref(x)[0])
+
+
+@pytest.mark.parametrize("cell", list(PAIRS))
+def test_expanded_incoming_gradient_is_not_written_to(cell: str) -> None:
+    """``out.sum()`` hands backward an expanded (stride-0) gradient; it must stay untouched."""
+    fused, ref = _pair(cell, 2, 3, torch.float64)
+    x = torch.randn(4, 5, 2, dtype=torch.float64)
+    fused(x)[0].sum().backward()
+    ref(x)[0].sum().backward()
+    for p, q in zip(fused.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad)

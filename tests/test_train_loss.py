@@ -1,0 +1,22 @@
+"""``train/loss`` is the epoch's batch-size-weighted mean loss, summed without per-step logging."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from seqforecast.module import ForecastModule
+
+
+def test_train_loss_is_the_weighted_epoch_mean() -> None:
+    torch.manual_seed(0)
+    module = ForecastModule(net="rnn", hidden=[4], head="linear", n_steps=6)
+    module.on_train_epoch_start()
+    batches = [(torch.randn(n, 6, 1), torch.randn(n, 1)) for n in (5, 3, 8)]
+    losses = [module.training_step(b, i).item() for i, b in enumerate(batches)]
+    expected = np.average(losses, weights=[5, 3, 8])
+    assert module.train_count == 16
+    assert (module.train_loss_sum / module.train_count).item() == pytest.approx(expected, rel=1e-6)
+    module.on_train_epoch_start()  # a new epoch starts from zero
+    assert module.train_count == 0 and module.train_loss_sum.item() == 0
