@@ -68,6 +68,8 @@ def compose_cfg(overrides: list[str], out: Path, epochs: int, threads: int | Non
                 f"output_dir={out}",
                 f"trainer.max_epochs={epochs}",
                 f"threads={threads or 'null'}",
+                # torch's init, as the plain loops use: all three runs start from equal weights.
+                "model.init=torch",
                 "trainer.accelerator=cpu",
                 "trainer.enable_model_summary=false",
                 "+callbacks.epoch_timer._target_=__main__.EpochTimer",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +23,29 @@ TINY = [
     "trainer.accelerator=cpu",
     "trainer.enable_model_summary=false",
 ]
+
+
+def script_command(script: str, *args: str) -> list[str]:
+    return [sys.executable, str(ROOT / "scripts" / script), *args]
+
+
+def script_env() -> dict[str, str]:
+    """The environment for a script run: this checkout's package, from any working directory."""
+    return {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+
+
+def run_script(
+    script: str, *args: str, cwd: Path, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    """Run ``scripts/<script>`` with ``args`` in ``cwd`` and capture its output."""
+    return subprocess.run(
+        script_command(script, *args),
+        cwd=cwd,
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def compose_cfg(output_dir: Path, *overrides: str, tiny: bool = True) -> DictConfig:

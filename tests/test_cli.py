@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-from conftest import ROOT
+from conftest import run_script
 
 TINY = ["data.n_series=48", "data.split=[32,8,8]", "trainer.accelerator=cpu"]
 
 
 def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_script("train.py", *args, cwd=cwd)
 
 
 def test_train_script_runs_and_prints_table(tmp_path: Path) -> None:

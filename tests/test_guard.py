@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import script_command, script_env
 
 from seqforecast.callbacks import NonFiniteLossError
 from seqforecast.errors import ConfigError, InputError
@@ -33,11 +31,10 @@ RUN = [
 
 
 def _script(*args: str, cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     return subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "train.py"), *args],
+        script_command("train.py", *args),
         cwd=cwd,
-        env=env,
+        env=script_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CONF, ROOT, compose_cfg
+from conftest import CONF, compose_cfg, run_script
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -35,16 +34,7 @@ def predict_cfg(output_dir: Path, *overrides: str) -> DictConfig:
 
 
 def run_predict(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """The real script, importing this checkout's package from any working directory."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), *sys.path[1:2]])}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "predict.py"), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_script("predict.py", *args, cwd=cwd)
 
 
 def trained(tmp_path_factory: pytest.TempPathFactory, option: str) -> tuple[Path, dict]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import CONF, ROOT, TINY
+from conftest import CONF, TINY, run_script
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -141,13 +140,7 @@ def test_bad_reproduce_settings(tmp_path: Path, overrides: list[str], match: str
 
 
 def _run_script(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "reproduce.py"), f"out_dir={tmp_path}", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_script("reproduce.py", f"out_dir={tmp_path}", *args, cwd=tmp_path)
 
 
 def test_reproduce_script_runs_and_refuses_bad_input(tmp_path: Path) -> None:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, ROOT
+from conftest import CONF, run_script
 from hydra import compose, initialize_config_dir
 
 from seqforecast.sweep import collect, summarize, to_markdown
@@ -19,16 +17,7 @@ from seqforecast.sweep import collect, summarize, to_markdown
 TINY = ["data.n_series=96", "data.split=[64,16,16]", "trainer.accelerator=cpu"]
 
 
-def run(script: str, *args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / script), *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+run = run_script
 
 
 def test_summary_keeps_failed_jobs_and_sorts(tmp_path: Path) -> None:

@@ -159,6 +159,8 @@ def read_input(path: str | Path) -> np.ndarray | NpyRows:
         raise InputError(f"input not found: {path}")
     if path.suffix == ".npy":
         return NpyRows(path)
+    if not path.read_text(errors="replace").strip():
+        raise InputError(f"input {path} is empty; expected one series per row")
     try:
         x = np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
     except ValueError as err:
