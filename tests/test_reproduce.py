@@ -148,6 +148,17 @@ def test_reproduce_script_runs_and_refuses_bad_input(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "| naive_10 | 0." in proc.stdout and (tmp_path / "chapter15.csv").exists()
     assert "ok: naive_10" not in proc.stdout  # one-member orderings are skipped
+    # A rerun reuses the finished runs instead of refusing or overwriting them.
+    before = (tmp_path / "runs" / "naive" / "seed42" / "metrics.json").read_text()
+    again = _run_script(tmp_path, "only=[naive,naive_10]")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "reusing the finished run" in again.stderr + again.stdout
+    assert (tmp_path / "runs" / "naive" / "seed42" / "metrics.json").read_text() == before
+    # Other settings into the same folder are refused, not overwritten.
+    other = _run_script(
+        tmp_path, "only=[naive]", "first_seed=42", "train_overrides=['data.batch_size=64']"
+    )
+    assert other.returncode == 2 and "holds a finished run with other settings" in other.stderr
     bad = _run_script(tmp_path, "only=[transformer]")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("error: only=['transformer'] are unknown")

@@ -9,6 +9,7 @@ its overrides and trained by :func:`seqforecast.train.train`.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import math
 import os
@@ -28,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from seqforecast.errors import ConfigError
 from seqforecast.forecast import iterative_forecast
 from seqforecast.module import ForecastModule
+from seqforecast.outputs import read_status
 from seqforecast.plots import plot_forecasts, plot_learning_curves
 from seqforecast.reference import book_values
 from seqforecast.train import instantiate, train
@@ -80,11 +82,33 @@ def _compose(overrides: Sequence[str]) -> DictConfig:
     return compose("train", overrides=list(overrides))
 
 
+def finished_metrics(run_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
+    """The metrics of a run already finished in ``run_dir`` with this very config, else None.
+
+    A rerun of the reproduction reuses its finished runs (and so picks up where a stopped
+    one left off); a finished run made with other settings is never overwritten.
+    """
+    if read_status(run_dir) != "finished":
+        return None
+    if (run_dir / "config.yaml").read_text() != OmegaConf.to_yaml(cfg, resolve=True):
+        raise ConfigError(
+            f"{run_dir} holds a finished run with other settings; pick another out_dir "
+            "(or remove that folder) to train again"
+        )
+    log.info("reusing the finished run in %s", run_dir)
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
 def train_run(name: str, overrides: Sequence[str], seed: int, out: Path) -> Run:
     """Train one experiment with one seed under ``out/runs/<name>/seed<seed>``."""
     run_dir = out / "runs" / name / f"seed{seed}"
     cfg = _compose([*overrides, f"seed={seed}", f"output_dir={run_dir}", *RUN_OVERRIDES])
-    metrics = train(cfg)
+    metrics = finished_metrics(run_dir, cfg)
+    if metrics is None:
+        status = read_status(run_dir) or ""
+        if status.startswith("interrupted"):
+            cfg.resume = str(run_dir)  # an earlier reproduction was stopped mid-run
+        metrics = train(cfg)
     epochs = int(metrics["epochs"])
     best = float(metrics["val/mse_last"])
     train_loss, val_loss, val_last = ([], [], [])
