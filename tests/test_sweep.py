@@ -162,6 +162,7 @@ def test_ddp_cpu_matches_single_process(tmp_path: Path) -> None:
     for key in ("val/mse", "val/mse_last", "test/mse", "test/mse_last"):
         assert got[key] == pytest.approx(want[key], rel=1e-5), key
     ckpt = torch.load(tmp_path / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert got["epochs"] == want["epochs"] == 2
     # Each rank stepped through its own half: 256 series / 2 ranks / 16 = 8 steps per epoch.
     assert ckpt["global_step"] == 16
     # val/mse_last during DDP fit came from sharded validation reduced across ranks; it must

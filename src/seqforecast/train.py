@@ -177,9 +177,10 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
     trainer = build_trainer(cfg)
 
     start = time.perf_counter()
-    ckpt_path = None
+    ckpt_path, epochs = None, 0
     if model.trainable:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+        epochs = trainer.current_epoch
         ckpt_path = (
             trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
         )
@@ -206,7 +207,7 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
 
     metrics: dict[str, Any] = {**val[0], **test[0]}
     metrics.update(
-        epochs=trainer.current_epoch if model.trainable else 0,
+        epochs=epochs,
         fit_s=round(fit_s, 3),
         wall_s=round(time.perf_counter() - start, 3),
         device=str(trainer.strategy.root_device),
