@@ -173,13 +173,18 @@ def test_train_reports_original_unit_errors(tmp_path: Path, sine_csv: Path) -> N
     assert saved["test/mae"] == metrics["test/mae"]
 
 
+@pytest.mark.parametrize("inputs", ["[]", "[aux]"])
 @pytest.mark.parametrize("option", MODEL_OPTIONS)
-def test_every_model_trains_on_multivariate_file_data(
-    tmp_path: Path, sine_csv: Path, option: str
+def test_every_model_trains_on_file_data(
+    tmp_path: Path, sine_csv: Path, option: str, inputs: str
 ) -> None:
-    cfg = file_cfg(tmp_path, sine_csv, f"model={option}", "data.inputs=[aux]", "debug=fast_dev_run")
+    cfg = file_cfg(
+        tmp_path, sine_csv, f"model={option}", f"data.inputs={inputs}", "debug=fast_dev_run"
+    )
     metrics = train(cfg)
     assert np.isfinite(metrics["test/mse"]) and np.isfinite(metrics["test/rmse"])
+    if option == "linear":  # Dense(n_steps * n_features -> 1): the width comes from the data
+        assert metrics["params"] == 20 * (2 if inputs == "[aux]" else 1) + 1
 
 
 @pytest.fixture
@@ -364,8 +369,13 @@ def test_predict_file_with_other_columns_or_irregular_times(
     frame.loc[len(frame) - 1, "date"] = "2021-02-03 12:00"  # a half-day step: irregular
     irregular = write_csv(tmp_path / "irregular.csv", frame)
     f = load_forecaster(trained_run, device="cpu")
-    with pytest.raises(InputError, match=r"time column 'date' is irregularly spaced"):
+    with pytest.raises(InputError, match=r"^input .*irregular.csv: time column 'date' is irregul"):
         f.forecast_table(irregular, ahead=3)
+    short = write_csv(tmp_path / "short.csv", pd.read_csv(sine_csv).tail(10))
+    with pytest.raises(
+        InputError, match=r"has 10 usable rows; the model needs the last n_steps = 20"
+    ):
+        f.forecast_table(short, ahead=3)
     with pytest.raises(InputError, match=r"trained on the file .*; pass input="):
         f.generated_data("test")
 

@@ -367,7 +367,10 @@ class Forecaster:
         y = self.scaler.inverse(self.predict(x, ahead, window)[0])  # [ahead]
         result = {"step": np.arange(1, ahead + 1)}
         if d.get("time"):
-            result[d["time"]] = future_times(table.times, ahead, d["time"]).to_numpy()
+            try:
+                result[d["time"]] = future_times(table.times, ahead, d["time"]).to_numpy()
+            except InputError as err:
+                raise InputError(f"input {path}: {err}") from None
         result[d["target_column"]] = y
         self.last_history = table.values[-self.n_steps :, 0]  # [T], for the figure
         return pd.DataFrame(result)
