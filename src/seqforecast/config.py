@@ -16,6 +16,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from seqforecast.data.scaling import SCALINGS
+from seqforecast.data.table import FILLS
 from seqforecast.data.windows import TARGETS
 from seqforecast.errors import ConfigError
 from seqforecast.models import HEADS, IMPLS, NETS
@@ -52,8 +54,20 @@ WIDTHS = Rule(
     "a non-empty list of positive integers, e.g. [20, 20]",
 )
 SPLIT = Rule(
-    lambda v: isinstance(v, list) and len(v) == 3 and all(_num(s) and s > 0 for s in v),
-    "three positive counts or fractions [train, val, test]",
+    lambda v: (
+        isinstance(v, list)
+        and (
+            (len(v) == 3 and all(_num(s) and s > 0 for s in v))
+            or (len(v) == 2 and all(isinstance(s, str) and s for s in v))
+        )
+    ),
+    "three positive counts or fractions [train, val, test], or (file data) two dates "
+    "[val_start, test_start]",
+)
+NAME = Rule(lambda v: isinstance(v, str) and len(v) > 0, "a non-empty string")
+NAMES = Rule(
+    lambda v: isinstance(v, list) and all(isinstance(s, str) and s for s in v),
+    "a list of column names, e.g. [aux]",
 )
 MONITORS = ("val/mse", "val/mse_last")
 
@@ -72,6 +86,13 @@ RULES: dict[str, Rule] = {
     "data.eval_batch_size": int_at_least(1),
     "data.seed": INTEGER,
     "data.shuffle_seed": INTEGER,
+    "data.path": NAME,
+    "data.target": NAME,
+    "data.inputs": NAMES,
+    "data.time": Rule(lambda v: v is None or (isinstance(v, str) and v), "null or a column name"),
+    "data.scaling": choice(*SCALINGS),
+    "data.fill": choice(None, *FILLS),
+    "data.target_kind": choice(*TARGETS),
     "model.net": choice(*NETS),
     "model.hidden": WIDTHS,
     "model.head": choice(*HEADS),

@@ -15,11 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from seqforecast.data.files import FileDataModule
+from seqforecast.data.scaling import Scaler
 from seqforecast.data.sine import STAGES, SineDataModule
+from seqforecast.data.table import future_times, load_table, read_frame
 from seqforecast.errors import ConfigError, InputError, SeqforecastError
 from seqforecast.forecast import WINDOWS, iterative_forecast
 from seqforecast.module import ForecastModule
@@ -181,11 +185,22 @@ class Forecaster:
     """
 
     def __init__(
-        self, module: ForecastModule, device: torch.device, data: dict[str, Any] | None = None
+        self,
+        module: ForecastModule,
+        device: torch.device,
+        data: dict[str, Any] | None = None,
+        scaler: Scaler | None = None,
     ) -> None:
         self.module = module.to(device).eval()
         self.device = device
-        self.data = data  # the SineDataModule settings of training, when the checkpoint has them
+        self.data = data  # the DataModule settings of training, when the checkpoint has them
+        self.scaler = scaler  # file data: the scaler fitted on the training rows
+        self.last_history: np.ndarray | None = None  # [T] target rows of the last forecast_table
+
+    @property
+    def file_data(self) -> bool:
+        """Whether the model was trained on a file (``data=csv``), not on generated series."""
+        return self.scaler is not None and self.data is not None and "path" in self.data
 
     @property
     def hparams(self) -> dict[str, Any]:
@@ -317,6 +332,49 @@ class Forecaster:
                 out[lo : lo + len(batch)] = y
         return out
 
+    def forecast_table(
+        self, path: str | Path, ahead: int | None = None, window: str = "sliding"
+    ) -> pd.DataFrame:
+        """Forecast ``ahead`` steps past the last row of a file like the training file.
+
+        The file must hold the training columns (target, inputs, time); its last
+        ``n_steps`` rows are scaled with the training scaler, forecast (iteratively past the
+        horizon, univariate models only) and mapped back to the data's units. Returns a
+        frame with ``step`` (1..ahead), the future timestamps (when the model has a time
+        column; inferred from its regular spacing) and the target column.
+        """
+        if not self.file_data:
+            raise InputError("this checkpoint was not trained on a file (data=csv)")
+        d = self.data
+        ahead = self.horizon if ahead is None else ahead
+        self.check_options(ahead, window, 1)
+        columns = [d["target_column"], *d.get("inputs", [])]
+        trained = [*([d["time"]] if d.get("time") else []), *columns]
+        frame = read_frame(path)
+        have = [str(c) for c in frame.columns]
+        if not set(trained) <= set(have):
+            raise InputError(
+                f"input {path} has columns {have}, but this model was trained on columns "
+                f"{trained} (missing {[c for c in trained if c not in have]})"
+            )
+        table = load_table(path, columns, d.get("time"), d.get("fill"), frame=frame)
+        if len(table.values) < self.n_steps:
+            raise InputError(
+                f"input {path} has {len(table.values)} usable rows; the model needs the last "
+                f"n_steps = {self.n_steps}"
+            )
+        x = self.scaler.transform(table.values[-self.n_steps :])[np.newaxis]  # [1, T, F]
+        y = self.scaler.inverse(self.predict(x, ahead, window)[0])  # [ahead]
+        result = {"step": np.arange(1, ahead + 1)}
+        if d.get("time"):
+            try:
+                result[d["time"]] = future_times(table.times, ahead, d["time"]).to_numpy()
+            except InputError as err:
+                raise InputError(f"input {path}: {err}") from None
+        result[d["target_column"]] = y
+        self.last_history = table.values[-self.n_steps :, 0]  # [T], for the figure
+        return pd.DataFrame(result)
+
     def generated_data(
         self, split: str = "test", ahead: int | None = None, **overrides: Any
     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -328,6 +386,11 @@ class Forecaster:
         book's iterative check does the same: 1-step model, 10-step data). Returns
         ``x [N, T, 1]``, the split's targets ``y`` and the settings used.
         """
+        if self.file_data:
+            raise InputError(
+                f"this model was trained on the file {self.data['path']}; pass "
+                "input=<file with the same columns> to forecast past its last row"
+            )
         if self.data is None:
             raise InputError(
                 "this checkpoint holds no data settings (datamodule_hyper_parameters), so its "
@@ -358,7 +421,9 @@ def load_forecaster(path: str | Path, device: str = "auto") -> Forecaster:
     ckpt = read_checkpoint(path)
     module = build_module(ckpt, path)
     data = ckpt.get("datamodule_hyper_parameters")
-    return Forecaster(module, dev, dict(data) if isinstance(data, dict) else None)
+    state = ckpt.get(FileDataModule.__qualname__)
+    scaler = Scaler.from_dict(state["scaler"]) if isinstance(state, dict) and state else None
+    return Forecaster(module, dev, dict(data) if isinstance(data, dict) else None, scaler)
 
 
 def forecast_targets(y: np.ndarray, target: str, ahead: int) -> np.ndarray:
@@ -414,6 +479,8 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     forecaster = load_forecaster(cfg.ckpt_path, cfg.device)
     ahead = forecaster.horizon if cfg.ahead is None else cfg.ahead
     forecaster.check_options(ahead, cfg.window, cfg.batch_size)
+    if forecaster.file_data:
+        return predict_file(forecaster, cfg, ahead, out, names, n_plot)
     y, settings = None, None
     if cfg.input:
         x = read_input(cfg.input)
@@ -472,6 +539,52 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
             title=summary["method"],
         )
     return summary
+
+
+def predict_file(
+    forecaster: Forecaster,
+    cfg: DictConfig,
+    ahead: int,
+    out: Path,
+    names: dict[str, str],
+    n_plot: int,
+) -> dict[str, Any]:
+    """A file-trained model: forecast ``ahead`` steps past the input file's last row.
+
+    Writes ``predictions.csv`` (``step``, future timestamps when the model has a time
+    column, the target in its own units), ``predictions.npy`` ``[1, ahead]`` and the figure.
+    """
+    if not cfg.input:
+        raise InputError(
+            f"this model was trained on the file {forecaster.data['path']}; pass "
+            "input=<file with the same columns> to forecast past its last row"
+        )
+    start = time.perf_counter()
+    table = forecaster.forecast_table(cfg.input, ahead, cfg.window)
+    target = forecaster.data["target_column"]
+    predictions = table[target].to_numpy(dtype=np.float32)[np.newaxis]  # [1, ahead]
+    with atomic_open(out / f"{names['predictions']}.csv") as f:
+        f.write(table.to_csv(index=False, float_format="%.9g").encode())
+    with atomic_open(out / f"{names['predictions']}.npy") as f:
+        np.save(f, predictions)
+    if n_plot:
+        plot_forecasts(
+            forecaster.last_history[np.newaxis].astype(np.float32),
+            predictions,
+            out / names["plot"],
+            n_series=1,
+            title=forecaster.method(ahead, cfg.window),
+        )
+    return {
+        "ckpt_path": str(cfg.ckpt_path),
+        "source": str(cfg.input),
+        "n_series": 1,
+        "ahead": ahead,
+        "method": forecaster.method(ahead, cfg.window),
+        "window": cfg.window if ahead > forecaster.horizon else None,
+        "device": str(forecaster.device),
+        "predict_s": round(time.perf_counter() - start, 3),
+    }
 
 
 def format_summary(summary: dict[str, Any]) -> str:

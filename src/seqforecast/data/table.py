@@ -1,0 +1,230 @@
+"""Read and validate a table of series (CSV, or Parquet with a Parquet engine installed).
+
+``load_table(path, columns, time, fill)`` returns the chosen numeric columns as one
+float32 array ``[rows, F]`` (in the order asked for) and, when a time column is named,
+its timestamps. Every problem stops with one :class:`InputError` line naming the file,
+the column and the row: a missing file or column, non-numeric values, missing values
+or gaps in the time column (unless ``fill`` says how to treat them), unordered times.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from seqforecast.errors import InputError
+
+READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+FILLS = ("ffill", "interpolate", "drop")
+
+
+@dataclass
+class Table:
+    """``values [rows, F]`` float32 in ``columns`` order; ``times`` when a time column exists."""
+
+    values: np.ndarray
+    columns: list[str]
+    times: pd.Series | None
+
+
+def _where(path: Path, i: int) -> str:
+    """A data row, as the user finds it: file line (CSV, header is line 1) or row number."""
+    return f"line {i + 2}" if path.suffix == ".csv" else f"row {i}"
+
+
+def read_frame(path: str | Path) -> pd.DataFrame:
+    """The file as a DataFrame (pandas' readers; no hand parsing)."""
+    path = Path(path)
+    kind = READERS.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(f"data file {path} must be one of {sorted(READERS)} files")
+    if not path.is_file():
+        raise InputError(f"data file not found: {path}")
+    try:
+        if kind == "csv":
+            return pd.read_csv(path)
+        return pd.read_parquet(path)
+    except ImportError as err:
+        raise InputError(
+            f"reading {path} needs a Parquet engine: install pyarrow (pip install pyarrow) "
+            f"or fastparquet ({str(err).splitlines()[0][:100]})"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"data file {path} is empty; expected a header row and data") from None
+    except (ValueError, OSError, pd.errors.ParserError) as err:
+        raise InputError(
+            f"data file {path} is not a readable {kind} table ({str(err).splitlines()[0][:120]})"
+        ) from None
+
+
+def check_columns(frame: pd.DataFrame, wanted: Sequence[str], path: Path) -> None:
+    """Every wanted column exists; otherwise name the missing ones and list those present."""
+    have = [str(c) for c in frame.columns]
+    missing = [c for c in wanted if c not in have]
+    if missing:
+        raise InputError(f"{path}: no column {missing}; the file has columns {have}")
+    if len(set(wanted)) != len(wanted):
+        raise InputError(f"{path}: columns {list(wanted)} name a column twice")
+
+
+def numeric(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    """The column as float64; a non-number (not an empty cell) is an error naming its row."""
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce")
+    bad = values.isna() & raw.notna()
+    if bad.any():
+        i = int(np.argmax(bad.to_numpy()))
+        raise InputError(
+            f"{path}: column {column!r} holds a non-numeric value {raw.iloc[i]!r} at "
+            f"{_where(path, i)} ({int(bad.sum())} such values); expected numbers"
+        )
+    return values.astype(np.float64)
+
+
+def parse_times(raw: pd.Series, column: str, path: Path) -> pd.Series:
+    """Numbers stay numbers; anything else is parsed as dates. Must strictly increase."""
+    if raw.isna().any():
+        i = int(np.argmax(raw.isna().to_numpy()))
+        raise InputError(
+            f"{path}: time column {column!r} has {int(raw.isna().sum())} empty cells "
+            f"(first at {_where(path, i)}); every row needs a time"
+        )
+    if pd.api.types.is_numeric_dtype(raw):
+        times = raw.astype(np.float64)
+    else:
+        try:
+            try:
+                times = pd.to_datetime(raw)  # one format, inferred from the first rows
+            except ValueError:
+                times = pd.to_datetime(raw, format="mixed")  # e.g. dates, then date-times
+        except (ValueError, TypeError) as err:
+            raise InputError(
+                f"{path}: time column {column!r} is neither numbers nor dates "
+                f"({str(err).splitlines()[0][:100]})"
+            ) from None
+    steps = times.diff().iloc[1:]
+    zero = steps.iloc[0] * 0 if len(steps) else 0
+    back = (steps <= zero).to_numpy()
+    if back.any():
+        i = int(np.argmax(back)) + 1
+        raise InputError(
+            f"{path}: time column {column!r} does not increase at {_where(path, i)} "
+            f"({times.iloc[i - 1]} then {times.iloc[i]}); sort the file by time"
+        )
+    return times.reset_index(drop=True)
+
+
+def find_gaps(times: pd.Series) -> tuple[object, np.ndarray]:
+    """The usual spacing (the most common step) and, per step, how many times it skips.
+
+    A step of ``m`` times the usual spacing (``m`` a whole number > 1) skips ``m - 1``
+    timestamps; other steps (irregular series, calendar months) count as no gap.
+    """
+    steps = times.diff().iloc[1:]
+    if steps.empty:
+        return None, np.zeros(0, dtype=int)
+    spacing = steps.mode().iloc[0]
+    ratio = (steps / spacing).to_numpy(dtype=np.float64)
+    whole = np.isclose(ratio, np.round(ratio)) & (ratio > 1.5)
+    return spacing, np.where(whole, np.round(ratio) - 1, 0).astype(int)
+
+
+def load_table(
+    path: str | Path,
+    columns: Sequence[str],
+    time: str | None = None,
+    fill: str | None = None,
+    frame: pd.DataFrame | None = None,
+) -> Table:
+    """Read ``columns`` (numbers) and the ``time`` column of ``path``; see the module doc.
+
+    ``fill``: ``None`` (missing values or gaps are errors), ``ffill`` (carry the last value
+    forward; leading empty rows are dropped), ``interpolate`` (linear in the row order,
+    ends held constant) or ``drop`` (drop rows with a missing value; gaps are left as they
+    are). With ``ffill``/``interpolate`` a gap in the time column is first filled with the
+    skipped timestamps (empty rows), then filled like a missing value. ``frame``: the
+    file's contents when already read.
+    """
+    path = Path(path)
+    if fill is not None and fill not in FILLS:
+        raise InputError(f"data.fill must be null or one of {list(FILLS)}, got {fill!r}")
+    frame = read_frame(path) if frame is None else frame
+    check_columns(frame, [*columns, *([time] if time else [])], path)
+    if frame.empty:
+        raise InputError(f"data file {path} has a header but no rows")
+    data = pd.DataFrame({c: numeric(frame, c, path) for c in columns})
+    times = parse_times(frame[time], time, path) if time else None
+
+    if times is not None:
+        spacing, skipped = find_gaps(times)
+        if skipped.sum():
+            first = int(np.argmax(skipped > 0)) + 1
+            where = f"{times.iloc[first - 1]} -> {times.iloc[first]}"
+            if fill is None:
+                raise InputError(
+                    f"{path}: time column {time!r} skips {int(skipped.sum())} timestamps in "
+                    f"{int((skipped > 0).sum())} gaps (first: {where}, {_where(path, first)}) "
+                    f"at the usual spacing {spacing}; set data.fill=ffill|interpolate|drop"
+                )
+            if fill != "drop":
+                full = np.arange(len(times) + int(skipped.sum()))
+                grid = times.iloc[0] + spacing * full
+                data.index = pd.Index(((times - times.iloc[0]) / spacing).round().astype(int))
+                data = data.reindex(full)
+                times = pd.Series(grid)
+
+    empty = data.isna()
+    if empty.to_numpy().any():
+        if fill is None:
+            counts = {c: int(n) for c, n in empty.sum().items() if n}
+            i = int(np.argmax(empty.any(axis=1).to_numpy()))
+            raise InputError(
+                f"{path}: {int(empty.to_numpy().sum())} missing values {counts} (first at "
+                f"{_where(path, i)}); set data.fill=ffill|interpolate|drop"
+            )
+        if fill == "ffill":
+            data = data.ffill()
+        elif fill == "interpolate":
+            data = data.interpolate(method="linear", limit_direction="both")
+        keep = data.notna().all(axis=1).to_numpy()
+        data = data[keep]
+        times = None if times is None else times[keep].reset_index(drop=True)
+    if data.empty:
+        raise InputError(f"data file {path} has no complete rows left after data.fill={fill}")
+    return Table(data.to_numpy(dtype=np.float32), list(columns), times)
+
+
+def future_times(times: pd.Series, ahead: int, column: str) -> pd.Series:
+    """The ``ahead`` timestamps after the last one, at the column's regular spacing.
+
+    Dates use ``pd.infer_freq`` (days, hours, month starts, ...); numbers need one
+    constant step. Irregular spacing is an :class:`InputError`.
+    """
+    if len(times) < 3:
+        raise InputError(
+            f"time column {column!r} has {len(times)} rows; inferring its spacing needs >= 3"
+        )
+    if pd.api.types.is_datetime64_any_dtype(times):
+        with warnings.catch_warnings():
+            # pandas 3 announces an offset instead of a string; date_range takes either.
+            warnings.simplefilter("ignore")
+            freq = pd.infer_freq(pd.DatetimeIndex(times))
+        if freq is None:
+            raise InputError(
+                f"time column {column!r} is irregularly spaced (steps "
+                f"{sorted({str(s) for s in times.diff().iloc[1:]})[:4]}); future timestamps "
+                "need a regular spacing"
+            )
+        return pd.Series(pd.date_range(times.iloc[-1], periods=ahead + 1, freq=freq)[1:])
+    steps = np.diff(times.to_numpy(dtype=np.float64))
+    if not np.allclose(steps, steps[0]):
+        raise InputError(
+            f"time column {column!r} is irregularly spaced (steps from {steps.min():g} to "
+            f"{steps.max():g}); future timestamps need a regular spacing"
+        )
+    return pd.Series(times.iloc[-1] + steps[0] * np.arange(1, ahead + 1))

@@ -1,0 +1,392 @@
+"""File data (``data=csv``): reading, split, windows, scaling, training, predicting past the end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import MODEL_OPTIONS, compose_cfg, run_script
+from omegaconf import DictConfig
+
+from seqforecast import load_forecaster
+from seqforecast.data.example import example_frame, write_example
+from seqforecast.data.files import FileDataModule, split_rows
+from seqforecast.data.scaling import Scaler
+from seqforecast.data.table import future_times, load_table
+from seqforecast.errors import ConfigError, InputError
+from seqforecast.train import train
+
+FILE_TINY = [
+    "n_steps=20",
+    "data.batch_size=64",
+    "trainer.accelerator=cpu",
+    "trainer.enable_model_summary=false",
+]
+
+
+def file_cfg(out: Path, data: Path, *overrides: str) -> DictConfig:
+    """The real config with ``data=csv`` on ``data`` and small windows."""
+    return compose_cfg(out, "data=csv", f"data.path={data}", *FILE_TINY, *overrides, tiny=False)
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def sine_csv(tmp_path: Path) -> Path:
+    return write_example(tmp_path / "sine.csv", rows=400)
+
+
+@pytest.fixture
+def ramp_csv(tmp_path: Path) -> Path:
+    """``value`` = 0..19, ``aux`` = 100 + 2 * value, daily dates."""
+    dates = pd.date_range("2021-01-01", periods=20, freq="D").strftime("%Y-%m-%d")
+    value = np.arange(20.0)
+    return write_csv(
+        tmp_path / "ramp.csv", pd.DataFrame({"date": dates, "value": value, "aux": 100 + 2 * value})
+    )
+
+
+# --- windows and split boundaries -------------------------------------------------------------
+
+
+def ramp_module(path: Path, **kw) -> FileDataModule:
+    args = {"path": str(path), "split": [10, 5, 5], "scaling": "none", "n_steps": 3, "horizon": 2}
+    dm = FileDataModule(**{**args, **kw})
+    dm.setup()
+    return dm
+
+
+def test_next_windows_stay_inside_their_split(ramp_csv: Path) -> None:
+    dm = ramp_module(ramp_csv)
+    x, y = dm.arrays("train")
+    # Rows 0..9: windows start at 0..5 (the last target, rows 8 and 9, is still train).
+    assert x.shape == (6, 3, 1) and y.shape == (6, 2)
+    np.testing.assert_array_equal(x[0, :, 0], [0, 1, 2])
+    np.testing.assert_array_equal(y[0], [3, 4])
+    np.testing.assert_array_equal(y[-1], [8, 9])
+    assert y.max() < 10  # no training target lies in val/test
+    xv, yv = dm.arrays("val")  # rows 10..14: one window
+    np.testing.assert_array_equal(xv[:, :, 0], [[10, 11, 12]])
+    np.testing.assert_array_equal(yv, [[13, 14]])
+    xt, yt = dm.arrays("test")
+    np.testing.assert_array_equal(xt[:, :, 0], [[15, 16, 17]])
+    np.testing.assert_array_equal(yt, [[18, 19]])
+    assert dm.bounds == (0, 10, 15, 20)
+
+
+def test_seq2seq_windows_and_multivariate_order(ramp_csv: Path) -> None:
+    dm = ramp_module(ramp_csv, target_kind="seq2seq", inputs=["aux"])
+    x, y = dm.arrays("train")
+    assert x.shape == (6, 3, 2) and y.shape == (6, 3, 2)
+    np.testing.assert_array_equal(x[0], [[0, 100], [1, 102], [2, 104]])  # target first
+    np.testing.assert_array_equal(y[0], [[1, 2], [2, 3], [3, 4]])  # y[t, j] = value[t + 1 + j]
+    np.testing.assert_array_equal(y[-1, -1], [8, 9])
+    assert dm.n_features == 2
+
+
+def test_split_by_fractions_and_by_dates(ramp_csv: Path) -> None:
+    assert split_rows([0.7, 0.2, 0.1], 20, None) == (14, 4, 2)
+    times = pd.Series(pd.date_range("2021-01-01", periods=20, freq="D"))
+    assert split_rows(["2021-01-11", "2021-01-16"], 20, times) == (10, 5, 5)
+    dm = ramp_module(ramp_csv, split=["2021-01-11", "2021-01-16"], time="date")
+    assert dm.bounds == (0, 10, 15, 20)
+    with pytest.raises(ConfigError, match=r"needs a date column in data.time"):
+        split_rows(["2021-01-11", "2021-01-16"], 20, None)
+    with pytest.raises(ConfigError, match=r"sum to 1"):
+        split_rows([0.5, 0.2, 0.1], 20, None)
+    with pytest.raises(ConfigError, match=r"summing to the 20 rows"):
+        split_rows([10, 5, 4], 20, None)
+
+
+# --- scaling ----------------------------------------------------------------------------------
+
+
+def test_scaler_fits_train_rows_only(tmp_path: Path, ramp_csv: Path) -> None:
+    frame = pd.read_csv(ramp_csv)
+    frame.loc[10:, ["value", "aux"]] *= 1000  # change every val/test value
+    changed = write_csv(tmp_path / "changed.csv", frame)
+    a = ramp_module(ramp_csv, scaling="standard", inputs=["aux"])
+    b = ramp_module(changed, scaling="standard", inputs=["aux"])
+    np.testing.assert_array_equal(a.scaler.center, b.scaler.center)
+    np.testing.assert_array_equal(a.scaler.scale, b.scaler.scale)
+    train_rows = np.stack([np.arange(10.0), 100 + 2 * np.arange(10.0)], axis=1)
+    np.testing.assert_allclose(a.scaler.center, train_rows.mean(axis=0))
+    np.testing.assert_allclose(a.scaler.scale, train_rows.std(axis=0))
+    x, _ = a.arrays("train")
+    np.testing.assert_allclose(x[0, 0, 0], (0 - 4.5) / np.arange(10.0).std(), rtol=1e-6)
+    m = ramp_module(ramp_csv, scaling="minmax")
+    np.testing.assert_allclose([m.scaler.center[0], m.scaler.scale[0]], [0, 9])
+
+
+@pytest.mark.parametrize("kind", ["standard", "minmax", "none"])
+def test_inverse_scaling_round_trips(kind: str) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(5, 3, size=(50, 3)) * [1, 10, 0.1]
+    scaler = Scaler(kind).fit(x[:30])
+    scaled = scaler.transform(x)
+    for j in range(3):
+        np.testing.assert_allclose(scaler.inverse(scaled[:, j], j), x[:, j], rtol=1e-5, atol=1e-5)
+    again = Scaler.from_dict(json.loads(json.dumps(scaler.to_dict())))
+    np.testing.assert_array_equal(again.transform(x), scaled)
+
+
+def test_constant_column_scales_by_one() -> None:
+    scaler = Scaler("standard").fit(np.full((5, 1), 3.0))
+    np.testing.assert_array_equal(scaler.transform(np.array([[3.0], [4.0]]))[:, 0], [0, 1])
+
+
+# --- training and predicting ------------------------------------------------------------------
+
+
+def test_example_csv_is_the_two_sine_series(tmp_path: Path) -> None:
+    from seqforecast.data import two_sine_series
+
+    frame = pd.read_csv(write_example(tmp_path / "e.csv", rows=30))
+    assert list(frame.columns) == ["date", "value", "aux"] and len(frame) == 30
+    np.testing.assert_allclose(frame["value"], two_sine_series(1, 30, seed=42)[0, :, 0], atol=1e-6)
+    assert frame["date"].iloc[-1] == "2020-01-30"
+    assert example_frame(30).equals(example_frame(30))
+
+
+def test_train_reports_original_unit_errors(tmp_path: Path, sine_csv: Path) -> None:
+    """Naive model (nothing fitted): MAE/RMSE in data units against numpy on the raw column."""
+    cfg = file_cfg(tmp_path / "run", sine_csv, "model=naive", "horizon=3", "data.scaling=minmax")
+    metrics = train(cfg)
+    value = pd.read_csv(sine_csv)["value"].to_numpy()
+    test = value[360:]  # split [0.7, 0.2, 0.1] of 400 rows: test is rows 360..399
+    n = len(test) - 20 - 3 + 1
+    last = np.stack([test[19 : 19 + n]] * 3, axis=1)  # [n, 3] the window's last value
+    future = np.stack([test[20 + j : 20 + j + n] for j in range(3)], axis=1)  # [n, 3]
+    assert metrics["test/mae"] == pytest.approx(np.abs(future - last).mean(), rel=1e-5)
+    assert metrics["test/rmse"] == pytest.approx(np.sqrt(((future - last) ** 2).mean()), rel=1e-5)
+    lo, hi = value[:280].min(), value[:280].max()  # minmax on the 280 training rows
+    scaled_mse = (((future - last) / (hi - lo)) ** 2).mean()
+    assert metrics["test/mse"] == pytest.approx(scaled_mse, rel=1e-4)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["test/mae"] == metrics["test/mae"]
+
+
+@pytest.mark.parametrize("inputs", ["[]", "[aux]"])
+@pytest.mark.parametrize("option", MODEL_OPTIONS)
+def test_every_model_trains_on_file_data(
+    tmp_path: Path, sine_csv: Path, option: str, inputs: str
+) -> None:
+    cfg = file_cfg(
+        tmp_path, sine_csv, f"model={option}", f"data.inputs={inputs}", "debug=fast_dev_run"
+    )
+    metrics = train(cfg)
+    assert np.isfinite(metrics["test/mse"]) and np.isfinite(metrics["test/rmse"])
+    if option == "linear":  # Dense(n_steps * n_features -> 1): the width comes from the data
+        assert metrics["params"] == 20 * (2 if inputs == "[aux]" else 1) + 1
+
+
+@pytest.fixture
+def trained_run(tmp_path: Path, sine_csv: Path) -> Path:
+    """A 1-epoch seq2seq model (horizon 10) on the example CSV with its date column."""
+    cfg = file_cfg(
+        tmp_path / "run", sine_csv, "model=seq2seq", "data.time=date", "trainer.max_epochs=1"
+    )
+    train(cfg)
+    return tmp_path / "run" / "checkpoints" / "best.ckpt"
+
+
+def test_checkpoint_carries_the_scaler_as_plain_numbers(trained_run: Path, sine_csv: Path) -> None:
+    ckpt = torch.load(trained_run, weights_only=True)
+    stored = ckpt["FileDataModule"]["scaler"]
+    value = pd.read_csv(sine_csv)["value"].to_numpy()[:280]
+    assert stored["kind"] == "standard"
+    np.testing.assert_allclose(stored["center"], [value.mean()], rtol=1e-5)
+    np.testing.assert_allclose(stored["scale"], [value.std()], rtol=1e-4)
+    assert ckpt["datamodule_hyper_parameters"]["target_column"] == "value"
+
+
+def test_predict_past_the_end_matches_a_hand_forecast(
+    trained_run: Path, sine_csv: Path, tmp_path: Path
+) -> None:
+    f = load_forecaster(trained_run, device="cpu")
+    table = f.forecast_table(sine_csv, ahead=7)
+    rows = pd.read_csv(sine_csv)["value"].to_numpy()[-20:]
+    x = torch.tensor((rows - f.scaler.center[0]) / f.scaler.scale[0], dtype=torch.float32)
+    with torch.inference_mode():
+        y = f.module.forecast(x.view(1, 20, 1))[0, :7].numpy()
+    np.testing.assert_allclose(table["value"], y * f.scaler.scale[0] + f.scaler.center[0], 1e-5)
+    assert list(table.columns) == ["step", "date", "value"]
+    assert list(table["step"]) == list(range(1, 8))
+    expected = pd.date_range("2021-02-04", periods=7, freq="D")  # the file ends 2021-02-03
+    assert list(table["date"]) == list(expected)
+
+    out = tmp_path / "pred"
+    result = run_script(
+        "predict.py",
+        f"ckpt_path={trained_run}",
+        f"input={sine_csv}",
+        "ahead=28",
+        "progress=false",
+        f"hydra.run.dir={out}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    written = pd.read_csv(out / "predictions.csv")
+    assert len(written) == 28 and written["date"].iloc[-1] == "2021-03-03"
+    assert "iterative" in result.stdout
+    np.testing.assert_allclose(written["value"][:7], table["value"], rtol=1e-6)
+    assert np.load(out / "predictions.npy").shape == (1, 28)
+    assert (out / "forecast.png").stat().st_size > 0
+
+
+def test_future_timestamps_follow_the_spacing() -> None:
+    months = pd.Series(pd.date_range("2020-01-01", periods=6, freq="MS"))
+    assert list(future_times(months, 2, "t")) == list(pd.to_datetime(["2020-07-01", "2020-08-01"]))
+    hours = pd.Series(pd.date_range("2020-01-01 22:00", periods=4, freq="h"))
+    assert future_times(hours, 1, "t").iloc[0] == pd.Timestamp("2020-01-02 02:00")
+    np.testing.assert_allclose(future_times(pd.Series([0.0, 0.5, 1.0]), 2, "t"), [1.5, 2.0])
+    with pytest.raises(InputError, match=r"time column 't' is irregularly spaced"):
+        future_times(pd.Series(pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-05"])), 1, "t")
+    with pytest.raises(InputError, match=r"irregularly spaced"):
+        future_times(pd.Series([0.0, 1.0, 3.5]), 1, "t")
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+def test_missing_file_and_misspelt_column(tmp_path: Path, ramp_csv: Path) -> None:
+    with pytest.raises(InputError, match=r"data file not found: .*nope.csv"):
+        load_table(tmp_path / "nope.csv", ["value"])
+    with pytest.raises(
+        InputError, match=r"no column \['vlaue'\]; the file has columns \['date', 'value', 'aux'\]"
+    ):
+        load_table(ramp_csv, ["vlaue"])
+    with pytest.raises(InputError, match=r"must be one of"):
+        load_table(tmp_path / "x.xlsx", ["value"])
+
+
+def test_non_numeric_value_names_column_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("value,aux\n1,2\n3,oops\n5,6\n")
+    with pytest.raises(
+        InputError, match=r"column 'aux' holds a non-numeric value 'oops' at line 3"
+    ):
+        load_table(path, ["value", "aux"])
+
+
+def test_missing_values_are_errors_unless_filled(tmp_path: Path) -> None:
+    path = tmp_path / "holes.csv"
+    path.write_text("value,aux\n1,10\n,20\n3,\n4,40\n")
+    with pytest.raises(
+        InputError, match=r"2 missing values \{'value': 1, 'aux': 1\} \(first at line 3\); set "
+    ):
+        load_table(path, ["value", "aux"])
+    ff = load_table(path, ["value", "aux"], fill="ffill").values
+    np.testing.assert_array_equal(ff, [[1, 10], [1, 20], [3, 20], [4, 40]])
+    lin = load_table(path, ["value", "aux"], fill="interpolate").values
+    np.testing.assert_array_equal(lin, [[1, 10], [2, 20], [3, 30], [4, 40]])
+    dropped = load_table(path, ["value", "aux"], fill="drop").values
+    np.testing.assert_array_equal(dropped, [[1, 10], [4, 40]])
+
+
+def test_time_gaps_are_errors_unless_filled(tmp_path: Path) -> None:
+    path = tmp_path / "gaps.csv"
+    path.write_text("date,value\n2021-01-01,1\n2021-01-02,2\n2021-01-05,5\n2021-01-06,6\n")
+    with pytest.raises(InputError, match=r"skips 2 timestamps in 1 gaps \(first: 2021-01-02"):
+        load_table(path, ["value"], time="date")
+    table = load_table(path, ["value"], time="date", fill="interpolate")
+    np.testing.assert_array_equal(table.values[:, 0], [1, 2, 3, 4, 5, 6])
+    assert list(table.times) == list(pd.date_range("2021-01-01", periods=6, freq="D"))
+    assert len(load_table(path, ["value"], time="date", fill="drop").values) == 4
+    path.write_text("date,value\n2021-01-02,1\n2021-01-01,2\n2021-01-03,3\n")
+    with pytest.raises(InputError, match=r"does not increase at line 3"):
+        load_table(path, ["value"], time="date")
+
+
+def test_series_too_short_says_how_many_rows(tmp_path: Path) -> None:
+    path = write_example(tmp_path / "short.csv", rows=120)
+    dm = FileDataModule(path=str(path), n_steps=20, horizon=1)
+    with pytest.raises(
+        InputError,
+        match=r"the test split has 12 of 120 rows, fewer than n_steps \+ horizon = 21 .*"
+        r"needs at least 210 rows",
+    ):
+        dm.setup()
+
+
+def test_parquet_without_engine_names_the_package(tmp_path: Path) -> None:
+    try:
+        import pyarrow  # noqa: F401
+
+        pytest.skip("a Parquet engine is installed")
+    except ImportError:
+        pass
+    path = tmp_path / "x.parquet"
+    path.write_bytes(b"PAR1")
+    with pytest.raises(InputError, match=r"needs a Parquet engine: install pyarrow"):
+        load_table(path, ["value"])
+
+
+def test_train_cli_bad_column_one_line_exit_2(tmp_path: Path, sine_csv: Path) -> None:
+    result = run_script(
+        "train.py",
+        "data=csv",
+        f"data.path={sine_csv}",
+        "data.target=units",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {sine_csv}: no column ['units']; the file has columns ['date', 'value', 'aux']"
+    )
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_predict_file_with_other_columns_or_irregular_times(
+    trained_run: Path, sine_csv: Path, tmp_path: Path
+) -> None:
+    other = write_csv(tmp_path / "other.csv", pd.read_csv(sine_csv).rename(columns={"value": "v"}))
+    out = tmp_path / "pred"
+    result = run_script(
+        "predict.py",
+        f"ckpt_path={trained_run}",
+        f"input={other}",
+        f"hydra.run.dir={out}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: input {other} has columns ['date', 'v', 'aux'], but this model was trained on "
+        "columns ['date', 'value'] (missing ['value'])"
+    )
+    assert not (out / "predictions.csv").exists()
+
+    frame = pd.read_csv(sine_csv)
+    frame.loc[len(frame) - 1, "date"] = "2021-02-03 12:00"  # a half-day step: irregular
+    irregular = write_csv(tmp_path / "irregular.csv", frame)
+    f = load_forecaster(trained_run, device="cpu")
+    with pytest.raises(InputError, match=r"^input .*irregular.csv: time column 'date' is irregul"):
+        f.forecast_table(irregular, ahead=3)
+    short = write_csv(tmp_path / "short.csv", pd.read_csv(sine_csv).tail(10))
+    with pytest.raises(
+        InputError, match=r"has 10 usable rows; the model needs the last n_steps = 20"
+    ):
+        f.forecast_table(short, ahead=3)
+    with pytest.raises(InputError, match=r"trained on the file .*; pass input="):
+        f.generated_data("test")
+
+
+def test_multivariate_beyond_horizon_fails_clearly(tmp_path: Path, sine_csv: Path) -> None:
+    cfg = file_cfg(
+        tmp_path / "run", sine_csv, "model=linear", "data.inputs=[aux]", "trainer.max_epochs=1"
+    )
+    train(cfg)
+    f = load_forecaster(tmp_path / "run" / "checkpoints" / "best.ckpt", device="cpu")
+    assert f.n_features == 2
+    assert len(f.forecast_table(sine_csv, ahead=1)) == 1
+    with pytest.raises(ConfigError, match=r"ahead=2 exceeds the model's horizon 1: .*univariate"):
+        f.forecast_table(sine_csv, ahead=2)
