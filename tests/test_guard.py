@@ -18,13 +18,14 @@ from seqforecast.errors import ConfigError, InputError
 from seqforecast.outputs import atomic_write_json, read_status
 from seqforecast.train import train
 
-# Epochs of 176 small batches, so that a signal sent as epoch 1 starts lands mid-epoch.
+# Epochs of 176 small batches; the signal goes out as epoch 1 starts, and a third epoch leaves
+# room for a late signal (a loaded machine) to land mid-training all the same.
 RUN = [
     "model=seq2seq",
     "data.n_series=1600",
     "data.split=[1408,96,96]",
     "data.batch_size=8",
-    "trainer.max_epochs=2",
+    "trainer.max_epochs=3",
     "trainer.accelerator=cpu",
     "deterministic=true",
 ]
@@ -65,7 +66,6 @@ def test_kill_mid_epoch_then_resume_equals_uninterrupted(
     victim = _script(*RUN, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     # Let the first epoch end (last.ckpt appears), then interrupt during the second.
     _wait_for(tmp_path / "run" / "checkpoints" / "last.ckpt", victim)
-    time.sleep(0.1)
     victim.send_signal(sig)
     _, err = victim.communicate(timeout=120)
     assert victim.returncode == 128 + sig, err[-2000:]
@@ -73,7 +73,7 @@ def test_kill_mid_epoch_then_resume_equals_uninterrupted(
     assert read_status(tmp_path / "run").startswith("interrupted")
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     done = ckpt["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"]
-    assert ckpt["epoch"] == 1 and 0 < done < 176, "the checkpoint should be mid-epoch"
+    assert ckpt["epoch"] in (1, 2) and 0 < done < 176, "the checkpoint should be mid-epoch"
 
     resumed = _script(f"resume={tmp_path / 'run'}", *RUN, cwd=tmp_path)
     _, err = resumed.communicate(timeout=300)
@@ -83,7 +83,7 @@ def test_kill_mid_epoch_then_resume_equals_uninterrupted(
     # Deterministic CPU run, same data order and RNG: bitwise-equal metrics.
     for key in ("val/mse", "val/mse_last", "test/mse", "test/mse_last"):
         assert got[key] == want[key], key
-    assert got["epochs"] == want["epochs"] == 2 and got["resumed_from"]
+    assert got["epochs"] == want["epochs"] == 3 and got["resumed_from"]
     assert read_status(tmp_path / "run") == "finished"
 
 
