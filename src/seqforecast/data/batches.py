@@ -102,3 +102,61 @@ def tensor_loader(
     """A single-process ``DataLoader`` that yields ``(x[idx], y[idx])`` batches."""
     sampler = BatchIndexSampler(len(x), batch_size, shuffle=shuffle, seed=seed, **shard)
     return DataLoader(TensorPairs(x, y), sampler=sampler, batch_size=None)
+
+
+def split_loader(
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    stage: str,
+    trainer: L.Trainer | None,
+    batch_size: int,
+    eval_batch_size: int,
+    shuffle_seed: int,
+) -> DataLoader:
+    """The loader a DataModule hands Lightning for ``stage`` (train | val | test | predict).
+
+    ``train`` reshuffles each epoch from ``shuffle_seed`` and, when resuming mid-epoch,
+    skips the batches already done; ``val``/``test`` keep the order. Under distributed
+    training every stage but ``predict`` takes this rank's shard. ``predict`` serves the
+    test split.
+    """
+    shard = {}
+    if trainer is not None and stage != "predict":
+        shard = {"rank": trainer.global_rank, "world_size": trainer.world_size}
+    if stage == "train":
+        loader = tensor_loader(
+            *splits["train"], batch_size, shuffle=True, seed=shuffle_seed, **shard
+        )
+        loader.sampler.skip = resume_position(trainer, len(loader.sampler))
+        return loader
+    return tensor_loader(*splits["test" if stage == "predict" else stage], eval_batch_size, **shard)
+
+
+class SplitLoaders:
+    """The loader hooks of a DataModule whose splits are in-memory tensors.
+
+    Mixed into a ``LightningDataModule`` that sets ``splits`` (``{"train"|"val"|"test":
+    (x, y)}``), ``batch_size``, ``eval_batch_size`` and ``shuffle_seed``; see
+    :func:`split_loader` for what each stage gets.
+    """
+
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    batch_size: int
+    eval_batch_size: int
+    shuffle_seed: int
+    trainer: L.Trainer | None
+
+    def _loader(self, stage: str) -> DataLoader:
+        args = (self.trainer, self.batch_size, self.eval_batch_size, self.shuffle_seed)
+        return split_loader(self.splits, stage, *args)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("predict")

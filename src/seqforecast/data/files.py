@@ -17,9 +17,8 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader
 
-from seqforecast.data.batches import resume_position, tensor_loader
+from seqforecast.data.batches import SplitLoaders
 from seqforecast.data.scaling import Scaler
 from seqforecast.data.table import FILLS, Table, load_table
 from seqforecast.data.windows import check_window, make_windows
@@ -76,7 +75,7 @@ def series_windows(
     return make_windows(np.ascontiguousarray(windows.transpose(0, 2, 1)), n_steps, horizon, target)
 
 
-class FileDataModule(L.LightningDataModule):
+class FileDataModule(SplitLoaders, L.LightningDataModule):
     """A table's ``target`` (plus ``inputs``) as one series, chronologically split and scaled.
 
     Batches: ``x [B, n_steps, 1 + len(inputs)]`` (scaled; feature 0 is the target) and
@@ -178,25 +177,3 @@ class FileDataModule(L.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "scaler" in state_dict:
             self.scaler = Scaler.from_dict(state_dict["scaler"])
-
-    def _shard(self) -> dict[str, int]:
-        if self.trainer is None:
-            return {}
-        return {"rank": self.trainer.global_rank, "world_size": self.trainer.world_size}
-
-    def train_dataloader(self) -> DataLoader:
-        x, y = self.splits["train"]
-        loader = tensor_loader(
-            x, y, self.batch_size, shuffle=True, seed=self.shuffle_seed, **self._shard()
-        )
-        loader.sampler.skip = resume_position(self.trainer, len(loader.sampler))
-        return loader
-
-    def val_dataloader(self) -> DataLoader:
-        return tensor_loader(*self.splits["val"], self.eval_batch_size, **self._shard())
-
-    def test_dataloader(self) -> DataLoader:
-        return tensor_loader(*self.splits["test"], self.eval_batch_size, **self._shard())
-
-    def predict_dataloader(self) -> DataLoader:
-        return tensor_loader(*self.splits["test"], self.eval_batch_size)

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
-from seqforecast.data.batches import resume_position, tensor_loader
+from seqforecast.data.batches import SplitLoaders
 from seqforecast.data.generate import two_sine_series
 from seqforecast.data.windows import check_window, make_windows
 from seqforecast.errors import ConfigError
@@ -43,7 +42,7 @@ def split_sizes(split: Sequence[float], n_series: int) -> tuple[int, int, int]:
     return sizes  # type: ignore[return-value]
 
 
-class SineDataModule(L.LightningDataModule):
+class SineDataModule(SplitLoaders, L.LightningDataModule):
     """Two-sine series cut into windows; train/val/test are consecutive blocks of series.
 
     The book's datasets: ``n_steps=50`` with ``horizon=1, target="next"`` (1-step),
@@ -96,25 +95,3 @@ class SineDataModule(L.LightningDataModule):
         self.setup()
         x, y = self.splits[stage]
         return x.numpy(), y.numpy()
-
-    def _shard(self) -> dict[str, int]:
-        if self.trainer is None:
-            return {}
-        return {"rank": self.trainer.global_rank, "world_size": self.trainer.world_size}
-
-    def train_dataloader(self) -> DataLoader:
-        x, y = self.splits["train"]
-        loader = tensor_loader(
-            x, y, self.batch_size, shuffle=True, seed=self.shuffle_seed, **self._shard()
-        )
-        loader.sampler.skip = resume_position(self.trainer, len(loader.sampler))
-        return loader
-
-    def val_dataloader(self) -> DataLoader:
-        return tensor_loader(*self.splits["val"], self.eval_batch_size, **self._shard())
-
-    def test_dataloader(self) -> DataLoader:
-        return tensor_loader(*self.splits["test"], self.eval_batch_size, **self._shard())
-
-    def predict_dataloader(self) -> DataLoader:
-        return tensor_loader(*self.splits["test"], self.eval_batch_size)
