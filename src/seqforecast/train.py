@@ -10,7 +10,6 @@ from typing import Any
 
 import hydra
 import lightning as L
-import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
@@ -19,7 +18,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from seqforecast.callbacks import TrainingInterrupted
 from seqforecast.config import validate_config
-from seqforecast.data.files import FileDataModule
 from seqforecast.errors import ConfigError, SeqforecastError
 from seqforecast.outputs import (
     atomic_write_json,
@@ -209,8 +207,10 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
         trainer.save_checkpoint(ckpt_path, weights_only=False)
 
     metrics: dict[str, Any] = {**val[0], **test[0]}
-    if isinstance(datamodule, FileDataModule):
-        metrics.update(original_unit_errors(model, datamodule))
+    # File data also reports errors in the data's own units (the scaler is undone there).
+    unit_errors = getattr(datamodule, "original_unit_errors", None)
+    if unit_errors is not None:
+        metrics.update(unit_errors(model))
     metrics.update(
         epochs=epochs,
         fit_s=round(fit_s, 3),
@@ -225,25 +225,6 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
     if trainer.is_global_zero:
         atomic_write_json(out / "metrics.json", metrics)
     return metrics
-
-
-def original_unit_errors(model: L.LightningModule, datamodule: FileDataModule) -> dict[str, float]:
-    """``{val,test}/{mae,rmse}`` of the last time step's ``k`` forecasts in the data's units.
-
-    The module logs MSE on scaled values; here the forecasts ``[N, k]`` and their targets
-    are mapped back through the training scaler (target column) before scoring.
-    """
-    out = {}
-    model.eval()
-    with torch.inference_mode():
-        for stage in ("val", "test"):
-            x, y = datamodule.arrays(stage)
-            pred = model.forecast(torch.from_numpy(x).to(model.device)).cpu().numpy()  # [N, k]
-            actual = y[:, -1] if datamodule.target_kind == "seq2seq" else y  # [N, k]
-            err = datamodule.scaler.inverse(pred) - datamodule.scaler.inverse(actual)
-            out[f"{stage}/mae"] = float(np.abs(err).mean())
-            out[f"{stage}/rmse"] = float(np.sqrt((err**2).mean()))
-    return out
 
 
 def format_table(metrics: dict[str, Any]) -> str:

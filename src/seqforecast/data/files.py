@@ -168,6 +168,24 @@ class FileDataModule(SplitLoaders, L.LightningDataModule):
         x, y = self.splits[stage]
         return x.numpy(), y.numpy()
 
+    def original_unit_errors(self, model: L.LightningModule) -> dict[str, float]:
+        """``{val,test}/{mae,rmse}`` of ``model``'s last-step ``k`` forecasts in the data's units.
+
+        The module logs MSE on scaled values; here the forecasts ``[N, k]`` and their
+        targets are mapped back through the training scaler (target column) first.
+        """
+        out = {}
+        model.eval()
+        with torch.inference_mode():
+            for stage in ("val", "test"):
+                x, y = self.arrays(stage)
+                pred = model.forecast(torch.from_numpy(x).to(model.device)).cpu().numpy()
+                actual = y[:, -1] if self.target_kind == "seq2seq" else y  # [N, k]
+                err = self.scaler.inverse(pred) - self.scaler.inverse(actual)
+                out[f"{stage}/mae"] = float(np.abs(err).mean())
+                out[f"{stage}/rmse"] = float(np.sqrt((err**2).mean()))
+        return out
+
     def state_dict(self) -> dict[str, Any]:
         """The fitted scaler and columns, plain values (saved in every checkpoint)."""
         if self.scaler.center is None:

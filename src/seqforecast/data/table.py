@@ -13,11 +13,14 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from seqforecast.errors import InputError
+
+if TYPE_CHECKING:  # pandas is imported where a file is read, off the train start-up path
+    import pandas as pd
 
 READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 FILLS = ("ffill", "interpolate", "drop")
@@ -39,6 +42,8 @@ def _where(path: Path, i: int) -> str:
 
 def read_frame(path: str | Path) -> pd.DataFrame:
     """The file as a DataFrame (pandas' readers; no hand parsing)."""
+    import pandas as pd
+
     path = Path(path)
     kind = READERS.get(path.suffix.lower())
     if kind is None:
@@ -74,6 +79,8 @@ def check_columns(frame: pd.DataFrame, wanted: Sequence[str], path: Path) -> Non
 
 def numeric(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     """The column as float64; a non-number (not an empty cell) is an error naming its row."""
+    import pandas as pd
+
     raw = frame[column]
     values = pd.to_numeric(raw, errors="coerce")
     bad = values.isna() & raw.notna()
@@ -88,6 +95,8 @@ def numeric(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
 
 def parse_times(raw: pd.Series, column: str, path: Path) -> pd.Series:
     """Numbers stay numbers; anything else is parsed as dates. Must strictly increase."""
+    import pandas as pd
+
     if raw.isna().any():
         i = int(np.argmax(raw.isna().to_numpy()))
         raise InputError(
@@ -150,6 +159,8 @@ def load_table(
     skipped timestamps (empty rows), then filled like a missing value. ``frame``: the
     file's contents when already read.
     """
+    import pandas as pd
+
     path = Path(path)
     if fill is not None and fill not in FILLS:
         raise InputError(f"data.fill must be null or one of {list(FILLS)}, got {fill!r}")
@@ -205,6 +216,8 @@ def future_times(times: pd.Series, ahead: int, column: str) -> pd.Series:
     Dates use ``pd.infer_freq`` (days, hours, month starts, ...); numbers need one
     constant step. Irregular spacing is an :class:`InputError`.
     """
+    import pandas as pd
+
     if len(times) < 3:
         raise InputError(
             f"time column {column!r} has {len(times)} rows; inferring its spacing needs >= 3"
