@@ -1,0 +1,48 @@
+"""Optional numba compilation of the fused layers' time loops (``pip install "seqforecast[fast]"``).
+
+The fused layers (:mod:`seqforecast.models.fused`) run their sequential time loops
+either as torch ops or, when numba is installed, as one compiled call per loop.
+numba is imported on the first compiled call, not at import time, and compiled code
+is cached on disk (``cache=True``), so later processes skip the compilation.
+``SEQFORECAST_NUMBA=0`` in the environment forces the pure-torch loops.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+
+@cache
+def numba_installed() -> bool:
+    """Whether the ``numba`` package can be imported (checked once, without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def use_numba() -> bool:
+    """Whether the fused layers take their compiled loops: numba installed and not switched off."""
+    return os.environ.get("SEQFORECAST_NUMBA", "1") != "0" and numba_installed()
+
+
+class LazyJit:
+    """``numba.njit(cache=True)`` applied on the first call, so importing costs nothing."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.compiled: Callable[..., Any] | None = None
+        self.__doc__, self.__name__ = fn.__doc__, fn.__name__
+
+    def __call__(self, *args: Any) -> Any:
+        if self.compiled is None:
+            import numba
+
+            self.compiled = numba.njit(cache=True, nogil=True)(self.fn)
+        return self.compiled(*args)
+
+
+def lazy_njit(fn: Callable[..., Any]) -> LazyJit:
+    """Decorator: compile ``fn`` with numba when it is first called."""
+    return LazyJit(fn)
