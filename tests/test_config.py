@@ -31,6 +31,7 @@ WRONG = {
     "data.split": [[7000, 2000], "7000", ["2020-01-01"], ["2020-01-01", ""]],
     "data.batch_size": [0, 32.0],
     "data.eval_batch_size": [-1, "big"],
+    "data.batches_per_call": [0, 2.0],
     "data.seed": ["s", None],
     "data.shuffle_seed": [1.5, "x"],
     "data.path": ["", 3],

@@ -140,3 +140,24 @@ def test_loader_yields_index_slices() -> None:
     batches = list(tensor_loader(x, y, 4))
     assert [b[0].shape for b in batches] == [(4, 1, 1), (4, 1, 1), (2, 1, 1)]
     assert torch.equal(torch.cat([b[1] for b in batches]), y)
+
+
+def test_groups_hold_the_same_batches_in_the_same_order() -> None:
+    x, y = torch.arange(70.0).view(70, 1, 1), torch.arange(70.0).view(70, 1)
+    single = list(tensor_loader(x, y, 8, shuffle=True, seed=3))
+    grouped = list(tensor_loader(x, y, 8, shuffle=True, seed=3, batches_per_call=4))
+    assert [len(g) for g in grouped] == [4, 4, 1] and len(single) == 9
+    flat = [pair for group in grouped for pair in group]
+    for (xa, ya), (xb, yb) in zip(single, flat, strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    sampler = BatchIndexSampler(70, 8, batches_per_call=4)
+    assert len(sampler) == 3 and sampler.n_batches == 9
+
+
+def test_resume_skip_counts_batches_not_groups() -> None:
+    sampler = BatchIndexSampler(70, 8, shuffle=True, seed=3, batches_per_call=4)
+    full = torch.cat(list(sampler))
+    sampler.skip = 2  # two batches done: the rest of the epoch, regrouped
+    rest = list(sampler)
+    assert [len(r) for r in rest] == [32, 22] and torch.equal(torch.cat(rest), full[16:])
+    assert torch.equal(torch.cat(list(sampler)), full)  # the skip applies once

@@ -167,7 +167,9 @@ def test_ddp_cpu_matches_single_process(tmp_path: Path) -> None:
     assert ckpt["global_step"] == 16
     # val/mse_last during DDP fit came from sharded validation reduced across ranks; it must
     # equal the single-device evaluation of the same best checkpoint.
-    (state,) = [v for k, v in ckpt["callbacks"].items() if k.startswith("ModelCheckpoint")]
+    (state,) = [
+        v for k, v in ckpt["callbacks"].items() if k.startswith("ModelCheckpoint") and "val/" in k
+    ]
     assert float(state["best_model_score"]) == pytest.approx(got["val/mse_last"], rel=1e-5)
     # Rank 0 alone wrote the run folder; rank 1 left only its log.
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted(

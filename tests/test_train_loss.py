@@ -14,7 +14,7 @@ def test_train_loss_is_the_weighted_epoch_mean() -> None:
     module = ForecastModule(net="rnn", hidden=[4], head="linear", n_steps=6)
     module.on_train_epoch_start()
     batches = [(torch.randn(n, 6, 1), torch.randn(n, 1)) for n in (5, 3, 8)]
-    losses = [module.training_step(b, i).item() for i, b in enumerate(batches)]
+    losses = [module.train_loss(x, y).item() for x, y in batches]
     expected = np.average(losses, weights=[5, 3, 8])
     assert module.train_count == 16
     assert (module.train_loss_sum / module.train_count).item() == pytest.approx(expected, rel=1e-6)

@@ -25,6 +25,10 @@ class TrainingInterrupted(SeqforecastError):
         super().__init__(message)
         self.signum = signum
 
+    def __reduce__(self) -> tuple:
+        # Picklable with its signal number (raised in a reproduction's worker process).
+        return type(self), (str(self), self.signum)
+
 
 class FiniteLossGuard(Callback):
     """Stop at the first NaN/inf training loss, before it reaches the weights.
@@ -37,7 +41,9 @@ class FiniteLossGuard(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
     ) -> None:
         if not bool(torch.isfinite(loss)):
-            batch = trainer.fit_loop.epoch_loop.batch_progress.current.ready - 1
+            batch = getattr(pl_module, "train_batches", None)  # ForecastModule counts them
+            if batch is None:
+                batch = trainer.fit_loop.epoch_loop.batch_progress.current.ready - 1
             raise NonFiniteLossError(
                 f"training loss became {loss.item()} at epoch {trainer.current_epoch}, batch "
                 f"{batch} (global step {trainer.global_step}); likely causes: a learning rate "
@@ -48,10 +54,11 @@ class FiniteLossGuard(Callback):
 
 
 class PreemptionCheckpoint(Callback):
-    """On SIGINT or SIGTERM, finish the current batch, save ``last.ckpt`` and stop.
+    """On SIGINT or SIGTERM, finish the current training step, save ``last.ckpt`` and stop.
 
-    The checkpoint is written at the end of a training batch (the point Lightning
-    resumes from exactly), then :class:`TrainingInterrupted` is raised. The process
+    The checkpoint is written at the end of a ``training_step`` call (a group of
+    ``data.batches_per_call`` batches; the point Lightning resumes from exactly), then
+    :class:`TrainingInterrupted` is raised. The process
     RNG states travel in the checkpoint, so a resumed run continues the same stream.
     """
 
@@ -94,9 +101,10 @@ class PreemptionCheckpoint(Callback):
             return
         trainer.save_checkpoint(self.path, weights_only=False)
         name = signal.Signals(signum).name
+        done = getattr(pl_module, "train_batches", batch_idx + 1)  # batches of this epoch
         raise TrainingInterrupted(
-            f"{name} received: saved {self.path} at epoch {trainer.current_epoch}, batch "
-            f"{batch_idx}; continue with resume={self.path.parent.parent}",
+            f"{name} received: saved {self.path} at epoch {trainer.current_epoch} after "
+            f"{done} batches; continue with resume={self.path.parent.parent}",
             signum,
         )
 

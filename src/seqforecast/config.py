@@ -84,6 +84,7 @@ RULES: dict[str, Rule] = {
     "data.split": SPLIT,
     "data.batch_size": int_at_least(1),
     "data.eval_batch_size": int_at_least(1),
+    "data.batches_per_call": int_at_least(1),
     "data.seed": INTEGER,
     "data.shuffle_seed": INTEGER,
     "data.path": NAME,

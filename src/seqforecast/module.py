@@ -24,7 +24,11 @@ class ForecastModule(L.LightningModule):
     inputs (``[B, T', k]``) is scored on ``y[:, output_steps]``, the targets of the input
     steps its outputs end at. ``init="keras"`` re-initialises the net like Keras
     (:func:`~seqforecast.models.init.keras_init_`); ``adam_eps=None`` follows ``init``
-    (Keras 1e-7, torch 1e-8). Logged metrics: ``train/loss`` (epoch mean),
+    (Keras 1e-7, torch 1e-8). Training uses manual optimization: each ``training_step``
+    call gets a group of batches (:class:`~seqforecast.data.batches.BatchGroups`) and
+    takes one Adam step per batch, so Lightning's per-call work is paid once per group;
+    ``gradient_clip_val`` (norm, or ``gradient_clip_algorithm="value"``) clips every
+    step. Logged metrics: ``train/loss`` (epoch mean),
     ``{val,test}/mse`` (over every output) and ``{val,test}/mse_last`` (the last time
     step's ``k`` outputs, the chapter's ``last_time_step_mse``; equal to ``mse`` for
     ``next`` targets).
@@ -47,6 +51,8 @@ class ForecastModule(L.LightningModule):
         stride: int = 2,
         dilations: list[int] | None = None,
         impl: str = "fused",
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str = "norm",
     ) -> None:
         super().__init__()
         check_window(n_steps, horizon, target)
@@ -58,7 +64,14 @@ class ForecastModule(L.LightningModule):
             not isinstance(adam_eps, int | float) or isinstance(adam_eps, bool) or not adam_eps > 0
         ):
             raise ConfigError(f"model.adam_eps must be a positive number or null, got {adam_eps!r}")
+        if gradient_clip_algorithm not in ("norm", "value"):
+            raise ConfigError(
+                "trainer.gradient_clip_algorithm must be 'norm' or 'value', got "
+                f"{gradient_clip_algorithm!r}"
+            )
         self.save_hyperparameters()
+        # Several optimizer steps per training_step call (see the class docstring).
+        self.automatic_optimization = False
         self.net = build_net(
             net,
             n_steps=n_steps,
@@ -84,9 +97,11 @@ class ForecastModule(L.LightningModule):
             )
         # Input steps whose seq2seq targets the outputs align to; None when all of them.
         self.steps = None if steps == list(range(n_steps)) else torch.tensor(steps)
-        # The epoch's summed training loss, kept on the device (reset every epoch).
+        # The epoch's summed training loss, kept on the device, its series and its batches
+        # (reset every epoch; a mid-epoch checkpoint keeps them).
         self.register_buffer("train_loss_sum", torch.zeros(()), persistent=False)
         self.train_count = 0
+        self.train_batches = 0
         self.mse = nn.ModuleDict({s: MeanSquaredError() for s in EVAL_STAGES})
         self.mse_last = nn.ModuleDict({s: MeanSquaredError() for s in EVAL_STAGES})
 
@@ -111,40 +126,60 @@ class ForecastModule(L.LightningModule):
         """Seq2seq targets of the steps the net outputs: ``[B, T, k] -> [B, T', k]``."""
         return y if self.steps is None else y[:, self.steps.to(y.device)]
 
-    def _step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> torch.Tensor:
+    def train_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The MSE loss of one training batch, added to the epoch's running sum."""
+        loss = F.mse_loss(self(x), self.align(y))
+        # Summed on the device, logged once per epoch: a per-step self.log took about
+        # a fifth of the fit of these tiny models (cProfile, README "Speed").
+        self.train_loss_sum.add_(loss.detach(), alpha=len(x))
+        self.train_count += len(x)
+        return loss
+
+    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         x, y = batch
         y, y_hat = self.align(y), self(x)
-        loss = F.mse_loss(y_hat, y)
-        if stage == "train":
-            # Summed on the device, logged once per epoch: a per-step self.log took about
-            # a fifth of the fit of these tiny models (cProfile, README "Speed").
-            self.train_loss_sum.add_(loss.detach(), alpha=len(x))
-            self.train_count += len(x)
-        else:
-            mse, mse_last = self.mse[stage], self.mse_last[stage]
-            mse(y_hat.reshape(-1), y.reshape(-1))
-            mse_last(self.last_step(y_hat).reshape(-1), self.last_step(y).reshape(-1))
-            self.log(f"{stage}/mse", mse, on_epoch=True, prog_bar=stage == "val", batch_size=len(x))
-            self.log(f"{stage}/mse_last", mse_last, on_epoch=True, batch_size=len(x))
-        return loss
+        mse, mse_last = self.mse[stage], self.mse_last[stage]
+        mse(y_hat.reshape(-1), y.reshape(-1))
+        mse_last(self.last_step(y_hat).reshape(-1), self.last_step(y).reshape(-1))
+        self.log(f"{stage}/mse", mse, on_epoch=True, prog_bar=stage == "val", batch_size=len(x))
+        self.log(f"{stage}/mse_last", mse_last, on_epoch=True, batch_size=len(x))
 
     def on_train_epoch_start(self) -> None:
         self.train_loss_sum.zero_()
-        self.train_count = 0
+        self.train_count = self.train_batches = 0
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # A mid-epoch checkpoint (preemption) carries the epoch's partial training loss.
-        checkpoint["train_loss_epoch"] = [float(self.train_loss_sum), self.train_count]
+        # A mid-epoch checkpoint (preemption) carries the epoch's partial training loss and
+        # the batches done, where the resumed epoch continues.
+        checkpoint["train_loss_epoch"] = [
+            float(self.train_loss_sum),
+            self.train_count,
+            self.train_batches,
+        ]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        loss_sum, count = checkpoint.get("train_loss_epoch", [0.0, 0])
+        loss_sum, count, *batches = checkpoint.get("train_loss_epoch", [0.0, 0, 0])
         self.train_loss_sum.fill_(loss_sum)
         self.train_count = count
+        self.train_batches = batches[0] if batches else 0
 
-    def training_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> torch.Tensor:
-        return self._step(batch, "train")
+    def training_step(self, batch: list[tuple[torch.Tensor, torch.Tensor]], batch_idx: int) -> None:
+        """One Adam step per ``(x, y)`` batch of the group, in order."""
+        optimizer = self.optimizers()
+        clip, algorithm = self.hparams.gradient_clip_val, self.hparams.gradient_clip_algorithm
+        max_steps = self.trainer.max_steps
+        for x, y in batch:
+            loss = self.train_loss(x, y)
+            optimizer.zero_grad(set_to_none=True)
+            self.manual_backward(loss)  # runs on_before_backward hooks (FiniteLossGuard)
+            if clip:
+                self.clip_gradients(
+                    optimizer, gradient_clip_val=clip, gradient_clip_algorithm=algorithm
+                )
+            optimizer.step()
+            self.train_batches += 1
+            if 0 <= max_steps <= self.trainer.global_step:
+                break  # trainer.max_steps counts optimizer steps
 
     def on_train_epoch_end(self) -> None:
         """Log ``train/loss``: the epoch's mean loss, weighted by batch size."""
@@ -155,10 +190,10 @@ class ForecastModule(L.LightningModule):
             )
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "val")
+        self._eval_step(batch, "val")
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        self._step(batch, "test")
+        self._eval_step(batch, "test")
 
     def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         return self(batch[0])

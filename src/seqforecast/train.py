@@ -75,12 +75,26 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+# The module clips in its own training step (manual optimization, several optimizer steps
+# per call), and Lightning refuses these Trainer arguments there: the trainer.* keys go
+# to ForecastModule (see clipping_args), the Trainer gets None.
+NO_TRAINER_CLIPPING = {"gradient_clip_val": None, "gradient_clip_algorithm": None}
+
+
+def clipping_args(cfg: DictConfig) -> dict[str, Any]:
+    """``trainer.gradient_clip_val`` / ``trainer.gradient_clip_algorithm`` for the module."""
+    return {
+        "gradient_clip_val": cfg.trainer.get("gradient_clip_val"),
+        "gradient_clip_algorithm": cfg.trainer.get("gradient_clip_algorithm") or "norm",
+    }
+
+
 def build_trainer(cfg: DictConfig) -> L.Trainer:
     """The Trainer with the config's callbacks and logger."""
     check_accelerator(str(cfg.trainer.get("accelerator", "auto")))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **NO_TRAINER_CLIPPING)
 
 
 def parallel_thread_share() -> int | None:
@@ -110,7 +124,14 @@ def single_device_trainer(cfg: DictConfig) -> L.Trainer:
         logger=False,
         callbacks=[],
         enable_model_summary=False,
+        **NO_TRAINER_CLIPPING,
     )
+
+
+def best_checkpoint(trainer: L.Trainer) -> str | None:
+    """The best checkpoint's path: from the ``ModelCheckpoint`` with a monitor, else the first."""
+    callbacks = sorted(trainer.checkpoint_callbacks, key=lambda c: c.monitor is None)
+    return callbacks[0].best_model_path if callbacks else None
 
 
 def resume_checkpoint(resume: str) -> Path:
@@ -174,7 +195,7 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
 
     datamodule = instantiate(cfg.data)
     # The input width comes from the data (file data: target + extra input columns).
-    model = instantiate(cfg.model, n_features=datamodule.n_features)
+    model = instantiate(cfg.model, n_features=datamodule.n_features, **clipping_args(cfg))
     trainer = build_trainer(cfg)
 
     start = time.perf_counter()
@@ -182,9 +203,7 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
     if model.trainable:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
         epochs = trainer.current_epoch
-        ckpt_path = (
-            trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else None
-        )
+        ckpt_path = best_checkpoint(trainer)
         if trainer.world_size > 1:
             # Leave the process group, then evaluate on one device in rank 0 alone:
             # every series once, in order.
