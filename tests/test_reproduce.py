@@ -94,6 +94,23 @@ def test_reproduce_writes_report_with_checked_numbers(tmp_path: Path) -> None:
     assert not (tmp_path / "curves" / "naive.png").exists()  # nothing trained, no curve
 
 
+def test_side_by_side_trainings_equal_one_after_another(tmp_path: Path) -> None:
+    rows = {}
+    for jobs in (1, 2):
+        cfg = _reproduce_cfg(tmp_path / f"jobs{jobs}", "only=[linear,seq2vec]", f"jobs={jobs}")
+        cfg.train_overrides.append("deterministic=true")
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            reproduce(cfg)
+        rows[jobs] = _rows(tmp_path / f"jobs{jobs}" / "chapter15.csv")
+        assert (
+            f"{jobs} training(s) at a time"
+            in (tmp_path / f"jobs{jobs}" / "chapter15.md").read_text()
+        )
+    assert list(rows[1]) == list(rows[2]) == ["linear", "seq2vec"]
+    for name in rows[1]:
+        assert rows[1][name]["val_mse"] == rows[2][name]["val_mse"], name
+
+
 def test_orderings_are_checked_worst_first() -> None:
     rows = [{"experiment": n, "val_mse": v} for n, v in [("a", 0.3), ("b", 0.2), ("c", 0.25)]]
     assert check_orderings(rows, [["a", "b"], ["a", "c", "b"], ["a", "b", "c"], ["x", "a"]]) == [
@@ -124,6 +141,7 @@ def test_every_experiment_has_book_figures_with_provenance(tmp_path: Path) -> No
     [
         (["only=[nope]"], "only="),
         (["seeds=0"], "seeds"),
+        (["jobs=0"], "jobs"),
         (["experiments.iterative.from=x"], "from"),
     ],
 )

@@ -3,7 +3,9 @@
 ``reproduce(cfg)`` takes ``conf/reproduce.yaml`` and must run where Hydra's config
 search path holds ``conf/`` (inside ``scripts/reproduce.py``, or
 ``hydra.initialize_config_dir``): each experiment is ``conf/train.yaml`` composed with
-its overrides and trained by :func:`seqforecast.train.train`.
+its overrides and trained by :func:`seqforecast.train.train`. The trainings are
+independent, so ``jobs`` of them run side by side in worker processes (one torch
+thread each by default); scoring, figures and the report follow in this process.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import csv
 import json
 import logging
 import math
+import multiprocessing
 import os
 import statistics
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -99,16 +103,55 @@ def finished_metrics(run_dir: Path, cfg: DictConfig) -> dict[str, Any] | None:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def train_run(name: str, overrides: Sequence[str], seed: int, out: Path) -> Run:
-    """Train one experiment with one seed under ``out/runs/<name>/seed<seed>``."""
+def run_config(name: str, overrides: Sequence[str], seed: int, out: Path) -> DictConfig:
+    """The resolved train config of one experiment and seed, run in ``out/runs/<name>/seed<k>``.
+
+    An interrupted earlier run in that folder is resumed (``resume`` set).
+    """
     run_dir = out / "runs" / name / f"seed{seed}"
     cfg = _compose([*overrides, f"seed={seed}", f"output_dir={run_dir}", *RUN_OVERRIDES])
-    metrics = finished_metrics(run_dir, cfg)
-    if metrics is None:
-        status = read_status(run_dir) or ""
-        if status.startswith("interrupted"):
-            cfg.resume = str(run_dir)  # an earlier reproduction was stopped mid-run
-        metrics = train(cfg)
+    OmegaConf.resolve(cfg)  # self-contained: a worker process has no Hydra context
+    if (read_status(run_dir) or "").startswith("interrupted"):
+        cfg.resume = str(run_dir)  # an earlier reproduction was stopped mid-run
+    return cfg
+
+
+def fit_all(cfgs: dict[str, DictConfig], jobs: int) -> dict[str, dict[str, Any]]:
+    """``train(cfg)`` for every config not already finished; ``jobs`` at a time.
+
+    Returns the metrics by key. With ``jobs > 1`` the trainings run in a pool of
+    spawned worker processes; the first failure cancels what has not started and is
+    raised here.
+    """
+    metrics, todo = {}, {}
+    for key, cfg in cfgs.items():
+        done = finished_metrics(Path(cfg.output_dir), cfg)
+        if done is None:
+            todo[key] = cfg
+        else:
+            metrics[key] = done
+    if jobs == 1 or len(todo) < 2:
+        for key, cfg in todo.items():
+            log.info("training %s", key)
+            metrics[key] = train(cfg)
+        return metrics
+    log.info("training %d runs, %d at a time", len(todo), jobs)
+    context = multiprocessing.get_context("spawn")  # no fork of a process holding torch threads
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        futures: dict[str, Future] = {key: pool.submit(train, cfg) for key, cfg in todo.items()}
+        try:
+            for key, future in futures.items():
+                metrics[key] = future.result()
+                log.info("finished %s", key)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    return metrics
+
+
+def make_run(name: str, seed: int, cfg: DictConfig, metrics: dict[str, Any]) -> Run:
+    """The :class:`Run` of a finished training: its metrics and learning curves."""
+    run_dir = Path(cfg.output_dir)
     epochs = int(metrics["epochs"])
     best = float(metrics["val/mse_last"])
     train_loss, val_loss, val_last = ([], [], [])
@@ -273,7 +316,8 @@ def write_markdown(
         "# Chapter 15 reproduction",
         "",
         f"Command: `{meta['command']}`. Seeds: {meta['seeds']}. Device: {meta['device']} "
-        f"({meta['cpus']} CPU cores visible, {meta['threads']} torch thread(s)). "
+        f"({meta['cpus']} CPU cores visible, {meta['jobs']} training(s) at a time, "
+        f"{meta['threads']} torch thread(s) each). "
         f"Total wall time: {meta['wall_s'] / 60:.1f} min.",
         "",
         "`val MSE` is the validation MSE after the last epoch (last time step's 10 outputs for "
@@ -328,29 +372,48 @@ def selected(cfg: DictConfig) -> dict[str, DictConfig]:
     return {n: experiments[n] for n in experiments if n in names}
 
 
+def _positive_int(key: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
+    return value
+
+
 def reproduce(cfg: DictConfig, command: str = "python scripts/reproduce.py") -> list[dict]:
     """Run every selected experiment for every seed; write the report; return its rows."""
-    if not isinstance(cfg.seeds, int) or isinstance(cfg.seeds, bool) or cfg.seeds < 1:
-        raise ConfigError(f"seeds must be a positive integer, got {cfg.seeds!r}")
+    _positive_int("seeds", cfg.seeds)
+    jobs = _positive_int("jobs", cfg.jobs)
     if cfg.threads is not None:
         torch.set_num_threads(int(cfg.threads))
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    extra = list(cfg.train_overrides)
+    # The reproduction's thread setting reaches every training (each its own process).
+    threads = "null" if cfg.threads is None else cfg.threads
+    extra = [f"threads={threads}", *cfg.train_overrides]
     seeds = [cfg.first_seed + i for i in range(cfg.seeds)]
     start = time.perf_counter()
-    runs: dict[str, list[Run]] = {}
-    for name, spec in selected(cfg).items():
+    experiments = selected(cfg)
+
+    def overrides_of(spec: DictConfig) -> list[str]:
         base = spec.get("from")
-        overrides = (
-            [*cfg.experiments[base].overrides, *extra] if base else [*spec.overrides, *extra]
-        )
+        return [*(cfg.experiments[base] if base else spec).overrides, *extra]
+
+    cfgs = {
+        f"{name}/seed{seed}": run_config(name, overrides_of(spec), seed, out)
+        for name, spec in experiments.items()
+        if spec.get("from") is None
+        for seed in seeds
+    }
+    fitted = fit_all(cfgs, jobs)
+    runs: dict[str, list[Run]] = {}
+    for name, spec in experiments.items():
+        base = spec.get("from")
+        overrides = overrides_of(spec)
         for seed in seeds:
-            log.info("%s, seed %d", name, seed)
             if base:
                 run = iterative_run(name, runs[base][seeds.index(seed)], overrides, spec.ahead)
             else:
-                run = train_run(name, overrides, seed, out)
+                key = f"{name}/seed{seed}"
+                run = make_run(name, seed, cfgs[key], fitted[key])
             runs.setdefault(name, []).append(run)
         first = runs[name][0]
         if first.train_loss:
@@ -365,6 +428,7 @@ def reproduce(cfg: DictConfig, command: str = "python scripts/reproduce.py") -> 
         "seeds": len(seeds),
         "device": ", ".join(sorted({r["device"] for r in rows})),
         "threads": torch.get_num_threads(),
+        "jobs": jobs,
         "cpus": os.cpu_count(),
         "wall_s": time.perf_counter() - start,
         "band": cfg.band,
