@@ -1,13 +1,15 @@
 """Seconds per epoch: our training path vs a plain PyTorch loop, side by side, one process.
 
-    python scripts/bench.py                       # 4 models, median of 5 epochs each
+    python scripts/bench.py                       # the 4 models of issue #6, 5 epochs each
     python scripts/bench.py --epochs 20 --models deep_rnn_dense seq2seq_gru
+    python scripts/bench.py --models all          # also ln_rnn, conv_gru, wavenet
 
 For each model, on the same generated data (batch 32, 219 steps per epoch, validation
 every epoch) it times three runs:
 
 - ``plain``: a plain PyTorch loop written below with the reference torch layers
-  (``nn.RNN``/``nn.GRU``/``nn.LSTM``) and ``torch.optim.Adam`` defaults;
+  (``nn.RNN``/``nn.GRU``/``nn.LSTM``, the readable LN cell) and ``torch.optim.Adam``
+  defaults;
 - ``plain fused``: the same loop on exactly our network and optimizer (``impl=fused``,
   fused Adam): the yardstick for framework overhead;
 - ``ours``: ``train(cfg)`` on the real Hydra config (Lightning Trainer, checkpoints,
@@ -15,6 +17,8 @@ every epoch) it times three runs:
 
 It prints median seconds per epoch, the ratios, and the last-step validation MSE after
 the timed epochs. Ratios, not absolute times, are the point: run it on a quiet machine.
+The Keras column repeats issue #6's own measurement (Keras 3 / TF-CPU, 2 cores) for
+reference; it is not rerun here.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from torch import nn
 
-from seqforecast.models import build_net
+from seqforecast.models import build_net, output_steps
 from seqforecast.train import instantiate, set_threads, train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -44,7 +48,13 @@ MODELS: dict[str, list[str]] = {
     "seq2seq": ["model=seq2seq"],
     "seq2seq_lstm": ["model=seq2seq", "model.net=lstm", "model.lr=0.001"],
     "seq2seq_gru": ["model=seq2seq", "model.net=gru", "model.lr=0.001"],
+    "ln_rnn": ["model=ln_rnn"],
+    "conv_gru": ["model=conv_gru"],
+    "wavenet": ["model=wavenet"],
 }
+DEFAULT_MODELS = ["deep_rnn_dense", "seq2seq", "seq2seq_lstm", "seq2seq_gru"]
+# Issue #6's measurement, median s/epoch (20 epochs, batch 32, 2-core CPU): not rerun here.
+KERAS = {"deep_rnn_dense": 1.77, "seq2seq": 2.62, "seq2seq_lstm": 4.11, "seq2seq_gru": 4.63}
 
 EPOCH_STARTS: list[float] = []
 
@@ -93,20 +103,23 @@ def plain_loop(cfg: Any, dm: Any, impl: str, epochs: int) -> tuple[list[float], 
     """A plain PyTorch training loop; ``impl="torch"`` uses torch's layers and Adam defaults."""
     m = cfg.model
     torch.manual_seed(cfg.seed)
+    net_keys = ("hidden", "head", "filters", "kernel_size", "stride", "dilations")
     net = build_net(
         m.net,
         n_steps=m.n_steps,
         n_features=m.n_features,
         horizon=m.horizon,
         target=m.target,
-        hidden=list(m.hidden),
-        head=m.head,
         impl=impl,
+        **{k: m[k] for k in net_keys if k in m},
     )
     fused = impl == "fused"
     opt = torch.optim.Adam(net.parameters(), lr=m.lr, fused=fused)
     x, y = dm.splits["train"]
     x_val, y_val = dm.splits["val"]
+    if m.target == "seq2seq":  # nets with fewer output steps are scored on their steps
+        steps = output_steps(net, m.n_steps)
+        y, y_val = y[:, steps], y_val[:, steps]
     times = []
     for epoch in range(epochs):
         start = time.perf_counter()
@@ -132,18 +145,21 @@ def ours(cfg: Any) -> tuple[list[float], float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5, help="epochs per run (median of these)")
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument(
+        "--models", nargs="+", default=DEFAULT_MODELS, choices=[*MODELS, "all"], metavar="MODEL"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
     args = parser.parse_args()
+    models = list(MODELS) if "all" in args.models else args.models
     set_threads(args.threads or None)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.epochs} epochs")
 
     header = (
-        f"{'model':<15} {'plain':>7} {'p.fused':>7} {'ours':>7} {'ours/pf':>7} "
+        f"{'model':<15} {'keras*':>7} {'plain':>7} {'p.fused':>7} {'ours':>7} {'ours/pf':>7} "
         f"{'plain/ours':>10}   val mse_last: plain / p.fused / ours"
     )
     rows = []
-    for name in args.models:
+    for name in models:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = compose_cfg(MODELS[name], Path(tmp), args.epochs, args.threads)
             dm = instantiate(cfg.data)
@@ -152,13 +168,15 @@ def main() -> None:
             t_fused, m_fused = plain_loop(cfg, dm, "fused", args.epochs)
             t_ours, m_ours = ours(cfg)
         p, pf, o = (statistics.median(t) for t in (t_plain, t_fused, t_ours))
+        keras = f"{KERAS[name]:7.2f}" if name in KERAS else f"{'-':>7}"
         rows.append(
-            f"{name:<15} {p:7.3f} {pf:7.3f} {o:7.3f} {o / pf:7.3f} {p / o:10.2f}   "
+            f"{name:<15} {keras} {p:7.3f} {pf:7.3f} {o:7.3f} {o / pf:7.3f} {p / o:10.2f}   "
             f"{m_plain:.5f} / {m_fused:.5f} / {m_ours:.5f}"
         )
         print(rows[-1], flush=True)
     print("\nseconds per epoch (median); plain: torch layers + Adam defaults; p.fused: plain")
-    print("loop on our fused layers + fused Adam; ours: train(cfg)")
+    print("loop on our fused layers + fused Adam; ours: train(cfg); keras*: issue #6's figure,")
+    print("not rerun here")
     print(header)
     print("\n".join(rows))
 
