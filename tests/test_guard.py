@@ -13,8 +13,7 @@ import pytest
 import torch
 from conftest import script_command, script_env
 
-from seqforecast.callbacks import NonFiniteLossError
-from seqforecast.errors import ConfigError, InputError
+from seqforecast.errors import ConfigError, InputError, NonFiniteLossError
 from seqforecast.outputs import atomic_write_json, read_status
 from seqforecast.train import train
 

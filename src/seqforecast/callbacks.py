@@ -1,4 +1,4 @@
-"""Guard-rail callbacks: stop on a non-finite loss, checkpoint on SIGINT/SIGTERM."""
+"""Guard-rail callback: checkpoint and stop on SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -14,10 +14,6 @@ from lightning.pytorch.callbacks import Callback
 from seqforecast.errors import SeqforecastError
 
 
-class NonFiniteLossError(SeqforecastError):
-    """Training produced a NaN or infinite loss."""
-
-
 class TrainingInterrupted(SeqforecastError):
     """SIGINT or SIGTERM stopped training after a checkpoint was saved."""
 
@@ -28,29 +24,6 @@ class TrainingInterrupted(SeqforecastError):
     def __reduce__(self) -> tuple:
         # Picklable with its signal number (raised in a reproduction's worker process).
         return type(self), (str(self), self.signum)
-
-
-class FiniteLossGuard(Callback):
-    """Stop at the first NaN/inf training loss, before it reaches the weights.
-
-    The check runs before ``backward``, so no optimizer step (and no checkpoint)
-    ever sees the bad loss. It reads one scalar per step from the device.
-    """
-
-    def on_before_backward(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
-    ) -> None:
-        if not bool(torch.isfinite(loss)):
-            batch = getattr(pl_module, "train_batches", None)  # ForecastModule counts them
-            if batch is None:
-                batch = trainer.fit_loop.epoch_loop.batch_progress.current.ready - 1
-            raise NonFiniteLossError(
-                f"training loss became {loss.item()} at epoch {trainer.current_epoch}, batch "
-                f"{batch} (global step {trainer.global_step}); likely causes: a learning rate "
-                f"too high (model.lr={pl_module.hparams.get('lr')}) or non-finite input data; "
-                "no checkpoint was written from this step (try a lower model.lr or "
-                "trainer.gradient_clip_val)"
-            )
 
 
 class PreemptionCheckpoint(Callback):

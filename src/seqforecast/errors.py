@@ -11,3 +11,7 @@ class ConfigError(SeqforecastError, ValueError):
 
 class InputError(SeqforecastError, ValueError):
     """An input file, array or checkpoint is not what was expected."""
+
+
+class NonFiniteLossError(SeqforecastError):
+    """Training produced a NaN or infinite loss."""
