@@ -45,35 +45,39 @@ def _np(t: Tensor) -> np.ndarray:
 
 
 @lazy_njit
-def _forward_loop(z, w_hh, gamma, beta, eps, h, mean, rstd):  # pragma: no cover - compiled
+def _forward_loop(z, w_hh_t, gamma, beta, eps, h, mean, rstd):  # pragma: no cover - compiled
     """Numba forward recurrence, in place.
 
     ``z [T, B, H]``: ``x W_ih^T + b`` on entry, the pre-normalisation ``z_t`` on exit;
-    writes ``h [T, B, H]``, ``mean [T, B]``, ``rstd [T, B]``. ``w_hh [H, H]``,
-    ``gamma``, ``beta [H]``.
+    writes ``h [T, B, H]``, ``mean [T, B]``, ``rstd [T, B]``. ``w_hh_t [H, H]`` is
+    ``W_hh^T`` (contiguous, so the inner loop is a vectorisable row update); ``gamma``,
+    ``beta [H]``.
     """
     steps, batch, hidden = z.shape
     for t in range(steps):
         for b in range(batch):
+            z_row = z[t, b]
             if t > 0:
-                for i in range(hidden):
-                    acc = 0.0
-                    for j in range(hidden):
-                        acc += h[t - 1, b, j] * w_hh[i, j]
-                    z[t, b, i] += acc
+                for j in range(hidden):  # z_t += h_{t-1} W_hh^T, one row of W_hh^T at a time
+                    h_j = h[t - 1, b, j]
+                    for i in range(hidden):
+                        z_row[i] += h_j * w_hh_t[j, i]
             m = 0.0
             for i in range(hidden):
-                m += z[t, b, i]
+                m += z_row[i]
             m /= hidden
             v = 0.0
             for i in range(hidden):
-                d = z[t, b, i] - m
+                d = z_row[i] - m
                 v += d * d
             r = 1.0 / np.sqrt(v / hidden + eps)
             mean[t, b] = m
             rstd[t, b] = r
+            h_row = h[t, b]
             for i in range(hidden):
-                h[t, b, i] = np.tanh((z[t, b, i] - m) * r * gamma[i] + beta[i])
+                h_row[i] = (z_row[i] - m) * r * gamma[i] + beta[i]  # rounded to the input dtype
+            for i in range(hidden):
+                h_row[i] = np.tanh(h_row[i])  # tanhf for float32, as torch computes it
 
 
 @lazy_njit
@@ -89,7 +93,6 @@ def _backward_loop(g, h, z, mean, rstd, w_hh, gamma, d_gamma, d_beta):  # pragma
     db = np.zeros(hidden)
     n = np.empty(hidden)
     d = np.empty(hidden)
-    carry = np.empty(hidden)
     for t in range(steps - 1, -1, -1):
         for b in range(batch):
             m, r = mean[t, b], rstd[t, b]
@@ -106,16 +109,15 @@ def _backward_loop(g, h, z, mean, rstd, w_hh, gamma, d_gamma, d_beta):  # pragma
                 s2 += d[i] * n_i
             s1 /= hidden
             s2 /= hidden
+            g_row = g[t, b]
             for i in range(hidden):
-                g[t, b, i] = r * (d[i] - s1 - n[i] * s2)  # through LayerNorm
+                g_row[i] = r * (d[i] - s1 - n[i] * s2)  # through LayerNorm
             if t > 0:
-                carry[:] = 0.0
-                for i in range(hidden):
-                    g_i = g[t, b, i]
+                carry = g[t - 1, b]
+                for i in range(hidden):  # g_{t-1} += dz_t W_hh, one row of W_hh at a time
+                    g_i = g_row[i]
                     for j in range(hidden):
                         carry[j] += g_i * w_hh[i, j]
-                for j in range(hidden):
-                    g[t - 1, b, j] += carry[j]
     d_gamma[:] = dg
     d_beta[:] = db
 
@@ -190,11 +192,11 @@ class LayerNormRNNFunction(torch.autograd.Function):
         z = torch.addmm(b, x_tm, w_ih.t()).view(steps, batch, hidden)  # [T, B, H]
         h = torch.empty_like(z)  # [T, B, H]
         if _compiled(z):
-            w_hh, gamma, beta = w_hh.contiguous(), gamma.contiguous(), beta.contiguous()
+            gamma, beta = gamma.contiguous(), beta.contiguous()
             mean = z.new_empty(steps, batch, 1)
             rstd = torch.empty_like(mean)
             _forward_loop(
-                _np(z), _np(w_hh), _np(gamma), _np(beta), eps, _np(h),
+                _np(z), _np(_copy(w_hh.t())), _np(gamma), _np(beta), eps, _np(h),
                 _np(mean.view(steps, batch)), _np(rstd.view(steps, batch)),
             )  # fmt: skip
         else:
