@@ -166,3 +166,16 @@ def test_compiled_tanh_is_accurate(monkeypatch, dtype: torch.dtype) -> None:
     expected = torch.tanh(values.double()).to(dtype)  # float32: the correctly rounded value
     rtol = 1e-15 if dtype == torch.float64 else 1.2e-7  # ~4 ulp float64, 1 ulp float32
     torch.testing.assert_close(h, expected, rtol=rtol, atol=0, equal_nan=True)
+
+
+@pytest.mark.cuda
+def test_fused_runs_its_torch_loop_on_cuda() -> None:
+    fused, ref = (m.float().cuda() for m in _pair(1, 20))
+    x = torch.randn(8, 50, 1, device="cuda")
+    w = torch.randn(8, 50, 20, device="cuda")
+    out_f, hn_f, grads_f = _outputs_and_grads(fused, x, w)
+    out_r, hn_r, grads_r = _outputs_and_grads(ref, x, w)
+    torch.testing.assert_close(out_f, out_r, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(hn_f, hn_r, rtol=1e-4, atol=1e-5)
+    for g_f, g_r in zip(grads_f, grads_r, strict=True):
+        torch.testing.assert_close(g_f, g_r, rtol=1e-3, atol=1e-3)
