@@ -125,7 +125,9 @@ def build_net(
     residual block per entry of ``dilations`` (kernel 2).
     ``impl`` picks the ``nn.RNN``/``nn.GRU`` layers of every net that has them:
     ``fused`` (hand-written BPTT on CPU, cuDNN on CUDA) or ``torch``; both hold the
-    same parameters (``ln_rnn`` has its own cell; LSTM is always torch's fused kernel).
+    same parameters. For ``ln_rnn`` it picks the LN cell's step loop (``torch``) or its
+    fused layer with hand-written BPTT (``fused``, models/fused_ln.py); LSTM is always
+    torch's fused kernel.
     """
     per_step = target == "seq2seq"
     if net == "naive":

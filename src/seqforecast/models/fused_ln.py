@@ -1,0 +1,258 @@
+"""The layer-normalised RNN layer as one autograd node per sequence, with hand-written BPTT.
+
+The reference :class:`~seqforecast.models.norm_rnn.LayerNormRNN` loop records about ten
+small ops per time step in the autograd graph. :class:`LayerNormRNNFunction` follows
+:mod:`seqforecast.models.fused`: the input projection of the whole sequence is one
+matmul, only the recurrence is stepped (autograd off, in place into preallocated
+buffers), and backward-through-time computes the pre-activation gradients in one loop,
+after which weight, bias and input gradients are whole-sequence matmuls and sums.
+
+Each time loop runs either as torch ops (``native_layer_norm`` and its backward, the
+kernels ``nn.LayerNorm`` itself runs; any device) or, when
+:func:`~seqforecast.models.jit.use_numba` says so and the tensors are on the CPU, as one
+compiled numba call (whose ``tanh`` is written out so that it vectorises, see
+``_EXPM1_TAYLOR``). The two give the same results within float rounding.
+
+Per step, with ``z_t = x_t W_ih^T + b + h_{t-1} W_hh^T`` (``[B, H]``)::
+
+    n_t = (z_t - mean(z_t)) * rstd_t,  rstd_t = 1 / sqrt(var(z_t) + eps)   (over the H units)
+    h_t = tanh(gamma * n_t + beta)
+
+and backward, for ``g_t = dL/dh_t`` (from above plus the carry from step ``t + 1``)::
+
+    a_t = g_t * (1 - h_t^2),  d_t = gamma * a_t
+    dz_t = rstd_t * (d_t - mean(d_t) - n_t * mean(d_t * n_t)),  carry dz_t W_hh to g_{t-1}
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from seqforecast.models.jit import lazy_njit, use_numba
+
+
+def _copy(t: Tensor) -> Tensor:
+    """A dense copy that owns its memory (``contiguous()`` may return ``t`` itself)."""
+    return t.clone(memory_format=torch.contiguous_format)
+
+
+def _np(t: Tensor) -> np.ndarray:
+    """The numpy view of a contiguous CPU tensor (shares memory)."""
+    return t.detach().numpy()
+
+
+# tanh inside the compiled forward loop, written so that LLVM vectorises it (libm's tanh is a
+# scalar call, and was 3/4 of the loop's time): tanh|x| = -expm1(-y) / (2 + expm1(-y)), y = 2|x|,
+# with the fdlibm reduction y = k ln2 - u, |u| <= ln2 / 2, expm1(u) by its Taylor series to u^15
+# (truncation < 1e-18) and 2^-k from the bits of k. np.divide, not "/", which numba guards against
+# zero divisors with a branch that blocks vectorisation. Against np.tanh: within 3 ulp in
+# float64, and rounded to float32 it matched the correctly rounded value (tests/test_fused_ln.py).
+_INV_LN2 = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # k * _LN2_HI is exact for the k used here
+_LN2_LO = 1.90821492927058770002e-10
+_EXPM1_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(15, 1, -1))  # 1/15!, ..., 1/2!
+
+
+@lazy_njit
+def _forward_loop(z, w_hh_t, gamma, beta, eps, h, mean, rstd):
+    """Numba forward recurrence, in place.
+
+    ``z [T, B, H]``: ``x W_ih^T + b`` on entry, the pre-normalisation ``z_t`` on exit;
+    writes ``h [T, B, H]``, ``mean [T, B]``, ``rstd [T, B]``. ``w_hh_t [H, H]`` is
+    ``W_hh^T`` (contiguous, so the inner loop is a vectorisable row update); ``gamma``,
+    ``beta [H]``.
+    """
+    steps, batch, hidden = z.shape
+    for t in range(steps):
+        for b in range(batch):
+            z_row = z[t, b]
+            if t > 0:
+                for j in range(hidden):  # z_t += h_{t-1} W_hh^T, one row of W_hh^T at a time
+                    h_j = h[t - 1, b, j]
+                    for i in range(hidden):
+                        z_row[i] += h_j * w_hh_t[j, i]
+            m = 0.0
+            for i in range(hidden):
+                m += z_row[i]
+            m /= hidden
+            v = 0.0
+            for i in range(hidden):
+                d = z_row[i] - m
+                v += d * d
+            r = 1.0 / np.sqrt(v / hidden + eps)
+            mean[t, b] = m
+            rstd[t, b] = r
+            for i in range(hidden):
+                h[t, b, i] = (z_row[i] - m) * r * gamma[i] + beta[i]  # rounded to the input dtype
+        h_t = h[t].reshape(batch * hidden)  # the whole step at once, so the loop is long
+        for i in range(batch * hidden):  # h_t = tanh(h_t), vectorised: see _EXPM1_TAYLOR
+            y = 2.0 * abs(np.float64(h_t[i]))
+            y = 40.0 if y > 40.0 else y  # tanh(20) is 1 in float64; NaN passes
+            k = np.int64(y * _INV_LN2 + 0.5)  # y = k ln2 - u, |u| <= ln2 / 2
+            u = (k * _LN2_HI - y) + k * _LN2_LO
+            p = _EXPM1_TAYLOR[0]
+            for c in _EXPM1_TAYLOR[1:]:
+                p = p * u + c
+            p = u + u * u * p  # expm1(u)
+            s = 0.5 if k & 1 else 1.0  # 2^-k from the bits of k (k <= 58)
+            s *= 0.25 if k & 2 else 1.0
+            s *= 0.0625 if k & 4 else 1.0
+            s *= 0.00390625 if k & 8 else 1.0
+            s *= 1.52587890625e-05 if k & 16 else 1.0
+            s *= 2.3283064365386963e-10 if k & 32 else 1.0
+            em = s * p + (s - 1.0)  # expm1(-y) = 2^-k (1 + expm1(u)) - 1
+            h_t[i] = np.copysign(np.divide(-em, 2.0 + em), h_t[i])
+
+
+@lazy_njit
+def _backward_loop(g, h, z, mean, rstd, w_hh, gamma, d_gamma, d_beta):
+    """Numba BPTT, in place.
+
+    ``g [T, B, H]``: ``dL/dh_t`` from above on entry, ``dL/dz_t`` on exit; ``h``, ``z``
+    ``[T, B, H]``, ``mean``, ``rstd [T, B]`` as saved by the forward; writes the
+    LayerNorm affine gradients ``d_gamma``, ``d_beta [H]``.
+    """
+    steps, batch, hidden = g.shape
+    dg = np.zeros(hidden)  # float64 accumulators, whatever the input dtype
+    db = np.zeros(hidden)
+    n = np.empty(hidden)
+    d = np.empty(hidden)
+    for t in range(steps - 1, -1, -1):
+        for b in range(batch):
+            m, r = mean[t, b], rstd[t, b]
+            s1 = 0.0
+            s2 = 0.0
+            for i in range(hidden):
+                n_i = (z[t, b, i] - m) * r
+                a = g[t, b, i] * (1.0 - h[t, b, i] * h[t, b, i])  # through tanh
+                dg[i] += a * n_i
+                db[i] += a
+                d[i] = a * gamma[i]
+                n[i] = n_i
+                s1 += d[i]
+                s2 += d[i] * n_i
+            s1 /= hidden
+            s2 /= hidden
+            g_row = g[t, b]
+            for i in range(hidden):
+                g_row[i] = r * (d[i] - s1 - n[i] * s2)  # through LayerNorm
+            if t > 0:
+                carry = g[t - 1, b]
+                for i in range(hidden):  # g_{t-1} += dz_t W_hh, one row of W_hh at a time
+                    g_i = g_row[i]
+                    for j in range(hidden):
+                        carry[j] += g_i * w_hh[i, j]
+    d_gamma[:] = dg
+    d_beta[:] = db
+
+
+def _forward_torch(
+    z: Tensor, w_hh: Tensor, gamma: Tensor, beta: Tensor, eps: float, h: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Torch forward recurrence into ``z`` and ``h [T, B, H]``; returns ``mean, rstd [T, B, 1]``."""
+    hidden = z.shape[-1]
+    w_hh_t = w_hh.t()
+    means, rstds = [], []
+    prev = None
+    for z_t, h_t in zip(z.unbind(0), h.unbind(0), strict=True):  # [B, H] views
+        if prev is not None:
+            z_t.addmm_(prev, w_hh_t)
+        y, mu, rs = torch.native_layer_norm(z_t, [hidden], gamma, beta, eps)  # [B, H], [B, 1] x2
+        prev = torch.tanh(y, out=h_t)
+        means.append(mu)
+        rstds.append(rs)
+    return torch.stack(means), torch.stack(rstds)
+
+
+def _backward_torch(
+    g: Tensor, h: Tensor, z: Tensor, mean: Tensor, rstd: Tensor, w_hh: Tensor, gamma: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Torch BPTT: ``g [T, B, H]`` (``dL/dh`` from above) -> ``dz [T, B, H]``, ``dgamma, dbeta``.
+
+    ``g`` is overwritten (it ends holding the gradients below ``tanh``).
+    """
+    hidden = g.shape[-1]
+    deriv = 1 - h * h  # tanh' at every step: [T, B, H]
+    gs, ds, zs = g.unbind(0), deriv.unbind(0), z.unbind(0)
+    means, rstds = mean.unbind(0), rstd.unbind(0)
+    dz = []
+    for t in range(g.shape[0] - 1, -1, -1):
+        a = gs[t].mul_(ds[t])  # [B, H]: g now holds the gradient below tanh
+        d, _, _ = torch.ops.aten.native_layer_norm_backward(
+            a, zs[t], [hidden], means[t], rstds[t], gamma, None, [True, False, False]
+        )
+        if t > 0:
+            gs[t - 1].addmm_(d, w_hh)
+        dz.append(d)
+    n = (z - mean) * rstd  # normalised pre-activations: [T, B, H]
+    return torch.stack(dz[::-1]), (g * n).sum((0, 1)), g.sum((0, 1))
+
+
+def _compiled(*tensors: Tensor) -> bool:
+    return use_numba() and all(t.device.type == "cpu" for t in tensors)
+
+
+class LayerNormRNNFunction(torch.autograd.Function):
+    """``h_t = tanh(LN(x_t W_ih^T + b + h_{t-1} W_hh^T))``, ``h_{-1} = 0``.
+
+    Inputs ``x [B, T, F]``, ``w_ih [H, F]``, ``w_hh [H, H]``, ``b [H]``, the LayerNorm
+    affine ``gamma``, ``beta [H]`` and its ``eps``. Output ``h [B, T, H]`` (every step's state).
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: Tensor,
+        w_ih: Tensor,
+        w_hh: Tensor,
+        b: Tensor,
+        gamma: Tensor,
+        beta: Tensor,
+        eps: float,
+    ) -> Tensor:
+        batch, steps, n_in = x.shape
+        hidden = w_hh.shape[0]
+        x_tm = x.transpose(0, 1).reshape(steps * batch, n_in)  # [T*B, F], time-major
+        z = torch.addmm(b, x_tm, w_ih.t()).view(steps, batch, hidden)  # [T, B, H]
+        h = torch.empty_like(z)  # [T, B, H]
+        if _compiled(z):
+            gamma, beta = gamma.contiguous(), beta.contiguous()
+            mean = z.new_empty(steps, batch, 1)
+            rstd = torch.empty_like(mean)
+            _forward_loop(
+                _np(z), _np(_copy(w_hh.t())), _np(gamma), _np(beta), eps, _np(h),
+                _np(mean.view(steps, batch)), _np(rstd.view(steps, batch)),
+            )  # fmt: skip
+        else:
+            mean, rstd = _forward_torch(z, w_hh, gamma, beta, eps, h)
+        ctx.save_for_backward(x_tm, w_ih, w_hh, gamma, z, mean, rstd, h)
+        return _copy(h.transpose(0, 1))  # [T, B, H] -> [B, T, H]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+        x_tm, w_ih, w_hh, gamma, z, mean, rstd, h = ctx.saved_tensors
+        steps, batch, hidden = h.shape
+        g = _copy(grad_out.transpose(0, 1))  # dL/dh_t from above: [T, B, H]
+        if _compiled(g):
+            w_hh, gamma = w_hh.contiguous(), gamma.contiguous()
+            d_gamma, d_beta = gamma.new_empty(hidden), gamma.new_empty(hidden)
+            _backward_loop(
+                _np(g), _np(h), _np(z), _np(mean.view(steps, batch)),
+                _np(rstd.view(steps, batch)), _np(w_hh), _np(gamma), _np(d_gamma), _np(d_beta),
+            )  # fmt: skip
+            dz = g  # the loop leaves dL/dz_t in g
+        else:
+            dz, d_gamma, d_beta = _backward_torch(g, h, z, mean, rstd, w_hh, gamma)
+        dz2 = dz.view(steps * batch, hidden)  # [T*B, H]
+        h_prev = torch.cat((h.new_zeros(1, batch, hidden), h[:-1])).view(steps * batch, hidden)
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (dz2 @ w_ih).view(steps, batch, -1).transpose(0, 1)  # [B, T, F]
+        return grad_x, dz2.t() @ x_tm, dz2.t() @ h_prev, dz2.sum(0), d_gamma, d_beta, None

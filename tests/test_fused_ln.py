@@ -1,0 +1,181 @@
+"""The fused layer-normalised RNN equals the reference loop: values, gradients, both backends."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seqforecast.errors import ConfigError
+from seqforecast.models import build_net
+from seqforecast.models.fused_ln import LayerNormRNNFunction
+from seqforecast.models.jit import numba_installed
+from seqforecast.models.norm_rnn import LayerNormRNN
+
+# (input width, hidden width, batch, steps): the chapter's first layer, 1 unit, 1 step, 1 row.
+SHAPES = [(1, 20, 32, 50), (20, 7, 5, 9), (3, 1, 4, 6), (3, 4, 1, 1), (2, 3, 1, 5)]
+# "torch" forces the torch time loops; "numba" the compiled ones (skipped without numba).
+BACKENDS = [
+    "torch",
+    pytest.param("numba", marks=pytest.mark.skipif(not numba_installed(), reason="no numba")),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, monkeypatch) -> str:
+    monkeypatch.setenv("SEQFORECAST_NUMBA", "1" if request.param == "numba" else "0")
+    return request.param
+
+
+def _pair(n_in: int, hidden: int) -> tuple[LayerNormRNN, LayerNormRNN]:
+    """A fused layer and a reference layer holding the same float64 parameters."""
+    torch.manual_seed(0)
+    ref = LayerNormRNN(n_in, hidden).double()
+    with torch.no_grad():  # a non-trivial LayerNorm affine, so its gradients are tested too
+        ref.norm.weight.uniform_(0.5, 1.5)
+        ref.norm.bias.uniform_(-0.5, 0.5)
+    fused = LayerNormRNN(n_in, hidden, impl="fused").double()
+    fused.load_state_dict(ref.state_dict())
+    return fused, ref
+
+
+def _outputs_and_grads(layer: LayerNormRNN, x: torch.Tensor, w: torch.Tensor):
+    x = x.clone().requires_grad_(True)
+    out, h_n = layer(x)
+    loss = (out * w).sum() + h_n.sum()  # every step's output weighted differently
+    return out, h_n, torch.autograd.grad(loss, [x, *layer.parameters()])
+
+
+def test_fused_keeps_parameter_names_and_initialisation() -> None:
+    torch.manual_seed(0)
+    ref = LayerNormRNN(3, 4)
+    torch.manual_seed(0)
+    fused = LayerNormRNN(3, 4, impl="fused")
+    names = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "norm.weight", "norm.bias"]
+    assert [n for n, _ in fused.named_parameters()] == names
+    for (name, p), q in zip(fused.named_parameters(), ref.parameters(), strict=True):
+        assert torch.equal(p, q), name
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_fused_equals_reference_float64(backend: str, shape) -> None:
+    n_in, hidden, batch, steps = shape
+    fused, ref = _pair(n_in, hidden)
+    x = torch.randn(batch, steps, n_in, dtype=torch.float64)
+    w = torch.randn(batch, steps, hidden, dtype=torch.float64)
+    out_f, hn_f, grads_f = _outputs_and_grads(fused, x, w)
+    out_r, hn_r, grads_r = _outputs_and_grads(ref, x, w)
+    tol = {"rtol": 1e-10, "atol": 1e-12}
+    torch.testing.assert_close(out_f, out_r, **tol)
+    torch.testing.assert_close(hn_f, hn_r, **tol)
+    names = ["input", *(n for n, _ in ref.named_parameters())]
+    for name, g_f, g_r in zip(names, grads_f, grads_r, strict=True):
+        torch.testing.assert_close(g_f, g_r, **tol, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_fused_float32_is_as_accurate_as_reference(backend: str, shape) -> None:
+    """float32 outputs and gradients are about as close to float64 as the reference's are.
+
+    Through 50 layer-normalised steps float32 results carry relative errors of up to about
+    1e-4 (and with one unit the true gradients are 0, so both give rounding noise), so each
+    float32 result is judged against float64, next to the reference's own float32 error
+    (over 15 seeds the ratio of the two errors stayed under 7; the float64 test checks formulas).
+    """
+    n_in, hidden, batch, steps = shape
+    fused, ref = _pair(n_in, hidden)
+    x = torch.randn(batch, steps, n_in, dtype=torch.float64)
+    w = torch.randn(batch, steps, hidden, dtype=torch.float64)
+    out, h_n, grads = _outputs_and_grads(ref, x, w)
+    exact = [out, h_n, *grads]
+    out, h_n, grads = _outputs_and_grads(fused.float(), x.float(), w.float())
+    fused32 = [out, h_n, *grads]
+    out, h_n, grads = _outputs_and_grads(ref.float(), x.float(), w.float())
+    ref32 = [out, h_n, *grads]
+    names = ["out", "h_n", "input", *(n for n, _ in ref.named_parameters())]
+    for name, f, r, e in zip(names, fused32, ref32, exact, strict=True):
+        err_f, err_r = (f.double() - e).abs().max(), (r.double() - e).abs().max()
+        assert err_f <= 10 * err_r + 1e-6 * e.abs().max(), f"{name}: {err_f:.3g} vs {err_r:.3g}"
+
+
+def test_hand_written_backward_passes_gradcheck(backend: str) -> None:
+    torch.manual_seed(1)
+    n_in, hidden = 2, 3
+    args = [torch.randn(2, 4, n_in), torch.randn(hidden, n_in), torch.randn(hidden, hidden)]
+    args += [torch.randn(hidden), torch.rand(hidden) + 0.5, torch.randn(hidden)]
+    args = [a.double().requires_grad_(True) for a in args]
+    assert torch.autograd.gradcheck(lambda *a: LayerNormRNNFunction.apply(*a, 1e-3), args)
+
+
+def test_backends_agree(monkeypatch) -> None:
+    if not numba_installed():
+        pytest.skip("no numba")
+    fused, _ = _pair(2, 5)
+    x, w = torch.randn(3, 8, 2, dtype=torch.float64), torch.randn(3, 8, 5, dtype=torch.float64)
+    monkeypatch.setenv("SEQFORECAST_NUMBA", "1")
+    out_n, _, grads_n = _outputs_and_grads(fused, x, w)
+    monkeypatch.setenv("SEQFORECAST_NUMBA", "0")
+    out_t, _, grads_t = _outputs_and_grads(fused, x, w)
+    torch.testing.assert_close(out_n, out_t, rtol=1e-12, atol=1e-14)
+    for g_n, g_t in zip(grads_n, grads_t, strict=True):
+        torch.testing.assert_close(g_n, g_t, rtol=1e-10, atol=1e-12)
+
+
+def test_stack_passes_impl_and_checkpoints_interchange(backend: str) -> None:
+    kwargs = dict(n_steps=12, n_features=1, horizon=3, target="seq2seq", hidden=[4, 3])
+    fused = build_net("ln_rnn", head="per_step", impl="fused", **kwargs)
+    ref = build_net("ln_rnn", head="per_step", impl="torch", **kwargs)
+    assert [layer.impl for layer in fused.stack.layers] == ["fused", "fused"]
+    assert [layer.impl for layer in ref.stack.layers] == ["torch", "torch"]
+    ref.load_state_dict(fused.state_dict())
+    x = torch.randn(5, 12, 1)
+    y_f, y_r = fused(x), ref(x)
+    torch.testing.assert_close(y_f, y_r)
+    y_f.square().mean().backward()
+    y_r.square().mean().backward()
+    for (name, p), q in zip(fused.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_unknown_impl_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"impl='cudnn'.*\['torch', 'fused'\]"):
+        LayerNormRNN(2, 3, impl="cudnn")
+
+
+@pytest.mark.skipif(not numba_installed(), reason="no numba")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_compiled_tanh_is_accurate(monkeypatch, dtype: torch.dtype) -> None:
+    """The compiled loop's own tanh (see ``fused_ln._EXPM1_TAYLOR``) against ``torch.tanh``.
+
+    With zero weights and ``gamma = 0`` every state is ``tanh(beta)``, for any ``beta``.
+    """
+    monkeypatch.setenv("SEQFORECAST_NUMBA", "1")
+    gen = torch.Generator().manual_seed(0)
+    sign = torch.randint(0, 2, (900,), generator=gen) * 2 - 1
+    values = torch.cat(
+        [
+            torch.randn(1000, generator=gen, dtype=torch.float64) * 3,
+            torch.empty(1000, dtype=torch.float64).uniform_(-25, 25, generator=gen),
+            10 ** torch.empty(900, dtype=torch.float64).uniform_(-12, 0, generator=gen) * sign,
+            torch.tensor([0.0, -0.0, 1e-30, 0.17, 0.35, 19.0, 20.0, 40.0, 1e30]),
+            torch.tensor([float("inf"), -float("inf"), float("nan")]),
+        ]
+    ).to(dtype)
+    n = len(values)
+    zeros = [torch.zeros(*shape, dtype=dtype) for shape in [(1, 1, 1), (n, 1), (n, n), (n,), (n,)]]
+    h = LayerNormRNNFunction.apply(*zeros, values, 1e-5)[0, 0]
+    expected = torch.tanh(values.double()).to(dtype)  # float32: the correctly rounded value
+    rtol = 1e-15 if dtype == torch.float64 else 1.2e-7  # ~4 ulp float64, 1 ulp float32
+    torch.testing.assert_close(h, expected, rtol=rtol, atol=0, equal_nan=True)
+
+
+@pytest.mark.cuda
+def test_fused_runs_its_torch_loop_on_cuda() -> None:
+    fused, ref = (m.float().cuda() for m in _pair(1, 20))
+    x = torch.randn(8, 50, 1, device="cuda")
+    w = torch.randn(8, 50, 20, device="cuda")
+    out_f, hn_f, grads_f = _outputs_and_grads(fused, x, w)
+    out_r, hn_r, grads_r = _outputs_and_grads(ref, x, w)
+    torch.testing.assert_close(out_f, out_r, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(hn_f, hn_r, rtol=1e-4, atol=1e-5)
+    for g_f, g_r in zip(grads_f, grads_r, strict=True):
+        torch.testing.assert_close(g_f, g_r, rtol=1e-3, atol=1e-3)
