@@ -158,7 +158,8 @@ def test_bad_reproduce_settings(tmp_path: Path, overrides: list[str], match: str
 
 
 def _run_script(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_script("reproduce.py", f"out_dir={tmp_path}", *args, cwd=tmp_path)
+    # jobs=1: the worker pool is tested in-process above; here the CLI itself.
+    return run_script("reproduce.py", f"out_dir={tmp_path}", "jobs=1", *args, cwd=tmp_path)
 
 
 def test_reproduce_script_runs_and_refuses_bad_input(tmp_path: Path) -> None:
