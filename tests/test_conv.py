@@ -1,4 +1,4 @@
-"""Channels-last causal convs and the WaveNets built on them, against ``F.conv1d``."""
+"""Channels-last convs (causal, 1x1, strided) and the nets built on them, against ``F.conv1d``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seqforecast.models.conv import CausalConv1d, Conv1x1, GatedWaveNet, WaveNet
+from seqforecast.models.conv import CausalConv1d, Conv1x1, ConvGRU, GatedWaveNet, WaveNet
 
 TOL = {torch.float64: 1e-12, torch.float32: 1e-5}
 
@@ -148,3 +148,21 @@ def test_former_state_dict_loads(former, net, reference, tmp_path) -> None:
     new.load_state_dict(state)  # strict: same keys and shapes
     x = torch.randn(2, 50, 1)
     torch.testing.assert_close(new(x), reference(new, x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(
+    ("n_features", "kernel_size", "stride", "steps"), [(1, 4, 2, 50), (3, 3, 1, 7), (2, 5, 3, 12)]
+)
+def test_conv_gru_matches_conv1d_reference(dtype, n_features, kernel_size, stride, steps) -> None:
+    torch.manual_seed(0)
+    net = ConvGRU(n_features, 3, [4], filters=5, kernel_size=kernel_size, stride=stride).to(dtype)
+    x = torch.randn(2, steps, n_features, dtype=dtype, requires_grad=True)  # [B, T, F]
+    params = [x, *net.parameters()]
+    y = net(x)
+    ref = net.head(net.stack(net.conv(x.transpose(1, 2)).transpose(1, 2)))
+    assert y.shape == ref.shape == (2, len(net.output_steps(steps)), 3)
+    tol = TOL[dtype]
+    torch.testing.assert_close(y, ref, rtol=tol, atol=tol)
+    for got, want in zip(_grads(y, params, 4), _grads(ref, params, 4), strict=True):
+        torch.testing.assert_close(got, want, rtol=tol, atol=tol)

@@ -43,7 +43,10 @@ class ConvGRU(nn.Module):
         return list(range(self.kernel_size - 1, n_steps, self.stride))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.conv(x.transpose(1, 2)).transpose(1, 2)  # [B, T, F] -> [B, T', C]
+        # The conv channels last: the windows as [B, T', F, k] (a view), then one matmul with
+        # the weight [C, F, k] as stored; twice as fast as F.conv1d forward + backward here.
+        windows = x.unfold(1, self.kernel_size, self.stride)  # [B, T, F] -> [B, T', F, k]
+        z = F.linear(windows.flatten(2), self.conv.weight.flatten(1), self.conv.bias)  # [B, T', C]
         return self.head(self.stack(z))  # [B, T', H] -> [B, T', k]
 
 
