@@ -59,9 +59,8 @@ def causal_conv1d(
     or ``None`` -> ``[B, T, C_out]``; output step ``t`` sees inputs ``t - (k - 1) d .. t``
     (zeros before the start). Computed as the ``k`` delayed copies of ``x`` stacked per
     channel, ``taps[b, t, c, j] = x[b, t - (k - 1 - j) d, c]``, then one ``F.linear`` with the
-    weight as stored: at the chapter's sizes (batch 32, 50 steps, 20 channels) forward +
-    backward is about 1.5 times faster on CPU than ``F.conv1d``, whose cost did not shrink
-    with small kernels.
+    weight as stored: at the chapter's sizes (batch 32, 50 steps, 20 channels, kernel 2) its
+    forward + backward took about two thirds of ``F.conv1d``'s time on one CPU thread.
     """
     batch, steps, c_in = x.shape
     c_out, _, kernel_size = weight.shape
