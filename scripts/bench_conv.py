@@ -6,7 +6,7 @@ the same weights and data order, its epochs interleaved with the other's so load
 prints the median seconds per epoch and the validation MSE after the last epoch
 (``--dtype float64`` shows that both forwards train the same net up to rounding).
 
-    python benchmarks/conv_speed.py --epochs 3 --nets wavenet wavenet_gated conv_gru
+    python scripts/bench_conv.py --epochs 3 --nets wavenet wavenet_gated conv_gru
 """
 
 from __future__ import annotations

@@ -1,0 +1,75 @@
+"""Seconds per training epoch of the ln_rnn model (book cell 80): reference loop vs fused layer.
+
+A plain loop (Adam lr 1e-3, batch 32, the 7000 training series, one thread), the three
+variants' epochs interleaved so load affects all of them: ``torch`` (the readable step
+loop, ``model.impl=torch``), ``fused-torch`` (the fused layer with its torch time loops,
+``SEQFORECAST_NUMBA=0``) and ``fused-numba`` (its compiled loops). Prints each epoch's
+time and validation MSE, then the medians.
+
+    python scripts/bench_ln.py --epochs 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from seqforecast.data.sine import SineDataModule
+from seqforecast.models import build_net
+
+VARIANTS = {"torch": ("torch", "0"), "fused-torch": ("fused", "0"), "fused-numba": ("fused", "1")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    dm = SineDataModule(n_steps=50, horizon=10, target="seq2seq")
+    dm.setup()
+    x, y = dm.splits["train"]
+    x_val, y_val = dm.splits["val"]
+    kw = dict(n_steps=50, n_features=1, horizon=10, target="seq2seq", hidden=[20, 20])
+    nets, opts = {}, {}
+    for name, (impl, _) in VARIANTS.items():
+        torch.manual_seed(42)
+        nets[name] = build_net("ln_rnn", head="per_step", impl=impl, **kw)
+        opts[name] = torch.optim.Adam(nets[name].parameters(), lr=1e-3)
+    os.environ["SEQFORECAST_NUMBA"] = "1"
+    nets["fused-numba"](x[:2]).sum().backward()  # load the compiled loops before timing
+    nets["fused-numba"].zero_grad(set_to_none=True)
+    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for epoch in range(args.epochs):
+        for name, (_, numba) in VARIANTS.items():
+            os.environ["SEQFORECAST_NUMBA"] = numba
+            net, opt = nets[name], opts[name]
+            g = torch.Generator().manual_seed(42 + epoch)
+            start = time.perf_counter()
+            for idx in torch.randperm(len(x), generator=g).split(32):
+                loss = F.mse_loss(net(x[idx]), y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            times[name].append(time.perf_counter() - start)
+            with torch.no_grad():
+                y_hat = torch.cat([net(xb) for xb in x_val.split(1024)])
+            mse = F.mse_loss(y_hat, y_val).item()
+            last = F.mse_loss(y_hat[:, -1], y_val[:, -1]).item()
+            print(
+                f"epoch {epoch + 1} {name:12s} {times[name][-1]:6.3f} s  val mse {mse:.6f}  "
+                f"last step {last:.6f}",
+                flush=True,
+            )
+    ref = statistics.median(times["torch"])
+    for name, t in times.items():
+        med = statistics.median(t)
+        print(f"{name:12s} median {med:.3f} s/epoch  speed-up vs torch {ref / med:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
