@@ -89,12 +89,13 @@ class TanhRNNFunction(torch.autograd.Function):
             for t in range(steps - 2, -1, -1):
                 nxt = gs[t].addmm_(nxt, w_hh).mul_(ds[t])  # pre-activation gradient [B, H]
         g2 = g.view(steps * batch, hidden)  # [T*B, H]
-        h_prev = torch.cat((h.new_zeros(1, batch, hidden), h[:-1])).view(steps * batch, hidden)
         grad_b = g2.sum(0)  # [H]
         grad_x = None
         if ctx.needs_input_grad[0]:
             grad_x = (g2 @ w_ih).view(steps, batch, -1).transpose(0, 1)  # [B, T, F]
-        return grad_x, g2.t() @ x_tm, g2.t() @ h_prev, grad_b, grad_b
+        # W_hh multiplies h_{t-1}; step 0 sees h_{-1} = 0, so steps 1.. are the whole sum.
+        grad_w_hh = g2[batch:].t() @ h[:-1].reshape(-1, hidden)  # [H, H]
+        return grad_x, g2.t() @ x_tm, grad_w_hh, grad_b, grad_b
 
 
 class GRUFunction(torch.autograd.Function):
@@ -130,19 +131,19 @@ class GRUFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_tm, w_ih, w_hh, h, rz, n, ghn = ctx.saved_tensors
         steps, batch, hidden = h.shape
-        h_prev = torch.cat((h.new_zeros(1, batch, hidden), h[:-1]))  # [T, B, H]
         g = _copy(grad_out.transpose(0, 1))  # dL/dh_t, BPTT carry added in place
         if _compiled(h):
             d_gi, d_gh = (h.new_empty(steps, batch, 3 * hidden) for _ in range(2))
             saved = (_np(t) for t in (h, rz, n, ghn, w_hh))
             kernels.gru_backward(g.numpy(), *saved, d_gi.numpy(), d_gh.numpy())
         else:
-            d_gi, d_gh = _gru_bptt_loop(g, h_prev, rz, n, ghn, w_hh)
+            d_gi, d_gh = _gru_bptt_loop(g, h, rz, n, ghn, w_hh)
         d_gi, d_gh = d_gi.view(steps * batch, -1), d_gh.view(steps * batch, -1)  # [T*B, 3H]
         grad_x = None
         if ctx.needs_input_grad[0]:
             grad_x = (d_gi @ w_ih).view(steps, batch, -1).transpose(0, 1)  # [B, T, F]
-        grad_w_hh = d_gh.t() @ h_prev.view(steps * batch, hidden)  # [3H, H]
+        # W_hh multiplies h_{t-1}; step 0 sees h_{-1} = 0, so steps 1.. are the whole sum.
+        grad_w_hh = d_gh[batch:].t() @ h[:-1].reshape(-1, hidden)  # [3H, H]
         return grad_x, d_gi.t() @ x_tm, grad_w_hh, d_gi.sum(0), d_gh.sum(0)
 
 
@@ -171,17 +172,18 @@ def _gru_loop(gi: Tensor, w_hh: Tensor, b_hh: Tensor) -> tuple[Tensor, Tensor, T
 
 
 def _gru_bptt_loop(
-    g: Tensor, h_prev: Tensor, rz: Tensor, n: Tensor, ghn: Tensor, w_hh: Tensor
+    g: Tensor, h: Tensor, rz: Tensor, n: Tensor, ghn: Tensor, w_hh: Tensor
 ) -> tuple[Tensor, Tensor]:
     """GRU backward through time as torch ops (reference for :func:`kernels.gru_backward`).
 
-    ``g [T, B, H]`` (dL/dh_t; the carry is added in place), ``h_prev [T, B, H]`` (states
-    shifted by one step), :func:`_gru_loop`'s ``rz, n, ghn``, ``w_hh [3H, H]`` ->
+    ``g [T, B, H]`` (dL/dh_t; the carry is added in place), ``h [T, B, H]`` (states),
+    :func:`_gru_loop`'s ``rz, n, ghn``, ``w_hh [3H, H]`` ->
     ``d_gi [T, B, 3H]`` (r, z, n pre-activations) and ``d_gh [T, B, 3H]`` (r, z pre-activations
     and ``h W_hn^T + b_hn``).
     """
     steps, batch, hidden = g.shape
     r, z = rz[..., :hidden], rz[..., hidden:]  # [T, B, H] each
+    h_prev = torch.cat((h.new_zeros(1, batch, hidden), h[:-1]))  # [T, B, H]
     # Factors that do not depend on the incoming gradient, [T, B, 2, H]:
     # dh -> (n, z) pre-activations, and n pre-activation -> (r pre-activation, h W_hn^T).
     to_nz = torch.stack(((1 - z) * (1 - n * n), (h_prev - n) * z * (1 - z)), dim=2)

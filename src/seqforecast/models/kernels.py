@@ -50,6 +50,35 @@ def tanh(x: float) -> float:
 
 
 @lazy_njit
+def matmul_add(out: np.ndarray, a: np.ndarray, w: np.ndarray) -> None:
+    """``out += a @ w`` in place, for ``out [B, N]``, ``a [B, K]``, ``w [K, N]``.
+
+    Each output adds ``a[b, k] * w[k, n]`` in order of ``k``. Rows go four at a time,
+    so every element of ``w`` loaded serves four rows; the innermost loop runs over the
+    contiguous ``n`` (LLVM vectorises it). At the chapter's widths this is about twice as
+    fast as one row at a time.
+    """
+    rows, inner = a.shape
+    cols = w.shape[1]
+    b = 0
+    while b + 4 <= rows:
+        for k in range(inner):
+            a0, a1, a2, a3 = a[b, k], a[b + 1, k], a[b + 2, k], a[b + 3, k]
+            for n in range(cols):
+                w_kn = w[k, n]
+                out[b, n] += a0 * w_kn
+                out[b + 1, n] += a1 * w_kn
+                out[b + 2, n] += a2 * w_kn
+                out[b + 3, n] += a3 * w_kn
+        b += 4
+    for row in range(b, rows):  # the last rows % 4
+        for k in range(inner):
+            a_rk = a[row, k]
+            for n in range(cols):
+                out[row, n] += a_rk * w[k, n]
+
+
+@lazy_njit
 def tanh_rnn_forward(h: np.ndarray, w_hh_t: np.ndarray) -> None:
     """``h_t = tanh(h_t + h_{t-1} W_hh^T)`` in place, ``h_{-1} = 0``.
 
@@ -57,17 +86,12 @@ def tanh_rnn_forward(h: np.ndarray, w_hh_t: np.ndarray) -> None:
     ``w_hh_t [H, H]`` is ``W_hh`` transposed (row ``k`` = weights from input unit ``k``).
     """
     steps, batch, hidden = h.shape
-    for b in range(batch):
-        for j in range(hidden):
-            h[0, b, j] = tanh(h[0, b, j])
-    for t in range(1, steps):
-        for b in range(batch):
-            for k in range(hidden):
-                p = h[t - 1, b, k]
-                for j in range(hidden):
-                    h[t, b, j] += p * w_hh_t[k, j]
-            for j in range(hidden):
-                h[t, b, j] = tanh(h[t, b, j])
+    flat = h.reshape(steps, batch * hidden)  # one step's [B, H] as one contiguous row
+    for t in range(steps):
+        if t > 0:
+            matmul_add(h[t], h[t - 1], w_hh_t)  # [B, H] += [B, H] @ [H, H]
+        for i in range(batch * hidden):
+            flat[t, i] = tanh(flat[t, i])
 
 
 @lazy_njit
@@ -79,15 +103,12 @@ def tanh_rnn_backward(g: np.ndarray, h: np.ndarray, w_hh: np.ndarray) -> None:
     """
     steps, batch, hidden = h.shape
     one = h.dtype.type(1)
+    g_flat, h_flat = g.reshape(steps, batch * hidden), h.reshape(steps, batch * hidden)
     for t in range(steps - 1, -1, -1):
-        for b in range(batch):
-            for j in range(hidden):
-                g[t, b, j] *= one - h[t, b, j] * h[t, b, j]
-            if t > 0:
-                for j in range(hidden):
-                    p = g[t, b, j]
-                    for k in range(hidden):
-                        g[t - 1, b, k] += p * w_hh[j, k]
+        for i in range(batch * hidden):
+            g_flat[t, i] *= one - h_flat[t, i] * h_flat[t, i]
+        if t > 0:
+            matmul_add(g[t - 1], g[t], w_hh)  # [B, H] += [B, H] @ [H, H]
 
 
 @lazy_njit
@@ -107,28 +128,26 @@ def gru_forward(
     gates), ``n [T, B, H]`` (n gate) and ``ghn [T, B, H]`` (``h_{t-1} W_hn^T + b_hn``).
     """
     steps, batch, hidden = h.shape
-    h3 = 3 * hidden
+    h2, h3 = 2 * hidden, 3 * hidden
     one, zero = h.dtype.type(1), h.dtype.type(0)
-    acc = np.empty(h3, dtype=h.dtype)  # h_{t-1} W_hh^T + b_hh for one row: [3H]
+    gh = np.empty((batch, h3), dtype=h.dtype)  # h_{t-1} W_hh^T + b_hh: [B, 3H]
     for t in range(steps):
         for b in range(batch):
             for i in range(h3):
-                acc[i] = b_hh[i]
-            if t > 0:
-                for k in range(hidden):
-                    p = h[t - 1, b, k]
-                    for i in range(h3):
-                        acc[i] += p * w_hh_t[k, i]
+                gh[b, i] = b_hh[i]
+        if t > 0:
+            matmul_add(gh, h[t - 1], w_hh_t)  # [B, 3H] += [B, H] @ [H, 3H]
+        for b in range(batch):
             for j in range(hidden):
-                r = one / (one + np.exp(-(gi[t, b, j] + acc[j])))
-                z = one / (one + np.exp(-(gi[t, b, hidden + j] + acc[hidden + j])))
-                n[t, b, j] = tanh(gi[t, b, 2 * hidden + j] + r * acc[2 * hidden + j])
+                r = one / (one + np.exp(-(gi[t, b, j] + gh[b, j])))
+                z = one / (one + np.exp(-(gi[t, b, hidden + j] + gh[b, hidden + j])))
+                n[t, b, j] = tanh(gi[t, b, h2 + j] + r * gh[b, h2 + j])
                 n_j = n[t, b, j]  # rounded to the arrays' dtype
                 h_prev = h[t - 1, b, j] if t > 0 else zero
                 h[t, b, j] = (h_prev - n_j) * z + n_j  # (1 - z) n + z h_{t-1}
                 rz[t, b, j] = r
                 rz[t, b, hidden + j] = z
-                ghn[t, b, j] = acc[2 * hidden + j]
+                ghn[t, b, j] = gh[b, h2 + j]
 
 
 @lazy_njit
@@ -150,7 +169,7 @@ def gru_backward(
     ``d_gh [T, B, 3H]`` (gradient of ``h W_hh^T + b_hh``: r, z, then ``h W_hn^T + b_hn``).
     """
     steps, batch, hidden = h.shape
-    h3 = 3 * hidden
+    h2 = 2 * hidden
     one, zero = h.dtype.type(1), h.dtype.type(0)
     for t in range(steps - 1, -1, -1):
         for b in range(batch):
@@ -165,14 +184,12 @@ def gru_backward(
                 d_r = d_n * (ghn[t, b, j] * r * (one - r))
                 d_gi[t, b, j] = d_r
                 d_gi[t, b, hidden + j] = d_z
-                d_gi[t, b, 2 * hidden + j] = d_n
+                d_gi[t, b, h2 + j] = d_n
                 d_gh[t, b, j] = d_r
                 d_gh[t, b, hidden + j] = d_z
-                d_gh[t, b, 2 * hidden + j] = d_n * r
-            if t > 0:
+                d_gh[t, b, h2 + j] = d_n * r
+        if t > 0:
+            for b in range(batch):
                 for k in range(hidden):
-                    g[t - 1, b, k] += g[t, b, k] * rz[t, b, hidden + k]
-                for i in range(h3):
-                    p = d_gh[t, b, i]
-                    for k in range(hidden):
-                        g[t - 1, b, k] += p * w_hh[i, k]
+                    g[t - 1, b, k] += g[t, b, k] * rz[t, b, hidden + k]  # dh_{t-1} through z
+            matmul_add(g[t - 1], d_gh[t], w_hh)  # [B, H] += [B, 3H] @ [3H, H]
