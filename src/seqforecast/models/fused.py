@@ -10,6 +10,11 @@ sets the speed. Here each layer is one ``torch.autograd.Function``:
 - backward: the time loop (BPTT) computes the pre-activation gradients only; weight,
   bias and input gradients are then whole-sequence matmuls and sums.
 
+The two time loops of each layer run as one compiled numba call each
+(:mod:`seqforecast.models.kernels`) for float32/float64 CPU tensors when numba is
+installed (the ``fast`` extra) and ``SEQFORECAST_NUMBA`` is not ``0``; otherwise as
+small in-place torch ops, kept here as the fallback and the readable reference.
+
 :class:`FusedRNN` and :class:`FusedGRU` subclass ``nn.RNN`` / ``nn.GRU``, so parameter
 names, shapes, initialisation and checkpoints are identical to the reference modules
 (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``). They take the
@@ -35,12 +40,12 @@ def _copy(t: torch.Tensor) -> torch.Tensor:
     return t.clone(memory_format=torch.contiguous_format)
 
 
+_KERNEL_DTYPES = (torch.float32, torch.float64)
+
+
 def _compiled(x: Tensor) -> bool:
     """Whether the time loops run as numba kernels: numba on, CPU, float32/float64."""
     return x.device.type == "cpu" and x.dtype in _KERNEL_DTYPES and jit.use_numba()
-
-
-_KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
 def _np(t: Tensor) -> Any:
@@ -81,7 +86,7 @@ class TanhRNNFunction(torch.autograd.Function):
         steps, batch, hidden = h.shape
         g = _copy(grad_out.transpose(0, 1))  # dL/dh_t from above: [T, B, H]
         if _compiled(h):
-            kernels.tanh_rnn_backward(g.numpy(), h.numpy(), _np(w_hh))  # in place into g
+            kernels.tanh_rnn_backward(g.numpy(), _np(h), _np(w_hh))  # in place into g
         else:
             deriv = 1 - h * h  # tanh' for every step: [T, B, H]
             gs, ds = g.unbind(0), deriv.unbind(0)
