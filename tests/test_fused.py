@@ -36,8 +36,9 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 
 def _tolerance(dtype: torch.dtype, ref: torch.Tensor) -> dict[str, float]:
     """float64: near-exact. float32: rounding accumulated over the steps and the T*B-term
-    gradient sums, bounded relative to the largest entry (both backends and nn.RNN / nn.GRU
-    are within a few 1e-7 of a float64 run, but not of each other entry by entry)."""
+    gradient sums, bounded relative to the largest entry. At the chapter's sizes both
+    backends and nn.RNN / nn.GRU stay within 1.5e-6 of that entry from a float64 run, but
+    differ from each other by up to 5e-5 in absolute terms (default atol: 1e-5)."""
     if dtype == torch.float64:
         return {"rtol": 1e-10, "atol": 1e-12}
     return {"rtol": 1.3e-6, "atol": max(1e-5, 1e-5 * ref.abs().max().item())}
