@@ -204,8 +204,10 @@ def test_npy_rows_stream_the_file(tmp_path) -> None:
 def test_batch_size_does_not_change_predictions(one_step) -> None:
     f = load_forecaster(one_step[0], device="cpu")
     x = book_series(1, "train")[:, :50]
+    # torch's matmuls round differently for other batch shapes: a few float32 ulps of O(1)
+    # outputs (measured up to 3.6e-7 over three iterative steps), fed back and compounded.
     np.testing.assert_allclose(
-        f.predict(x, ahead=3, batch_size=3), f.predict(x, ahead=3), rtol=1e-5, atol=1e-7
+        f.predict(x, ahead=3, batch_size=3), f.predict(x, ahead=3), rtol=1e-5, atol=1e-6
     )
 
 

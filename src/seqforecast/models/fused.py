@@ -10,6 +10,11 @@ sets the speed. Here each layer is one ``torch.autograd.Function``:
 - backward: the time loop (BPTT) computes the pre-activation gradients only; weight,
   bias and input gradients are then whole-sequence matmuls and sums.
 
+The two time loops of each layer run as one compiled numba call each
+(:mod:`seqforecast.models.kernels`) for float32/float64 CPU tensors when numba is
+installed (the ``fast`` extra) and ``SEQFORECAST_NUMBA`` is not ``0``; otherwise as
+small in-place torch ops, kept here as the fallback and the readable reference.
+
 :class:`FusedRNN` and :class:`FusedGRU` subclass ``nn.RNN`` / ``nn.GRU``, so parameter
 names, shapes, initialisation and checkpoints are identical to the reference modules
 (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``). They take the
@@ -27,11 +32,25 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from seqforecast.errors import ConfigError
+from seqforecast.models import jit, kernels
 
 
 def _copy(t: torch.Tensor) -> torch.Tensor:
     """A dense copy that owns its memory (``contiguous()`` may return ``t`` itself)."""
     return t.clone(memory_format=torch.contiguous_format)
+
+
+_KERNEL_DTYPES = (torch.float32, torch.float64)
+
+
+def _compiled(x: Tensor) -> bool:
+    """Whether the time loops run as numba kernels: numba on, CPU, float32/float64."""
+    return x.device.type == "cpu" and x.dtype in _KERNEL_DTYPES and jit.use_numba()
+
+
+def _np(t: Tensor) -> Any:
+    """A C-contiguous numpy array for a kernel (shares memory when ``t`` is contiguous)."""
+    return t.detach().contiguous().numpy()
 
 
 class TanhRNNFunction(torch.autograd.Function):
@@ -49,11 +68,14 @@ class TanhRNNFunction(torch.autograd.Function):
         hidden = w_hh.shape[0]
         x_tm = x.transpose(0, 1).reshape(steps * batch, n_in)  # [T*B, F], time-major
         h = torch.addmm(b_ih + b_hh, x_tm, w_ih.t()).view(steps, batch, hidden)  # [T, B, H]
-        w_hh_t = w_hh.t()
-        hs = h.unbind(0)  # T views [B, H], made once instead of indexing in the loop
-        prev = hs[0].tanh_()
-        for h_t in hs[1:]:
-            prev = h_t.addmm_(prev, w_hh_t).tanh_()  # [B, H]: in place, no allocation
+        if _compiled(x):
+            kernels.tanh_rnn_forward(h.numpy(), _np(w_hh.t()))  # in place into h
+        else:
+            w_hh_t = w_hh.t()
+            hs = h.unbind(0)  # T views [B, H], made once instead of indexing in the loop
+            prev = hs[0].tanh_()
+            for h_t in hs[1:]:
+                prev = h_t.addmm_(prev, w_hh_t).tanh_()  # [B, H]: in place, no allocation
         ctx.save_for_backward(x_tm, w_ih, w_hh, h)
         return _copy(h.transpose(0, 1))  # [T, B, H] -> [B, T, H]
 
@@ -62,19 +84,23 @@ class TanhRNNFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_tm, w_ih, w_hh, h = ctx.saved_tensors
         steps, batch, hidden = h.shape
-        deriv = 1 - h * h  # tanh' for every step: [T, B, H]
         g = _copy(grad_out.transpose(0, 1))  # dL/dh_t from above: [T, B, H]
-        gs, ds = g.unbind(0), deriv.unbind(0)
-        nxt = gs[-1].mul_(ds[-1])
-        for t in range(steps - 2, -1, -1):
-            nxt = gs[t].addmm_(nxt, w_hh).mul_(ds[t])  # pre-activation gradient [B, H]
+        if _compiled(h):
+            kernels.tanh_rnn_backward(g.numpy(), _np(h), _np(w_hh))  # in place into g
+        else:
+            deriv = 1 - h * h  # tanh' for every step: [T, B, H]
+            gs, ds = g.unbind(0), deriv.unbind(0)
+            nxt = gs[-1].mul_(ds[-1])
+            for t in range(steps - 2, -1, -1):
+                nxt = gs[t].addmm_(nxt, w_hh).mul_(ds[t])  # pre-activation gradient [B, H]
         g2 = g.view(steps * batch, hidden)  # [T*B, H]
-        h_prev = torch.cat((h.new_zeros(1, batch, hidden), h[:-1])).view(steps * batch, hidden)
         grad_b = g2.sum(0)  # [H]
         grad_x = None
         if ctx.needs_input_grad[0]:
             grad_x = (g2 @ w_ih).view(steps, batch, -1).transpose(0, 1)  # [B, T, F]
-        return grad_x, g2.t() @ x_tm, g2.t() @ h_prev, grad_b, grad_b
+        # W_hh multiplies h_{t-1}; step 0 sees h_{-1} = 0, so steps 1.. are the whole sum.
+        grad_w_hh = g2[batch:].t() @ h[:-1].reshape(-1, hidden)  # [H, H]
+        return grad_x, g2.t() @ x_tm, grad_w_hh, grad_b, grad_b
 
 
 class GRUFunction(torch.autograd.Function):
@@ -92,22 +118,16 @@ class GRUFunction(torch.autograd.Function):
     ) -> Tensor:
         batch, steps, n_in = x.shape
         hidden = w_hh.shape[1]
-        h2 = 2 * hidden
         x_tm = x.transpose(0, 1).reshape(steps * batch, n_in)  # [T*B, F]
         gi = torch.addmm(b_ih, x_tm, w_ih.t()).view(steps, batch, 3 * hidden)  # [T, B, 3H]
-        rz = (gi[..., :h2] + b_hh[:h2]).contiguous()  # becomes the r, z gates: [T, B, 2H]
-        n = _copy(gi[..., h2:])  # becomes the n gate: [T, B, H]
-        ghn = _copy(b_hh[h2:].expand(steps, batch, hidden))  # h W_hn^T + b_hn: [T, B, H]
-        w_rz_t, w_n_t = w_hh[:h2].t(), w_hh[h2:].t()
-        prev = x.new_zeros(batch, hidden)
-        states = []
-        for rz_t, n_t, ghn_t in zip(rz.unbind(0), n.unbind(0), ghn.unbind(0), strict=True):
-            # every op writes a contiguous [B, *] buffer in place
-            r_z = rz_t.addmm_(prev, w_rz_t).sigmoid_()  # [B, 2H]
-            n_t.addcmul_(r_z[:, :hidden], ghn_t.addmm_(prev, w_n_t)).tanh_()  # [B, H]
-            prev = (prev - n_t).mul_(r_z[:, hidden:]).add_(n_t)  # (1 - z) n + z h_{t-1}
-            states.append(prev)
-        h = torch.stack(states)  # [T, B, H]
+        if _compiled(x):
+            h, n, ghn = (x.new_empty(steps, batch, hidden) for _ in range(3))  # [T, B, H]
+            rz = x.new_empty(steps, batch, 2 * hidden)  # [T, B, 2H]
+            kernels.gru_forward(
+                gi.numpy(), _np(w_hh.t()), _np(b_hh), h.numpy(), rz.numpy(), n.numpy(), ghn.numpy()
+            )
+        else:
+            h, rz, n, ghn = _gru_loop(gi, w_hh, b_hh)
         ctx.save_for_backward(x_tm, w_ih, w_hh, h, rz, n, ghn)
         return _copy(h.transpose(0, 1))  # [B, T, H]
 
@@ -116,35 +136,81 @@ class GRUFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_tm, w_ih, w_hh, h, rz, n, ghn = ctx.saved_tensors
         steps, batch, hidden = h.shape
-        r, z = rz[..., :hidden], rz[..., hidden:]  # [T, B, H] each
-        h_prev = torch.cat((h.new_zeros(1, batch, hidden), h[:-1]))  # [T, B, H]
-        # Factors that do not depend on the incoming gradient, [T, B, 2, H]:
-        # dh -> (n, z) pre-activations, and n pre-activation -> (r pre-activation, h W_hn^T).
-        to_nz = torch.stack(((1 - z) * (1 - n * n), (h_prev - n) * z * (1 - z)), dim=2)
-        n_to_rg = torch.stack((ghn * r * (1 - r), r), dim=2)
-        w_rg = torch.cat((w_hh[:hidden], w_hh[2 * hidden :]))  # rows of W_hr and W_hn: [2H, H]
-        w_z = w_hh[hidden : 2 * hidden]  # [H, H]
         g = _copy(grad_out.transpose(0, 1))  # dL/dh_t, BPTT carry added in place
-        d_nz, d_rg = [], []
-        gs, zs = g.unbind(0), z.unbind(0)  # T views [B, H]
-        gs3 = g.unsqueeze(2).unbind(0)  # the same, as [B, 1, H]
-        to_nz, n_to_rg = to_nz.unbind(0), n_to_rg.unbind(0)
-        for t in range(steps - 1, -1, -1):
-            nz = gs3[t] * to_nz[t]  # [B, 2, H]: d n_pre, d z_pre
-            rg = nz[:, :1] * n_to_rg[t]  # [B, 2, H]: d r_pre, d (h W_hn^T + b_hn)
-            if t > 0:
-                carry = gs[t - 1].addcmul_(gs[t], zs[t])
-                carry.addmm_(rg.view(batch, -1), w_rg).addmm_(nz[:, 1], w_z)
-            d_nz.append(nz)
-            d_rg.append(rg)
-        nz, rg = torch.stack(d_nz[::-1]), torch.stack(d_rg[::-1])  # [T, B, 2, H]
-        d_gi = torch.cat((rg[:, :, 0], nz[:, :, 1], nz[:, :, 0]), -1).view(steps * batch, -1)
-        d_gh = torch.cat((rg[:, :, 0], nz[:, :, 1], rg[:, :, 1]), -1).view(steps * batch, -1)
+        if _compiled(h):
+            d_gi, d_gh = (h.new_empty(steps, batch, 3 * hidden) for _ in range(2))
+            saved = (_np(t) for t in (h, rz, n, ghn, w_hh))
+            kernels.gru_backward(g.numpy(), *saved, d_gi.numpy(), d_gh.numpy())
+        else:
+            d_gi, d_gh = _gru_bptt_loop(g, h, rz, n, ghn, w_hh)
+        d_gi, d_gh = d_gi.view(steps * batch, -1), d_gh.view(steps * batch, -1)  # [T*B, 3H]
         grad_x = None
         if ctx.needs_input_grad[0]:
             grad_x = (d_gi @ w_ih).view(steps, batch, -1).transpose(0, 1)  # [B, T, F]
-        grad_w_hh = d_gh.t() @ h_prev.view(steps * batch, hidden)  # [3H, H]
+        # W_hh multiplies h_{t-1}; step 0 sees h_{-1} = 0, so steps 1.. are the whole sum.
+        grad_w_hh = d_gh[batch:].t() @ h[:-1].reshape(-1, hidden)  # [3H, H]
         return grad_x, d_gi.t() @ x_tm, grad_w_hh, d_gi.sum(0), d_gh.sum(0)
+
+
+def _gru_loop(gi: Tensor, w_hh: Tensor, b_hh: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The GRU recurrence as torch ops (reference for :func:`kernels.gru_forward`).
+
+    ``gi [T, B, 3H]`` (``x W_ih^T + b_ih``), ``w_hh [3H, H]``, ``b_hh [3H]`` ->
+    ``h [T, B, H]``, ``rz [T, B, 2H]`` (r, z gates), ``n [T, B, H]``, ``ghn [T, B, H]``
+    (``h_{t-1} W_hn^T + b_hn``).
+    """
+    steps, batch, hidden3 = gi.shape
+    hidden, h2 = hidden3 // 3, 2 * hidden3 // 3
+    rz = (gi[..., :h2] + b_hh[:h2]).contiguous()  # becomes the r, z gates: [T, B, 2H]
+    n = _copy(gi[..., h2:])  # becomes the n gate: [T, B, H]
+    ghn = _copy(b_hh[h2:].expand(steps, batch, hidden))  # h W_hn^T + b_hn: [T, B, H]
+    w_rz_t, w_n_t = w_hh[:h2].t(), w_hh[h2:].t()
+    prev = gi.new_zeros(batch, hidden)
+    states = []
+    for rz_t, n_t, ghn_t in zip(rz.unbind(0), n.unbind(0), ghn.unbind(0), strict=True):
+        # every op writes a contiguous [B, *] buffer in place
+        r_z = rz_t.addmm_(prev, w_rz_t).sigmoid_()  # [B, 2H]
+        n_t.addcmul_(r_z[:, :hidden], ghn_t.addmm_(prev, w_n_t)).tanh_()  # [B, H]
+        prev = (prev - n_t).mul_(r_z[:, hidden:]).add_(n_t)  # (1 - z) n + z h_{t-1}
+        states.append(prev)
+    return torch.stack(states), rz, n, ghn  # h: [T, B, H]
+
+
+def _gru_bptt_loop(
+    g: Tensor, h: Tensor, rz: Tensor, n: Tensor, ghn: Tensor, w_hh: Tensor
+) -> tuple[Tensor, Tensor]:
+    """GRU backward through time as torch ops (reference for :func:`kernels.gru_backward`).
+
+    ``g [T, B, H]`` (dL/dh_t; the carry is added in place), ``h [T, B, H]`` (states),
+    :func:`_gru_loop`'s ``rz, n, ghn``, ``w_hh [3H, H]`` ->
+    ``d_gi [T, B, 3H]`` (r, z, n pre-activations) and ``d_gh [T, B, 3H]`` (r, z pre-activations
+    and ``h W_hn^T + b_hn``).
+    """
+    steps, batch, hidden = g.shape
+    r, z = rz[..., :hidden], rz[..., hidden:]  # [T, B, H] each
+    h_prev = torch.cat((h.new_zeros(1, batch, hidden), h[:-1]))  # [T, B, H]
+    # Factors that do not depend on the incoming gradient, [T, B, 2, H]:
+    # dh -> (n, z) pre-activations, and n pre-activation -> (r pre-activation, h W_hn^T).
+    to_nz = torch.stack(((1 - z) * (1 - n * n), (h_prev - n) * z * (1 - z)), dim=2)
+    n_to_rg = torch.stack((ghn * r * (1 - r), r), dim=2)
+    w_rg = torch.cat((w_hh[:hidden], w_hh[2 * hidden :]))  # rows of W_hr and W_hn: [2H, H]
+    w_z = w_hh[hidden : 2 * hidden]  # [H, H]
+    d_nz, d_rg = [], []
+    gs, zs = g.unbind(0), z.unbind(0)  # T views [B, H]
+    gs3 = g.unsqueeze(2).unbind(0)  # the same, as [B, 1, H]
+    to_nz, n_to_rg = to_nz.unbind(0), n_to_rg.unbind(0)
+    for t in range(steps - 1, -1, -1):
+        nz = gs3[t] * to_nz[t]  # [B, 2, H]: d n_pre, d z_pre
+        rg = nz[:, :1] * n_to_rg[t]  # [B, 2, H]: d r_pre, d (h W_hn^T + b_hn)
+        if t > 0:
+            carry = gs[t - 1].addcmul_(gs[t], zs[t])
+            carry.addmm_(rg.view(batch, -1), w_rg).addmm_(nz[:, 1], w_z)
+        d_nz.append(nz)
+        d_rg.append(rg)
+    nz, rg = torch.stack(d_nz[::-1]), torch.stack(d_rg[::-1])  # [T, B, 2, H]
+    d_gi = torch.cat((rg[:, :, 0], nz[:, :, 1], nz[:, :, 0]), -1)  # [T, B, 3H]
+    d_gh = torch.cat((rg[:, :, 0], nz[:, :, 1], rg[:, :, 1]), -1)  # [T, B, 3H]
+    return d_gi, d_gh
 
 
 def _check_layer(module: nn.RNNBase) -> None:

@@ -4,6 +4,9 @@ The fused layers (:mod:`seqforecast.models.fused`) run their sequential time loo
 either as torch ops or, when numba is installed, as one compiled call per loop.
 numba is imported on the first compiled call, not at import time, and compiled code
 is cached on disk (``cache=True``), so later processes skip the compilation.
+Division follows IEEE rules (``error_model="numpy"``: no zero check, as in torch), which
+also lets LLVM vectorise loops that divide. A compiled function may call another
+``lazy_njit`` function: numba types it as the callee's dispatcher, which LLVM can inline.
 ``SEQFORECAST_NUMBA=0`` in the environment forces the pure-torch loops.
 """
 
@@ -36,11 +39,22 @@ class LazyJit:
         self.__doc__, self.__name__ = fn.__doc__, fn.__name__
 
     def __call__(self, *args: Any) -> Any:
+        return self.dispatcher()(*args)
+
+    def dispatcher(self) -> Any:
+        """The numba dispatcher of ``fn`` (imports numba the first time)."""
         if self.compiled is None:
             import numba
 
-            self.compiled = numba.njit(cache=True, nogil=True)(self.fn)
-        return self.compiled(*args)
+            self.compiled = numba.njit(cache=True, nogil=True, error_model="numpy")(self.fn)
+        return self.compiled
+
+    @property
+    def _numba_type_(self) -> Any:
+        """How numba types this object when compiled code calls it: as its dispatcher."""
+        from numba import types
+
+        return types.Dispatcher(self.dispatcher())
 
 
 def lazy_njit(fn: Callable[..., Any]) -> LazyJit:
