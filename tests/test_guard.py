@@ -17,14 +17,17 @@ from seqforecast.errors import ConfigError, InputError, NonFiniteLossError
 from seqforecast.outputs import atomic_write_json, read_status
 from seqforecast.train import train
 
-# Epochs of 176 small batches; the signal goes out as epoch 1 starts, and a third epoch leaves
-# room for a late signal (a loaded machine) to land mid-training all the same.
+# Epochs of 176 small batches in training steps of 8; the signal goes out as epoch 1 starts, and
+# five more epochs leave room for a late signal (a loaded machine, or fast compiled layers) to
+# land mid-training all the same.
+EPOCHS = 6
 RUN = [
     "model=seq2seq",
     "data.n_series=1600",
     "data.split=[1408,96,96]",
     "data.batch_size=8",
-    "trainer.max_epochs=3",
+    "data.batches_per_call=8",
+    f"trainer.max_epochs={EPOCHS}",
     "trainer.accelerator=cpu",
     "deterministic=true",
 ]
@@ -71,8 +74,9 @@ def test_kill_mid_epoch_then_resume_equals_uninterrupted(
     assert f"{sig.name} received" in err and "resume=" in err
     assert read_status(tmp_path / "run").startswith("interrupted")
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
-    done = ckpt["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]["processed"]
-    assert ckpt["epoch"] in (1, 2) and 0 < done < 176, "the checkpoint should be mid-epoch"
+    _, _, done = ckpt["train_loss_epoch"]  # training batches of the epoch done
+    assert 1 <= ckpt["epoch"] < EPOCHS and 0 < done < 176, "the checkpoint should be mid-epoch"
+    assert done % 8 == 0  # at the end of a training step (a group of 8 batches)
 
     resumed = _script(f"resume={tmp_path / 'run'}", *RUN, cwd=tmp_path)
     _, err = resumed.communicate(timeout=300)
@@ -82,7 +86,7 @@ def test_kill_mid_epoch_then_resume_equals_uninterrupted(
     # Deterministic CPU run, same data order and RNG: bitwise-equal metrics.
     for key in ("val/mse", "val/mse_last", "test/mse", "test/mse_last"):
         assert got[key] == want[key], key
-    assert got["epochs"] == want["epochs"] == 3 and got["resumed_from"]
+    assert got["epochs"] == want["epochs"] == EPOCHS and got["resumed_from"]
     assert read_status(tmp_path / "run") == "finished"
 
 
