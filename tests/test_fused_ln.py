@@ -144,7 +144,7 @@ def test_unknown_impl_is_refused() -> None:
 @pytest.mark.skipif(not numba_installed(), reason="no numba")
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_compiled_tanh_is_accurate(monkeypatch, dtype: torch.dtype) -> None:
-    """The compiled loop's own tanh (see ``fused_ln._EXPM1_TAYLOR``) against ``torch.tanh``.
+    """The compiled loop's own tanh (``kernels.tanh``) against ``torch.tanh``.
 
     With zero weights and ``gamma = 0`` every state is ``tanh(beta)``, for any ``beta``.
     """
@@ -164,7 +164,7 @@ def test_compiled_tanh_is_accurate(monkeypatch, dtype: torch.dtype) -> None:
     zeros = [torch.zeros(*shape, dtype=dtype) for shape in [(1, 1, 1), (n, 1), (n, n), (n,), (n,)]]
     h = LayerNormRNNFunction.apply(*zeros, values, 1e-5)[0, 0]
     expected = torch.tanh(values.double()).to(dtype)  # float32: the correctly rounded value
-    rtol = 1e-15 if dtype == torch.float64 else 1.2e-7  # ~4 ulp float64, 1 ulp float32
+    rtol = 1.5e-15 if dtype == torch.float64 else 1.2e-7  # ~6 ulp float64, 1 ulp float32
     torch.testing.assert_close(h, expected, rtol=rtol, atol=0, equal_nan=True)
 
 

@@ -10,8 +10,8 @@ after which weight, bias and input gradients are whole-sequence matmuls and sums
 Each time loop runs either as torch ops (``native_layer_norm`` and its backward, the
 kernels ``nn.LayerNorm`` itself runs; any device) or, when
 :func:`~seqforecast.models.jit.use_numba` says so and the tensors are on the CPU, as one
-compiled numba call (whose ``tanh`` is written out so that it vectorises, see
-``_EXPM1_TAYLOR``). The two give the same results within float rounding.
+compiled numba call (with :func:`~seqforecast.models.kernels.tanh`, written out so that
+the loop vectorises). The two give the same results within float rounding.
 
 Per step, with ``z_t = x_t W_ih^T + b + h_{t-1} W_hh^T`` (``[B, H]``)::
 
@@ -26,7 +26,6 @@ and backward, for ``g_t = dL/dh_t`` (from above plus the carry from step ``t + 1
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -35,6 +34,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from seqforecast.models.jit import lazy_njit, use_numba
+from seqforecast.models.kernels import tanh
 
 
 def _copy(t: Tensor) -> Tensor:
@@ -45,18 +45,6 @@ def _copy(t: Tensor) -> Tensor:
 def _np(t: Tensor) -> np.ndarray:
     """The numpy view of a contiguous CPU tensor (shares memory)."""
     return t.detach().numpy()
-
-
-# tanh inside the compiled forward loop, written so that LLVM vectorises it (libm's tanh is a
-# scalar call, and was 3/4 of the loop's time): tanh|x| = -expm1(-y) / (2 + expm1(-y)), y = 2|x|,
-# with the fdlibm reduction y = k ln2 - u, |u| <= ln2 / 2, expm1(u) by its Taylor series to u^15
-# (truncation < 1e-18) and 2^-k from the bits of k. np.divide, not "/", which numba guards against
-# zero divisors with a branch that blocks vectorisation. Against np.tanh: within 3 ulp in
-# float64, and rounded to float32 it matched the correctly rounded value (tests/test_fused_ln.py).
-_INV_LN2 = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01  # k * _LN2_HI is exact for the k used here
-_LN2_LO = 1.90821492927058770002e-10
-_EXPM1_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(15, 1, -1))  # 1/15!, ..., 1/2!
 
 
 @lazy_njit
@@ -91,23 +79,8 @@ def _forward_loop(z, w_hh_t, gamma, beta, eps, h, mean, rstd):
             for i in range(hidden):
                 h[t, b, i] = (z_row[i] - m) * r * gamma[i] + beta[i]  # rounded to the input dtype
         h_t = h[t].reshape(batch * hidden)  # the whole step at once, so the loop is long
-        for i in range(batch * hidden):  # h_t = tanh(h_t), vectorised: see _EXPM1_TAYLOR
-            y = 2.0 * abs(np.float64(h_t[i]))
-            y = 40.0 if y > 40.0 else y  # tanh(20) is 1 in float64; NaN passes
-            k = np.int64(y * _INV_LN2 + 0.5)  # y = k ln2 - u, |u| <= ln2 / 2
-            u = (k * _LN2_HI - y) + k * _LN2_LO
-            p = _EXPM1_TAYLOR[0]
-            for c in _EXPM1_TAYLOR[1:]:
-                p = p * u + c
-            p = u + u * u * p  # expm1(u)
-            s = 0.5 if k & 1 else 1.0  # 2^-k from the bits of k (k <= 58)
-            s *= 0.25 if k & 2 else 1.0
-            s *= 0.0625 if k & 4 else 1.0
-            s *= 0.00390625 if k & 8 else 1.0
-            s *= 1.52587890625e-05 if k & 16 else 1.0
-            s *= 2.3283064365386963e-10 if k & 32 else 1.0
-            em = s * p + (s - 1.0)  # expm1(-y) = 2^-k (1 + expm1(u)) - 1
-            h_t[i] = np.copysign(np.divide(-em, 2.0 + em), h_t[i])
+        for i in range(batch * hidden):  # h_t = tanh(h_t), vectorised (see kernels.tanh)
+            h_t[i] = tanh(np.float64(h_t[i]))
 
 
 @lazy_njit
