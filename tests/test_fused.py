@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from seqforecast.errors import ConfigError
-from seqforecast.models import build_net, kernels
+from seqforecast.models import build_net, jit, kernels
 from seqforecast.models.fused import FusedGRU, FusedRNN, GRUFunction, TanhRNNFunction
 from seqforecast.train import set_threads, train
 
@@ -201,10 +201,16 @@ def test_numba_kernels_run_only_when_enabled(cell, dtype, monkeypatch) -> None:
         monkeypatch.setattr(kernels, name, spy)
     layer = _pair(cell, 2, 3, dtype)[0]
     x = torch.randn(4, 5, 2, dtype=dtype)
-    for flag, expected in (("0", []), ("1", list(KERNELS[cell]))):
+    # A batch over jit.COMPILED_MAX_BATCH takes the torch loops (BLAS wins there).
+    large = torch.randn(jit.COMPILED_MAX_BATCH + 1, 5, 2, dtype=dtype)
+    for flag, inputs, expected in (
+        ("0", x, []),
+        ("1", x, list(KERNELS[cell])),
+        ("1", large, []),
+    ):
         monkeypatch.setenv("SEQFORECAST_NUMBA", flag)
         calls.clear()
-        layer(x)[0].sum().backward()
+        layer(inputs)[0].sum().backward()
         assert calls == expected
     np_dtype = str(dtype).removeprefix("torch.")
     for kernel in originals.values():  # compiled, for this dtype

@@ -43,9 +43,9 @@ def _copy(t: torch.Tensor) -> torch.Tensor:
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
-def _compiled(x: Tensor) -> bool:
-    """Whether the time loops run as numba kernels: numba on, CPU, float32/float64."""
-    return x.device.type == "cpu" and x.dtype in _KERNEL_DTYPES and jit.use_numba()
+def _compiled(x: Tensor, batch: int) -> bool:
+    """Whether the time loops run as numba kernels: numba on, CPU, float32/64, a small batch."""
+    return x.device.type == "cpu" and x.dtype in _KERNEL_DTYPES and jit.use_numba(batch)
 
 
 def _np(t: Tensor) -> Any:
@@ -68,7 +68,7 @@ class TanhRNNFunction(torch.autograd.Function):
         hidden = w_hh.shape[0]
         x_tm = x.transpose(0, 1).reshape(steps * batch, n_in)  # [T*B, F], time-major
         h = torch.addmm(b_ih + b_hh, x_tm, w_ih.t()).view(steps, batch, hidden)  # [T, B, H]
-        if _compiled(x):
+        if _compiled(x, batch):
             kernels.tanh_rnn_forward(h.numpy(), _np(w_hh.t()))  # in place into h
         else:
             w_hh_t = w_hh.t()
@@ -85,7 +85,7 @@ class TanhRNNFunction(torch.autograd.Function):
         x_tm, w_ih, w_hh, h = ctx.saved_tensors
         steps, batch, hidden = h.shape
         g = _copy(grad_out.transpose(0, 1))  # dL/dh_t from above: [T, B, H]
-        if _compiled(h):
+        if _compiled(h, batch):
             kernels.tanh_rnn_backward(g.numpy(), _np(h), _np(w_hh))  # in place into g
         else:
             deriv = 1 - h * h  # tanh' for every step: [T, B, H]
@@ -120,7 +120,7 @@ class GRUFunction(torch.autograd.Function):
         hidden = w_hh.shape[1]
         x_tm = x.transpose(0, 1).reshape(steps * batch, n_in)  # [T*B, F]
         gi = torch.addmm(b_ih, x_tm, w_ih.t()).view(steps, batch, 3 * hidden)  # [T, B, 3H]
-        if _compiled(x):
+        if _compiled(x, batch):
             h, n, ghn = (x.new_empty(steps, batch, hidden) for _ in range(3))  # [T, B, H]
             rz = x.new_empty(steps, batch, 2 * hidden)  # [T, B, 2H]
             kernels.gru_forward(
@@ -137,7 +137,7 @@ class GRUFunction(torch.autograd.Function):
         x_tm, w_ih, w_hh, h, rz, n, ghn = ctx.saved_tensors
         steps, batch, hidden = h.shape
         g = _copy(grad_out.transpose(0, 1))  # dL/dh_t, BPTT carry added in place
-        if _compiled(h):
+        if _compiled(h, batch):
             d_gi, d_gh = (h.new_empty(steps, batch, 3 * hidden) for _ in range(2))
             saved = (_np(t) for t in (h, rz, n, ghn, w_hh))
             kernels.gru_backward(g.numpy(), *saved, d_gi.numpy(), d_gh.numpy())

@@ -167,8 +167,9 @@ def _backward_torch(
     return torch.stack(dz[::-1]), (g * n).sum((0, 1)), g.sum((0, 1))
 
 
-def _compiled(*tensors: Tensor) -> bool:
-    return use_numba() and all(t.device.type == "cpu" for t in tensors)
+def _compiled(t: Tensor) -> bool:
+    """Numba loops for a time-major ``[T, B, H]`` CPU tensor of a small batch (``use_numba``)."""
+    return t.device.type == "cpu" and use_numba(t.shape[1])
 
 
 class LayerNormRNNFunction(torch.autograd.Function):
