@@ -3,6 +3,7 @@
     python scripts/bench.py                       # the 4 models of issue #6, 5 epochs each
     python scripts/bench.py --epochs 20 --models deep_rnn_dense seq2seq_gru
     python scripts/bench.py --models all          # also ln_rnn, conv_gru, wavenet
+    python scripts/bench.py --set data.batches_per_call=219   # config overrides for every run
 
 For each model, on the same generated data (batch 32, 219 steps per epoch, validation
 every epoch) it times three runs:
@@ -72,7 +73,9 @@ class EpochTimer(L.Callback):
         EPOCH_STARTS.append(CLOCK[0]())
 
 
-def compose_cfg(overrides: list[str], out: Path, epochs: int, threads: int | None = 1) -> Any:
+def compose_cfg(
+    overrides: list[str], out: Path, epochs: int, threads: int | None = 1, extra: list[str] = ()
+) -> Any:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(
             "train",
@@ -86,6 +89,7 @@ def compose_cfg(overrides: list[str], out: Path, epochs: int, threads: int | Non
                 "trainer.accelerator=cpu",
                 "trainer.enable_model_summary=false",
                 "+callbacks.epoch_timer._target_=__main__.EpochTimer",
+                *extra,
             ],
         )
     return cfg
@@ -158,6 +162,13 @@ def main() -> None:
         default="wall",
         help="wall time, or the process's CPU time (steadier when other jobs share the CPU)",
     )
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for every model (e.g. data.batches_per_call=219)",
+    )
     args = parser.parse_args()
     CLOCK[0] = CLOCKS[args.clock]
     models = list(MODELS) if "all" in args.models else args.models
@@ -174,7 +185,7 @@ def main() -> None:
     rows = []
     for name in models:
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = compose_cfg(MODELS[name], Path(tmp), args.epochs, args.threads)
+            cfg = compose_cfg(MODELS[name], Path(tmp), args.epochs, args.threads, args.set)
             dm = instantiate(cfg.data)
             dm.setup()
             t_plain, m_plain = plain_loop(cfg, dm, "torch", args.epochs)
