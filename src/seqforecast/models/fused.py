@@ -32,25 +32,13 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from seqforecast.errors import ConfigError
-from seqforecast.models import jit, kernels
+from seqforecast.models import kernels
+from seqforecast.models.jit import as_numpy, compiled_loops
 
 
-def _copy(t: torch.Tensor) -> torch.Tensor:
+def dense_copy(t: torch.Tensor) -> torch.Tensor:
     """A dense copy that owns its memory (``contiguous()`` may return ``t`` itself)."""
     return t.clone(memory_format=torch.contiguous_format)
-
-
-_KERNEL_DTYPES = (torch.float32, torch.float64)
-
-
-def _compiled(x: Tensor, batch: int) -> bool:
-    """Whether the time loops run as numba kernels: numba on, CPU, float32/64, a small batch."""
-    return x.device.type == "cpu" and x.dtype in _KERNEL_DTYPES and jit.use_numba(batch)
-
-
-def _np(t: Tensor) -> Any:
-    """A C-contiguous numpy array for a kernel (shares memory when ``t`` is contiguous)."""
-    return t.detach().contiguous().numpy()
 
 
 class TanhRNNFunction(torch.autograd.Function):
@@ -68,8 +56,8 @@ class TanhRNNFunction(torch.autograd.Function):
         hidden = w_hh.shape[0]
         x_tm = x.transpose(0, 1).reshape(steps * batch, n_in)  # [T*B, F], time-major
         h = torch.addmm(b_ih + b_hh, x_tm, w_ih.t()).view(steps, batch, hidden)  # [T, B, H]
-        if _compiled(x, batch):
-            kernels.tanh_rnn_forward(h.numpy(), _np(w_hh.t()))  # in place into h
+        if compiled_loops(x, batch):
+            kernels.tanh_rnn_forward(h.numpy(), as_numpy(w_hh.t()))  # in place into h
         else:
             w_hh_t = w_hh.t()
             hs = h.unbind(0)  # T views [B, H], made once instead of indexing in the loop
@@ -77,16 +65,16 @@ class TanhRNNFunction(torch.autograd.Function):
             for h_t in hs[1:]:
                 prev = h_t.addmm_(prev, w_hh_t).tanh_()  # [B, H]: in place, no allocation
         ctx.save_for_backward(x_tm, w_ih, w_hh, h)
-        return _copy(h.transpose(0, 1))  # [T, B, H] -> [B, T, H]
+        return dense_copy(h.transpose(0, 1))  # [T, B, H] -> [B, T, H]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_tm, w_ih, w_hh, h = ctx.saved_tensors
         steps, batch, hidden = h.shape
-        g = _copy(grad_out.transpose(0, 1))  # dL/dh_t from above: [T, B, H]
-        if _compiled(h, batch):
-            kernels.tanh_rnn_backward(g.numpy(), _np(h), _np(w_hh))  # in place into g
+        g = dense_copy(grad_out.transpose(0, 1))  # dL/dh_t from above: [T, B, H]
+        if compiled_loops(h, batch):
+            kernels.tanh_rnn_backward(g.numpy(), as_numpy(h), as_numpy(w_hh))  # in place into g
         else:
             deriv = 1 - h * h  # tanh' for every step: [T, B, H]
             gs, ds = g.unbind(0), deriv.unbind(0)
@@ -120,26 +108,24 @@ class GRUFunction(torch.autograd.Function):
         hidden = w_hh.shape[1]
         x_tm = x.transpose(0, 1).reshape(steps * batch, n_in)  # [T*B, F]
         gi = torch.addmm(b_ih, x_tm, w_ih.t()).view(steps, batch, 3 * hidden)  # [T, B, 3H]
-        if _compiled(x, batch):
+        if compiled_loops(x, batch):
             h, n, ghn = (x.new_empty(steps, batch, hidden) for _ in range(3))  # [T, B, H]
             rz = x.new_empty(steps, batch, 2 * hidden)  # [T, B, 2H]
-            kernels.gru_forward(
-                gi.numpy(), _np(w_hh.t()), _np(b_hh), h.numpy(), rz.numpy(), n.numpy(), ghn.numpy()
-            )
+            kernels.gru_forward(*map(as_numpy, (gi, w_hh.t(), b_hh, h, rz, n, ghn)))
         else:
             h, rz, n, ghn = _gru_loop(gi, w_hh, b_hh)
         ctx.save_for_backward(x_tm, w_ih, w_hh, h, rz, n, ghn)
-        return _copy(h.transpose(0, 1))  # [B, T, H]
+        return dense_copy(h.transpose(0, 1))  # [B, T, H]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_tm, w_ih, w_hh, h, rz, n, ghn = ctx.saved_tensors
         steps, batch, hidden = h.shape
-        g = _copy(grad_out.transpose(0, 1))  # dL/dh_t, BPTT carry added in place
-        if _compiled(h, batch):
+        g = dense_copy(grad_out.transpose(0, 1))  # dL/dh_t, BPTT carry added in place
+        if compiled_loops(h, batch):
             d_gi, d_gh = (h.new_empty(steps, batch, 3 * hidden) for _ in range(2))
-            saved = (_np(t) for t in (h, rz, n, ghn, w_hh))
+            saved = (as_numpy(t) for t in (h, rz, n, ghn, w_hh))
             kernels.gru_backward(g.numpy(), *saved, d_gi.numpy(), d_gh.numpy())
         else:
             d_gi, d_gh = _gru_bptt_loop(g, h, rz, n, ghn, w_hh)
@@ -162,8 +148,8 @@ def _gru_loop(gi: Tensor, w_hh: Tensor, b_hh: Tensor) -> tuple[Tensor, Tensor, T
     steps, batch, hidden3 = gi.shape
     hidden, h2 = hidden3 // 3, 2 * hidden3 // 3
     rz = (gi[..., :h2] + b_hh[:h2]).contiguous()  # becomes the r, z gates: [T, B, 2H]
-    n = _copy(gi[..., h2:])  # becomes the n gate: [T, B, H]
-    ghn = _copy(b_hh[h2:].expand(steps, batch, hidden))  # h W_hn^T + b_hn: [T, B, H]
+    n = dense_copy(gi[..., h2:])  # becomes the n gate: [T, B, H]
+    ghn = dense_copy(b_hh[h2:].expand(steps, batch, hidden))  # h W_hn^T + b_hn: [T, B, H]
     w_rz_t, w_n_t = w_hh[:h2].t(), w_hh[h2:].t()
     prev = gi.new_zeros(batch, hidden)
     states = []

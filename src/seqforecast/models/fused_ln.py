@@ -33,18 +33,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from seqforecast.models.jit import lazy_njit, use_numba
+from seqforecast.models.fused import dense_copy
+from seqforecast.models.jit import as_numpy, compiled_loops, lazy_njit
 from seqforecast.models.kernels import tanh
-
-
-def _copy(t: Tensor) -> Tensor:
-    """A dense copy that owns its memory (``contiguous()`` may return ``t`` itself)."""
-    return t.clone(memory_format=torch.contiguous_format)
-
-
-def _np(t: Tensor) -> np.ndarray:
-    """The numpy view of a contiguous CPU tensor (shares memory)."""
-    return t.detach().numpy()
 
 
 @lazy_njit
@@ -167,11 +158,6 @@ def _backward_torch(
     return torch.stack(dz[::-1]), (g * n).sum((0, 1)), g.sum((0, 1))
 
 
-def _compiled(t: Tensor) -> bool:
-    """Numba loops for a time-major ``[T, B, H]`` CPU tensor of a small batch (``use_numba``)."""
-    return t.device.type == "cpu" and use_numba(t.shape[1])
-
-
 class LayerNormRNNFunction(torch.autograd.Function):
     """``h_t = tanh(LN(x_t W_ih^T + b + h_{t-1} W_hh^T))``, ``h_{-1} = 0``.
 
@@ -195,32 +181,28 @@ class LayerNormRNNFunction(torch.autograd.Function):
         x_tm = x.transpose(0, 1).reshape(steps * batch, n_in)  # [T*B, F], time-major
         z = torch.addmm(b, x_tm, w_ih.t()).view(steps, batch, hidden)  # [T, B, H]
         h = torch.empty_like(z)  # [T, B, H]
-        if _compiled(z):
-            gamma, beta = gamma.contiguous(), beta.contiguous()
+        if compiled_loops(z, batch):
             mean = z.new_empty(steps, batch, 1)
             rstd = torch.empty_like(mean)
-            _forward_loop(
-                _np(z), _np(_copy(w_hh.t())), _np(gamma), _np(beta), eps, _np(h),
-                _np(mean.view(steps, batch)), _np(rstd.view(steps, batch)),
-            )  # fmt: skip
+            z_, w_hh_t, gamma_, beta_, h_ = map(as_numpy, (z, w_hh.t(), gamma, beta, h))
+            mean_, rstd_ = as_numpy(mean.view(steps, batch)), as_numpy(rstd.view(steps, batch))
+            _forward_loop(z_, w_hh_t, gamma_, beta_, eps, h_, mean_, rstd_)
         else:
             mean, rstd = _forward_torch(z, w_hh, gamma, beta, eps, h)
         ctx.save_for_backward(x_tm, w_ih, w_hh, gamma, z, mean, rstd, h)
-        return _copy(h.transpose(0, 1))  # [T, B, H] -> [B, T, H]
+        return dense_copy(h.transpose(0, 1))  # [T, B, H] -> [B, T, H]
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         x_tm, w_ih, w_hh, gamma, z, mean, rstd, h = ctx.saved_tensors
         steps, batch, hidden = h.shape
-        g = _copy(grad_out.transpose(0, 1))  # dL/dh_t from above: [T, B, H]
-        if _compiled(g):
-            w_hh, gamma = w_hh.contiguous(), gamma.contiguous()
+        g = dense_copy(grad_out.transpose(0, 1))  # dL/dh_t from above: [T, B, H]
+        if compiled_loops(g, batch):
             d_gamma, d_beta = gamma.new_empty(hidden), gamma.new_empty(hidden)
-            _backward_loop(
-                _np(g), _np(h), _np(z), _np(mean.view(steps, batch)),
-                _np(rstd.view(steps, batch)), _np(w_hh), _np(gamma), _np(d_gamma), _np(d_beta),
-            )  # fmt: skip
+            stats = (mean.view(steps, batch), rstd.view(steps, batch))
+            arrays = map(as_numpy, (g, h, z, *stats, w_hh, gamma, d_gamma, d_beta))
+            _backward_loop(*arrays)
             dz = g  # the loop leaves dL/dz_t in g
         else:
             dz, d_gamma, d_beta = _backward_torch(g, h, z, mean, rstd, w_hh, gamma)

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+import torch
+
 
 @cache
 def numba_installed() -> bool:
@@ -39,6 +41,21 @@ def use_numba(batch: int | None = None) -> bool:
     if batch is not None and batch > COMPILED_MAX_BATCH:
         return False
     return os.environ.get("SEQFORECAST_NUMBA", "1") != "0" and numba_installed()
+
+
+KERNEL_DTYPES = (torch.float32, torch.float64)
+
+
+def compiled_loops(t: torch.Tensor, batch: int) -> bool:
+    """Whether a fused layer runs its time loops compiled for ``t`` of ``batch`` rows:
+    numba on (:func:`use_numba`), a CPU tensor, float32 or float64."""
+    return t.device.type == "cpu" and t.dtype in KERNEL_DTYPES and use_numba(batch)
+
+
+def as_numpy(t: torch.Tensor) -> Any:
+    """A C-contiguous numpy array for a kernel (shares memory when ``t`` is contiguous,
+    so kernels write into contiguous tensors in place)."""
+    return t.detach().contiguous().numpy()
 
 
 class LazyJit:
