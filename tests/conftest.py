@@ -63,6 +63,16 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     return _make
 
 
+def assert_nets_agree(net: torch.nn.Module, ref: torch.nn.Module, x: torch.Tensor) -> None:
+    """Two nets with the same weights: equal outputs and equal gradients of every parameter."""
+    y, y_ref = net(x), ref(x)
+    torch.testing.assert_close(y, y_ref)
+    y.square().mean().backward()
+    y_ref.square().mean().backward()
+    for (name, p), q in zip(net.named_parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, msg=lambda m, name=name: f"{name}: {m}")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if torch.cuda.is_available():
         return

@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import assert_nets_agree
 from torch import nn
 
 from seqforecast.errors import ConfigError
@@ -108,13 +109,7 @@ def test_mixed_width_stack_equals_torch_impl(cell: str, backend: str) -> None:
     ref = build_net(cell, head="none", impl="torch", **kwargs)
     assert fused.state_dict().keys() == ref.state_dict().keys()
     ref.load_state_dict(fused.state_dict())  # checkpoints move between implementations
-    x = torch.randn(16, 50, 1)
-    y_f, y_r = fused(x), ref(x)
-    torch.testing.assert_close(y_f, y_r)
-    y_f.square().mean().backward()
-    y_r.square().mean().backward()
-    for (name, p), q in zip(fused.named_parameters(), ref.parameters(), strict=True):
-        torch.testing.assert_close(p.grad, q.grad, msg=lambda m, name=name: f"{name}: {m}")
+    assert_nets_agree(fused, ref, torch.randn(16, 50, 1))
 
 
 def test_fused_layer_defers_to_torch_with_initial_state() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import assert_nets_agree
 
 from seqforecast.errors import ConfigError
 from seqforecast.models import build_net
@@ -127,13 +128,7 @@ def test_stack_passes_impl_and_checkpoints_interchange(backend: str) -> None:
     assert [layer.impl for layer in fused.stack.layers] == ["fused", "fused"]
     assert [layer.impl for layer in ref.stack.layers] == ["torch", "torch"]
     ref.load_state_dict(fused.state_dict())
-    x = torch.randn(5, 12, 1)
-    y_f, y_r = fused(x), ref(x)
-    torch.testing.assert_close(y_f, y_r)
-    y_f.square().mean().backward()
-    y_r.square().mean().backward()
-    for (name, p), q in zip(fused.named_parameters(), ref.parameters(), strict=True):
-        torch.testing.assert_close(p.grad, q.grad, msg=lambda m, name=name: f"{name}: {m}")
+    assert_nets_agree(fused, ref, torch.randn(5, 12, 1))
 
 
 def test_unknown_impl_is_refused() -> None:
