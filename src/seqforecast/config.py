@@ -139,6 +139,12 @@ def _check_keys(cfg: DictConfig, node_key: str) -> None:
             )
 
 
+def check_value(key: str, value: Any, rule: Rule) -> None:
+    """Raise :class:`ConfigError` naming ``key`` when ``value`` breaks ``rule``."""
+    if not rule.check(value):
+        raise ConfigError(f"{key}={value!r} is not allowed: expected {rule.allowed}")
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Check every known key present in ``cfg``; raise :class:`ConfigError` on the first bad one."""
     for key, rule in RULES.items():
@@ -147,7 +153,6 @@ def validate_config(cfg: DictConfig) -> None:
             continue
         if OmegaConf.is_config(value):
             value = OmegaConf.to_container(value, resolve=True)
-        if not rule.check(value):
-            raise ConfigError(f"{key}={value!r} is not allowed: expected {rule.allowed}")
+        check_value(key, value, rule)
     for node_key in ("model", "data"):
         _check_keys(cfg, node_key)

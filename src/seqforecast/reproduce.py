@@ -30,6 +30,7 @@ import torch
 from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
+from seqforecast.config import check_value, int_at_least
 from seqforecast.errors import ConfigError
 from seqforecast.forecast import iterative_forecast
 from seqforecast.module import ForecastModule
@@ -372,16 +373,11 @@ def selected(cfg: DictConfig) -> dict[str, DictConfig]:
     return {n: experiments[n] for n in experiments if n in names}
 
 
-def _positive_int(key: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{key} must be a positive integer, got {value!r}")
-    return value
-
-
 def reproduce(cfg: DictConfig, command: str = "python scripts/reproduce.py") -> list[dict]:
     """Run every selected experiment for every seed; write the report; return its rows."""
-    _positive_int("seeds", cfg.seeds)
-    jobs = _positive_int("jobs", cfg.jobs)
+    for key in ("seeds", "jobs"):
+        check_value(key, cfg[key], int_at_least(1))
+    jobs = cfg.jobs
     if cfg.threads is not None:
         torch.set_num_threads(int(cfg.threads))
     out = Path(cfg.out_dir)
