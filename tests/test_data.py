@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 
 from seqforecast.data import SineDataModule, make_windows, two_sine_series
-from seqforecast.data.batches import BatchIndexSampler, tensor_loader
+from seqforecast.data.batches import BatchGroup, BatchIndexSampler, tensor_loader
 from seqforecast.errors import ConfigError
 
 
@@ -152,6 +153,17 @@ def test_groups_hold_the_same_batches_in_the_same_order() -> None:
         assert torch.equal(xa, xb) and torch.equal(ya, yb)
     sampler = BatchIndexSampler(70, 8, batches_per_call=4)
     assert len(sampler) == 3 and sampler.n_batches == 9
+
+
+def test_a_group_moves_to_a_device_as_its_two_tensors() -> None:
+    x, y = torch.arange(20.0).view(10, 2, 1), torch.arange(10.0).view(10, 1)
+    group = BatchGroup(x, y, batch_size=4)
+    moved = move_data_to_device(group, torch.device("meta"))  # what Lightning calls
+    assert isinstance(moved, BatchGroup) and moved.batch_size == 4
+    assert moved.x.device.type == moved.y.device.type == "meta"
+    assert [b[0].shape[0] for b in moved] == [4, 4, 2] and len(moved) == 3
+    same = move_data_to_device(group, torch.device("cpu"))  # already there: no copies
+    assert same.x is x and same.y is y
 
 
 def test_resume_skip_counts_batches_not_groups() -> None:

@@ -7,11 +7,15 @@ the weights, and check that the group size changes nothing but the call count.
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import ClassVar
+
 import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
 
+from seqforecast import module as module_lib
 from seqforecast.data.batches import BatchIndexSampler
 from seqforecast.models.init import adam_eps
 from seqforecast.train import instantiate, train
@@ -90,3 +94,44 @@ def test_max_steps_counts_optimizer_steps(make_cfg, tmp_path) -> None:
     train(cfg)
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == 3
+
+
+class StepHookCounter(L.Callback):
+    """Counts the per-step hooks Lightning dispatches (on the class: Hydra builds the instance)."""
+
+    calls: ClassVar[Counter] = Counter()
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self.calls["on_before_backward"] += 1
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        self.calls["on_after_backward"] += 1
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.calls["on_before_optimizer_step"] += 1
+
+
+def test_step_hooks_run_when_overridden_and_both_paths_train_alike(
+    make_cfg, tmp_path, monkeypatch
+) -> None:
+    direct_steps = []
+    real_step = module_lib.direct_optimizer_step
+    monkeypatch.setattr(
+        module_lib, "direct_optimizer_step", lambda opt: (direct_steps.append(1), real_step(opt))
+    )
+    StepHookCounter.calls.clear()
+    runs = {}
+    for name, extra in [
+        ("direct", []),
+        ("hooked", ["+callbacks.step_hooks._target_=test_steps.StepHookCounter"]),
+    ]:
+        out = tmp_path / name
+        train(make_cfg("model=deep_rnn_dense", "trainer.max_epochs=2", f"output_dir={out}", *extra))
+        runs[name] = (_weights(out / "checkpoints" / "last.ckpt"), len(direct_steps))
+    # 64 series / 16 per batch = 4 optimizer steps per epoch, 2 epochs.
+    assert runs["direct"][1] == 8, "no listener: torch's backward and step, called directly"
+    assert runs["hooked"][1] == 8, "a listener: every step went through Lightning"
+    assert StepHookCounter.calls == dict.fromkeys(module_lib.STEP_HOOKS, 8)
+    direct, hooked = runs["direct"][0], runs["hooked"][0]
+    for key in direct:
+        torch.testing.assert_close(direct[key], hooked[key], rtol=0, atol=0, msg=key)

@@ -17,6 +17,6 @@ def test_train_loss_is_the_weighted_epoch_mean() -> None:
     losses = [module.train_loss(x, y).item() for x, y in batches]
     expected = np.average(losses, weights=[5, 3, 8])
     assert module.train_count == 16
-    assert (module.train_loss_sum / module.train_count).item() == pytest.approx(expected, rel=1e-6)
+    assert module.train_loss_sum / module.train_count == pytest.approx(expected, rel=1e-12)
     module.on_train_epoch_start()  # a new epoch starts from zero
-    assert module.train_count == 0 and module.train_loss_sum.item() == 0
+    assert module.train_count == 0 and module.train_loss_sum == 0

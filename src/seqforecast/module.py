@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.core.optimizer import LightningOptimizer
+from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import nn
 from torchmetrics import MeanSquaredError
 
+from seqforecast.data.batches import BatchGroup
 from seqforecast.data.windows import check_window
 from seqforecast.errors import ConfigError, NonFiniteLossError
 from seqforecast.models import build_net, output_steps
 from seqforecast.models.init import INITS, adam_eps, keras_init_
 
 EVAL_STAGES = ("val", "test")
+# Hooks Lightning dispatches around each backward and optimizer step (manual_backward,
+# LightningOptimizer.step); the direct step path runs only while nothing overrides them.
+STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+
+
+def direct_optimizer_step(optimizer: LightningOptimizer) -> None:
+    """``optimizer.step()`` minus the strategy and precision layers (one device, full precision).
+
+    What ``LightningOptimizer.step`` does there, less its per-step hook dispatch: the torch
+    step between the two callbacks through which Lightning's manual-optimization loop
+    counts optimizer steps (``global_step``, ``max_steps``, checkpoints rely on them).
+    """
+    optimizer._on_before_step()
+    optimizer.optimizer.step()
+    optimizer._on_after_step()
 
 
 class ForecastModule(L.LightningModule):
@@ -25,7 +45,7 @@ class ForecastModule(L.LightningModule):
     steps its outputs end at. ``init="keras"`` re-initialises the net like Keras
     (:func:`~seqforecast.models.init.keras_init_`); ``adam_eps=None`` follows ``init``
     (Keras 1e-7, torch 1e-8). Training uses manual optimization: each ``training_step``
-    call gets a group of batches (:class:`~seqforecast.data.batches.BatchGroups`) and
+    call gets a group of batches (:class:`~seqforecast.data.batches.BatchGroup`) and
     takes one Adam step per batch, so Lightning's per-call work is paid once per group;
     ``gradient_clip_val`` (norm, or ``gradient_clip_algorithm="value"``) clips every
     step, and a non-finite loss stops training before its ``backward``. Logged metrics:
@@ -97,12 +117,13 @@ class ForecastModule(L.LightningModule):
             )
         # Input steps whose seq2seq targets the outputs align to; None when all of them.
         self.steps = None if steps == list(range(n_steps)) else torch.tensor(steps)
-        # The epoch's summed training loss, kept on the device, its series and its batches
-        # (reset every epoch; a mid-epoch checkpoint keeps them).
-        self.register_buffer("train_loss_sum", torch.zeros(()), persistent=False)
+        # The epoch's summed training loss (a float: each step reads its loss once anyway,
+        # for the non-finite check), its series and its batches (reset every epoch; a
+        # mid-epoch checkpoint keeps them).
+        self.train_loss_sum = 0.0
         self.train_count = 0
         self.train_batches = 0
-        self.direct_backward = False  # set at the start of fit (see on_train_start)
+        self.direct_step = False  # set at the start of fit (see on_train_start)
         self.mse = nn.ModuleDict({s: MeanSquaredError() for s in EVAL_STAGES})
         self.mse_last = nn.ModuleDict({s: MeanSquaredError() for s in EVAL_STAGES})
 
@@ -128,11 +149,23 @@ class ForecastModule(L.LightningModule):
         return y if self.steps is None else y[:, self.steps.to(y.device)]
 
     def train_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The MSE loss of one training batch, added to the epoch's running sum."""
+        """The MSE loss of one training batch, added to the epoch's running sum.
+
+        Raises :class:`NonFiniteLossError` on a NaN/inf loss, before its backward can
+        reach the weights. The loss value is the step's one host read (no per-step
+        ``self.log``: it took about a fifth of the fit of these tiny models).
+        """
         loss = F.mse_loss(self(x), self.align(y))
-        # Summed on the device, logged once per epoch: a per-step self.log took about
-        # a fifth of the fit of these tiny models (cProfile, README "Speed").
-        self.train_loss_sum.add_(loss.detach(), alpha=len(x))
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteLossError(
+                f"training loss became {value} at epoch {self.current_epoch}, batch "
+                f"{self.train_batches} (global step {self.global_step}); likely causes: a "
+                f"learning rate too high (model.lr={self.hparams.lr}) or non-finite input "
+                "data; no checkpoint was written from this step (try a lower model.lr or "
+                "trainer.gradient_clip_val)"
+            )
+        self.train_loss_sum += value * len(x)
         self.train_count += len(x)
         return loss
 
@@ -140,62 +173,62 @@ class ForecastModule(L.LightningModule):
         x, y = batch
         y, y_hat = self.align(y), self(x)
         mse, mse_last = self.mse[stage], self.mse_last[stage]
-        mse(y_hat.reshape(-1), y.reshape(-1))
-        mse_last(self.last_step(y_hat).reshape(-1), self.last_step(y).reshape(-1))
+        # update(), not forward: the epoch's value is what is logged, no per-batch value.
+        mse.update(y_hat.reshape(-1), y.reshape(-1))
+        mse_last.update(self.last_step(y_hat).reshape(-1), self.last_step(y).reshape(-1))
         self.log(f"{stage}/mse", mse, on_epoch=True, prog_bar=stage == "val", batch_size=len(x))
         self.log(f"{stage}/mse_last", mse_last, on_epoch=True, batch_size=len(x))
 
     def on_train_epoch_start(self) -> None:
-        self.train_loss_sum.zero_()
+        self.train_loss_sum = 0.0
         self.train_count = self.train_batches = 0
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # A mid-epoch checkpoint (preemption) carries the epoch's partial training loss and
         # the batches done, where the resumed epoch continues.
         checkpoint["train_loss_epoch"] = [
-            float(self.train_loss_sum),
+            self.train_loss_sum,
             self.train_count,
             self.train_batches,
         ]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         loss_sum, count, *batches = checkpoint.get("train_loss_epoch", [0.0, 0, 0])
-        self.train_loss_sum.fill_(loss_sum)
+        self.train_loss_sum = float(loss_sum)
         self.train_count = count
         self.train_batches = batches[0] if batches else 0
 
-    def check_finite(self, loss: torch.Tensor) -> None:
-        """Stop at a NaN/inf training loss, before it reaches the weights (one scalar read)."""
-        if not bool(torch.isfinite(loss)):
-            raise NonFiniteLossError(
-                f"training loss became {loss.item()} at epoch {self.current_epoch}, batch "
-                f"{self.train_batches} (global step {self.global_step}); likely causes: a "
-                f"learning rate too high (model.lr={self.hparams.lr}) or non-finite input "
-                "data; no checkpoint was written from this step (try a lower model.lr or "
-                "trainer.gradient_clip_val)"
-            )
-
     def on_train_start(self) -> None:
-        # On one device in full precision, manual_backward is loss.backward() plus per-step
-        # hook dispatches, measured at about 5% of an epoch of these ~2 ms steps, so the step
-        # calls backward itself. DDP (gradient sync) and mixed precision (loss scaling) need
-        # manual_backward. Either way on_before_backward/on_after_backward hooks of callbacks
-        # are not part of this module's contract.
-        self.direct_backward = self.trainer.world_size == 1 and self.trainer.precision in (
-            "32-true",
-            "64-true",
+        # On one device in full precision, manual_backward and LightningOptimizer.step are
+        # loss.backward() and optimizer.step() plus per-step hook dispatch, measured at
+        # about 7% of an epoch of these ~2 ms steps: the step calls torch directly unless a
+        # callback or this module overrides one of those hooks (or `backward`), so hooks
+        # that exist always run. DDP (gradient sync) and mixed precision (loss scaling)
+        # go through Lightning.
+        trainer = self.trainer
+        listened = any(
+            is_overridden(hook, callback, L.Callback)
+            for callback in trainer.callbacks
+            for hook in STEP_HOOKS
+        ) or any(is_overridden(hook, self, L.LightningModule) for hook in (*STEP_HOOKS, "backward"))
+        self.direct_step = (
+            trainer.world_size == 1
+            and trainer.precision in ("32-true", "64-true")
+            and not listened
+            and hasattr(self.optimizers(), "_on_before_step")
         )
 
-    def training_step(self, batch: list[tuple[torch.Tensor, torch.Tensor]], batch_idx: int) -> None:
+    def training_step(self, batch: BatchGroup, batch_idx: int) -> None:
         """One Adam step per ``(x, y)`` batch of the group, in order."""
         optimizer = self.optimizers()
+        # The direct path steps the torch optimizer itself (see on_train_start).
+        torch_optimizer = optimizer.optimizer if self.direct_step else optimizer
         clip, algorithm = self.hparams.gradient_clip_val, self.hparams.gradient_clip_algorithm
         max_steps = self.trainer.max_steps
         for x, y in batch:
             loss = self.train_loss(x, y)
-            self.check_finite(loss)
-            optimizer.zero_grad(set_to_none=True)
-            if self.direct_backward:
+            torch_optimizer.zero_grad(set_to_none=True)
+            if self.direct_step:
                 loss.backward()
             else:
                 self.manual_backward(loss)
@@ -203,7 +236,10 @@ class ForecastModule(L.LightningModule):
                 self.clip_gradients(
                     optimizer, gradient_clip_val=clip, gradient_clip_algorithm=algorithm
                 )
-            optimizer.step()
+            if self.direct_step:
+                direct_optimizer_step(optimizer)
+            else:
+                optimizer.step()
             self.train_batches += 1
             if 0 <= max_steps <= self.trainer.global_step:
                 break  # trainer.max_steps counts optimizer steps
@@ -212,9 +248,8 @@ class ForecastModule(L.LightningModule):
         """Log ``train/loss``: the epoch's mean loss, weighted by batch size."""
         if self.train_count:
             # sync_dist: the mean over every process under DDP (one reduce per epoch).
-            self.log(
-                "train/loss", self.train_loss_sum / self.train_count, prog_bar=True, sync_dist=True
-            )
+            mean = torch.tensor(self.train_loss_sum / self.train_count, device=self.device)
+            self.log("train/loss", mean, prog_bar=True, sync_dist=True)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val")

@@ -3,16 +3,18 @@
 A ``DataLoader`` with ``batch_size=None`` over :class:`TensorPairs` and a
 :class:`BatchIndexSampler` hands each evaluation step one ``(x[idx], y[idx])`` pair,
 so the cost per batch is one fancy-index per tensor. Training takes batches in groups
-(:class:`BatchGroups`): one ``training_step`` call gets ``batches_per_call`` batches
-and takes one optimizer step per batch, so Lightning's per-call work is paid once per
-group. The sampler reshuffles per epoch from ``seed + epoch`` (Lightning calls
-``set_epoch``), so data order is reproducible and can be restored on resume;
-``rank``/``world_size`` give each process a disjoint shard for distributed training.
+(:class:`BatchGroups`): one ``training_step`` call gets a :class:`BatchGroup` of
+``batches_per_call`` batches and takes one optimizer step per batch, so Lightning's
+per-call work (and its transfer to the device: two tensors) is paid once per group.
+The sampler reshuffles per epoch from ``seed + epoch`` (Lightning calls ``set_epoch``),
+so data order is reproducible and can be restored on resume; ``rank``/``world_size``
+give each process a disjoint shard for distributed training.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import lightning as L
 import torch
@@ -34,19 +36,39 @@ class TensorPairs(Dataset):
         return self.x[idx], self.y[idx]
 
 
-class BatchGroups(TensorPairs):
-    """Training batches in groups: the rows of ``idx``, cut into batches of ``batch_size``.
+@dataclass
+class BatchGroup:
+    """Consecutive training batches, gathered: ``x [n, ...]`` and ``y [n, ...]``.
 
-    ``dataset[idx] -> [(x [b, ...], y [b, ...]), ...]``: one gather per group, then views.
+    Iterating yields ``(x [b, ...], y [b, ...])`` batches of ``batch_size`` rows (views;
+    the last may be shorter). Lightning moves a group to the device with :meth:`to`.
     """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    batch_size: int
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return zip(self.x.split(self.batch_size), self.y.split(self.batch_size), strict=True)
+
+    def __len__(self) -> int:
+        return -(-len(self.x) // self.batch_size)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> BatchGroup:
+        """The group on ``device``: two tensor copies (none when it is there already)."""
+        x = self.x.to(device, non_blocking=non_blocking)
+        return BatchGroup(x, self.y.to(device, non_blocking=non_blocking), self.batch_size)
+
+
+class BatchGroups(TensorPairs):
+    """Training batches in groups: ``dataset[idx]`` is the :class:`BatchGroup` of rows ``idx``."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> None:
         super().__init__(x, y)
         self.batch_size = batch_size
 
-    def __getitem__(self, idx: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        x, y = self.x[idx], self.y[idx]
-        return list(zip(x.split(self.batch_size), y.split(self.batch_size), strict=True))
+    def __getitem__(self, idx: torch.Tensor) -> BatchGroup:
+        return BatchGroup(self.x[idx], self.y[idx], self.batch_size)
 
 
 class BatchIndexSampler(Sampler[torch.Tensor]):
