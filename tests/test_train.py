@@ -101,3 +101,12 @@ def test_cuda_fit_and_cpu_reload(make_cfg, tmp_path) -> None:
     assert metrics["device"].startswith("cuda")
     module = ForecastModule.load_from_checkpoint(metrics["best_ckpt"], map_location="cpu")
     assert next(module.parameters()).device.type == "cpu"
+
+
+def test_progress_bar_moves_per_group_and_shows_the_epoch_metrics(make_cfg, capfd) -> None:
+    # 64 series / 16 per batch = 4 batches: 2 training_step calls of 2 batches an epoch.
+    train(make_cfg("trainer.max_epochs=2", "data.batches_per_call=2"))
+    out = capfd.readouterr().out
+    assert "Epoch 1: 100%" in out and "2/2" in out and "4/4" not in out
+    last = out[out.rindex("Epoch 1: 100%") :].splitlines()[0]
+    assert "train/loss=" in last and "val/mse=" in last, last

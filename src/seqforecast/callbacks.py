@@ -1,4 +1,4 @@
-"""Guard-rail callback: checkpoint and stop on SIGINT/SIGTERM."""
+"""Callbacks: checkpoint and stop on SIGINT/SIGTERM; a progress bar light per step."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 
 from seqforecast.errors import SeqforecastError
 
@@ -87,3 +87,28 @@ class PreemptionCheckpoint(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         torch.set_rng_state(state_dict["torch_rng"])
         random.setstate(state_dict["python_rng"])
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's tqdm bar, moved once per training step with no metrics work per step.
+
+    ``ForecastModule``'s bar metrics change once an epoch (``train/loss`` at its end,
+    ``val/mse`` after validation), when Lightning's epoch and validation hooks write
+    them; per training step this bar only advances, one terminal write (the stock bar
+    writes twice and rebuilds its metrics every step). A module that logs per-step
+    metrics to the bar should use ``TQDMProgressBar``.
+    """
+
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        n = batch_idx + 1
+        if self.is_enabled and (n % self.refresh_rate == 0 or n == self.total_train_batches):
+            bar = self.train_progress_bar
+            bar.n = n
+            bar.refresh()
