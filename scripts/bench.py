@@ -4,6 +4,7 @@
     python scripts/bench.py --epochs 20 --models deep_rnn_dense seq2seq_gru
     python scripts/bench.py --models all          # also ln_rnn, conv_gru, wavenet
     python scripts/bench.py --set data.batches_per_call=219   # config overrides for every run
+    python scripts/bench.py --repeats 3           # each run 3 times, in rotating order
 
 For each model, on the same generated data (batch 32, 219 steps per epoch, validation
 every epoch) it times three runs:
@@ -18,6 +19,8 @@ every epoch) it times three runs:
 
 It prints median seconds per epoch, the ratios, and the last-step validation MSE after
 the timed epochs. Ratios, not absolute times, are the point: run it on a quiet machine.
+With ``--repeats R`` each of the three runs is made R times, the order rotating every
+round (so none always runs first or last), and the medians are over all their epochs.
 The Keras column repeats issue #6's own measurement (Keras 3 / TF-CPU, 2 cores) for
 reference; it is not rerun here.
 """
@@ -58,6 +61,7 @@ DEFAULT_MODELS = ["deep_rnn_dense", "seq2seq", "seq2seq_lstm", "seq2seq_gru"]
 KERAS = {"deep_rnn_dense": 1.77, "seq2seq": 2.62, "seq2seq_lstm": 4.11, "seq2seq_gru": 4.63}
 
 EPOCH_STARTS: list[float] = []
+VAL_MSE_LAST: list[float] = []  # ours: the last-step validation MSE after every epoch
 # wall: time.perf_counter; cpu: this process's CPU time (steadier on a shared machine).
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCKS["wall"]  # set by --clock
@@ -68,6 +72,10 @@ class EpochTimer(L.Callback):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         EPOCH_STARTS.append(clock())
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            VAL_MSE_LAST.append(float(trainer.callback_metrics["val/mse_last"]))
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         EPOCH_STARTS.append(clock())
@@ -142,11 +150,26 @@ def plain_loop(cfg: Any, dm: Any, impl: str, epochs: int) -> tuple[list[float], 
 
 
 def ours(cfg: Any) -> tuple[list[float], float]:
-    """``train(cfg)``: per-epoch seconds (training + validation + checkpoint) and val MSE."""
+    """``train(cfg)``: per-epoch seconds (training + validation + checkpoint) and the last
+    epoch's val MSE (``train`` itself reports the best checkpoint's)."""
     EPOCH_STARTS.clear()
-    metrics = train(cfg)
+    VAL_MSE_LAST.clear()
+    with tempfile.TemporaryDirectory() as tmp:
+        run_cfg = cfg.copy()
+        run_cfg.output_dir = tmp  # a fresh run folder for every repeat
+        train(run_cfg)
     times = [b - a for a, b in pairwise(EPOCH_STARTS)]
-    return times, float(metrics["val/mse_last"])
+    return times, VAL_MSE_LAST[-1]
+
+
+RUNS = ("plain", "p.fused", "ours")
+
+
+def run(key: str, cfg: Any, dm: Any, epochs: int) -> tuple[list[float], float]:
+    """One of the three timed runs: per-epoch seconds and the last validation MSE."""
+    if key == "ours":
+        return ours(cfg)
+    return plain_loop(cfg, dm, "torch" if key == "plain" else "fused", epochs)
 
 
 def main() -> None:
@@ -156,6 +179,9 @@ def main() -> None:
         "--models", nargs="+", default=DEFAULT_MODELS, choices=[*MODELS, "all"], metavar="MODEL"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
+    parser.add_argument(
+        "--repeats", type=int, default=1, help="rounds of the three runs, order rotating"
+    )
     parser.add_argument(
         "--clock",
         choices=list(CLOCKS),
@@ -185,18 +211,20 @@ def main() -> None:
     )
     rows = []
     for name in models:
-        with tempfile.TemporaryDirectory() as tmp:
-            cfg = compose_cfg(MODELS[name], Path(tmp), args.epochs, args.threads, args.set)
-            dm = instantiate(cfg.data)
-            dm.setup()
-            t_plain, m_plain = plain_loop(cfg, dm, "torch", args.epochs)
-            t_fused, m_fused = plain_loop(cfg, dm, "fused", args.epochs)
-            t_ours, m_ours = ours(cfg)
-        p, pf, o = (statistics.median(t) for t in (t_plain, t_fused, t_ours))
+        cfg = compose_cfg(MODELS[name], Path("unused"), args.epochs, args.threads, args.set)
+        dm = instantiate(cfg.data)
+        dm.setup()
+        times: dict[str, list[float]] = {k: [] for k in RUNS}
+        mse: dict[str, float] = {}
+        for r in range(args.repeats):
+            for key in RUNS[r % 3 :] + RUNS[: r % 3]:
+                t, mse[key] = run(key, cfg, dm, args.epochs)
+                times[key] += t
+        p, pf, o = (statistics.median(times[k]) for k in RUNS)
         keras = f"{KERAS[name]:7.2f}" if name in KERAS else f"{'-':>7}"
         rows.append(
             f"{name:<15} {keras} {p:7.3f} {pf:7.3f} {o:7.3f} {o / pf:7.3f} {p / o:10.2f}   "
-            f"{m_plain:.5f} / {m_fused:.5f} / {m_ours:.5f}"
+            f"{mse['plain']:.5f} / {mse['p.fused']:.5f} / {mse['ours']:.5f}"
         )
         print(rows[-1], flush=True)
     print("\nseconds per epoch (median); plain: torch layers + Adam defaults; p.fused: plain")
