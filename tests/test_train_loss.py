@@ -16,7 +16,8 @@ def test_train_loss_is_the_weighted_epoch_mean() -> None:
     batches = [(torch.randn(n, 6, 1), torch.randn(n, 1)) for n in (5, 3, 8)]
     losses = [module.train_loss(x, y).item() for x, y in batches]
     expected = np.average(losses, weights=[5, 3, 8])
-    assert module.train_count == 16
-    assert module.train_loss_sum / module.train_count == pytest.approx(expected, rel=1e-12)
+    progress = module.epoch_progress
+    assert progress.rows == 16
+    assert progress.loss_sum / progress.rows == pytest.approx(expected, rel=1e-12)
     module.on_train_epoch_start()  # a new epoch starts from zero
-    assert module.train_count == 0 and module.train_loss_sum == 0
+    assert module.epoch_progress.rows == 0 and module.epoch_progress.loss_sum == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import lightning as L
 import torch
@@ -22,6 +23,19 @@ EVAL_STAGES = ("val", "test")
 # Hooks Lightning dispatches around each backward and optimizer step (manual_backward,
 # LightningOptimizer.step); the direct step path runs only while nothing overrides them.
 STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
+
+
+@dataclass
+class EpochProgress:
+    """The current epoch's training so far: summed loss (weighted by rows), rows, batches.
+
+    A plain object rather than module attributes, so that its per-step updates skip
+    ``nn.Module.__setattr__``.
+    """
+
+    loss_sum: float = 0.0
+    rows: int = 0
+    batches: int = 0
 
 
 def direct_optimizer_step(optimizer: LightningOptimizer) -> None:
@@ -120,12 +134,15 @@ class ForecastModule(L.LightningModule):
         # The epoch's summed training loss (a float: each step reads its loss once anyway,
         # for the non-finite check), its series and its batches (reset every epoch; a
         # mid-epoch checkpoint keeps them).
-        self.train_loss_sum = 0.0
-        self.train_count = 0
-        self.train_batches = 0
+        self.epoch_progress = EpochProgress()
         self.direct_step = False  # set at the start of fit (see on_train_start)
         self.mse = nn.ModuleDict({s: MeanSquaredError() for s in EVAL_STAGES})
         self.mse_last = nn.ModuleDict({s: MeanSquaredError() for s in EVAL_STAGES})
+
+    @property
+    def train_batches(self) -> int:
+        """Training batches done in the current epoch (where a mid-epoch resume continues)."""
+        return self.epoch_progress.batches
 
     @property
     def trainable(self) -> bool:
@@ -165,8 +182,9 @@ class ForecastModule(L.LightningModule):
                 "data; no checkpoint was written from this step (try a lower model.lr or "
                 "trainer.gradient_clip_val)"
             )
-        self.train_loss_sum += value * len(x)
-        self.train_count += len(x)
+        progress = self.epoch_progress
+        progress.loss_sum += value * len(x)
+        progress.rows += len(x)
         return loss
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
@@ -180,23 +198,17 @@ class ForecastModule(L.LightningModule):
         self.log(f"{stage}/mse_last", mse_last, on_epoch=True, batch_size=len(x))
 
     def on_train_epoch_start(self) -> None:
-        self.train_loss_sum = 0.0
-        self.train_count = self.train_batches = 0
+        self.epoch_progress = EpochProgress()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # A mid-epoch checkpoint (preemption) carries the epoch's partial training loss and
         # the batches done, where the resumed epoch continues.
-        checkpoint["train_loss_epoch"] = [
-            self.train_loss_sum,
-            self.train_count,
-            self.train_batches,
-        ]
+        progress = self.epoch_progress
+        checkpoint["train_loss_epoch"] = [progress.loss_sum, progress.rows, progress.batches]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        loss_sum, count, *batches = checkpoint.get("train_loss_epoch", [0.0, 0, 0])
-        self.train_loss_sum = float(loss_sum)
-        self.train_count = count
-        self.train_batches = batches[0] if batches else 0
+        loss_sum, rows, *batches = checkpoint.get("train_loss_epoch", [0.0, 0, 0])
+        self.epoch_progress = EpochProgress(float(loss_sum), rows, batches[0] if batches else 0)
 
     def on_train_start(self) -> None:
         # On one device in full precision, manual_backward and LightningOptimizer.step are
@@ -224,7 +236,11 @@ class ForecastModule(L.LightningModule):
         # The direct path steps the torch optimizer itself (see on_train_start).
         torch_optimizer = optimizer.optimizer if self.direct_step else optimizer
         clip, algorithm = self.hparams.gradient_clip_val, self.hparams.gradient_clip_algorithm
+        progress = self.epoch_progress
+        # trainer.max_steps counts optimizer steps: the epoch's batch count to stop at
+        # (-1: no limit), so that the loop reads no trainer state per step.
         max_steps = self.trainer.max_steps
+        stop = progress.batches + max_steps - self.trainer.global_step if max_steps >= 0 else -1
         for x, y in batch:
             loss = self.train_loss(x, y)
             torch_optimizer.zero_grad(set_to_none=True)
@@ -240,15 +256,16 @@ class ForecastModule(L.LightningModule):
                 direct_optimizer_step(optimizer)
             else:
                 optimizer.step()
-            self.train_batches += 1
-            if 0 <= max_steps <= self.trainer.global_step:
-                break  # trainer.max_steps counts optimizer steps
+            progress.batches += 1
+            if 0 <= stop <= progress.batches:
+                break
 
     def on_train_epoch_end(self) -> None:
         """Log ``train/loss``: the epoch's mean loss, weighted by batch size."""
-        if self.train_count:
+        progress = self.epoch_progress
+        if progress.rows:
             # sync_dist: the mean over every process under DDP (one reduce per epoch).
-            mean = torch.tensor(self.train_loss_sum / self.train_count, device=self.device)
+            mean = torch.tensor(progress.loss_sum / progress.rows, device=self.device)
             self.log("train/loss", mean, prog_bar=True, sync_dist=True)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
