@@ -17,10 +17,12 @@ every epoch) it times three runs:
 - ``ours``: ``train(cfg)`` on the real Hydra config (Lightning Trainer, checkpoints,
   CSV logger, progress bar), timed per epoch by a callback.
 
-It prints median seconds per epoch, the ratios, and the last-step validation MSE after
-the timed epochs. Ratios, not absolute times, are the point: run it on a quiet machine.
+It prints median seconds per epoch (the first epoch of each run is a warm-up, not
+counted), the ratios, and the last-step validation MSE after the timed epochs. Ratios, not absolute times, are the point: run it on a quiet machine.
 With ``--repeats R`` each of the three runs is made R times, the order rotating every
-round (so none always runs first or last), and the medians are over all their epochs.
+round (so none always runs first or last); the seconds are medians over all their
+epochs, and each ratio is the median over rounds of that round's ratio (runs of one
+round are adjacent in time, so a machine whose speed drifts affects both sides alike).
 The Keras column repeats issue #6's own measurement (Keras 3 / TF-CPU, 2 cores) for
 reference; it is not rerun here.
 """
@@ -174,7 +176,9 @@ def run(key: str, cfg: Any, dm: Any, epochs: int) -> tuple[list[float], float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=5, help="epochs per run (median of these)")
+    parser.add_argument(
+        "--epochs", type=int, default=5, help="epochs per run (median of all but the first)"
+    )
     parser.add_argument(
         "--models", nargs="+", default=DEFAULT_MODELS, choices=[*MODELS, "all"], metavar="MODEL"
     )
@@ -207,7 +211,7 @@ def main() -> None:
 
     header = (
         f"{'model':<15} {'keras*':>7} {'plain':>7} {'p.fused':>7} {'ours':>7} {'ours/pf':>7} "
-        f"{'plain/ours':>10}   val mse_last: plain / p.fused / ours"
+        f"{'(rounds)':>10} {'plain/ours':>10}   val mse_last: plain / p.fused / ours"
     )
     rows = []
     for name in models:
@@ -215,21 +219,29 @@ def main() -> None:
         dm = instantiate(cfg.data)
         dm.setup()
         times: dict[str, list[float]] = {k: [] for k in RUNS}
+        rounds: list[dict[str, float]] = []  # each round's median per run
         mse: dict[str, float] = {}
         for r in range(args.repeats):
+            rounds.append({})
             for key in RUNS[r % 3 :] + RUNS[: r % 3]:
                 t, mse[key] = run(key, cfg, dm, args.epochs)
+                t = t[1:] or t  # the first epoch warms up (compiled code, caches)
                 times[key] += t
+                rounds[-1][key] = statistics.median(t)
         p, pf, o = (statistics.median(times[k]) for k in RUNS)
+        o_pf_rounds = [m["ours"] / m["p.fused"] for m in rounds]
+        o_pf = statistics.median(o_pf_rounds)
+        p_o = statistics.median(m["plain"] / m["ours"] for m in rounds)
         keras = f"{KERAS[name]:7.2f}" if name in KERAS else f"{'-':>7}"
         rows.append(
-            f"{name:<15} {keras} {p:7.3f} {pf:7.3f} {o:7.3f} {o / pf:7.3f} {p / o:10.2f}   "
+            f"{name:<15} {keras} {p:7.3f} {pf:7.3f} {o:7.3f} {o_pf:7.3f} "
+            f"{min(o_pf_rounds):5.2f}-{max(o_pf_rounds):4.2f} {p_o:10.2f}   "
             f"{mse['plain']:.5f} / {mse['p.fused']:.5f} / {mse['ours']:.5f}"
         )
         print(rows[-1], flush=True)
     print("\nseconds per epoch (median); plain: torch layers + Adam defaults; p.fused: plain")
-    print("loop on our fused layers + fused Adam; ours: train(cfg); keras*: issue #6's figure,")
-    print("not rerun here")
+    print("loop on our fused layers + fused Adam; ours: train(cfg); ratios: median over rounds")
+    print("of each round's ratio, (rounds): their range; keras*: issue #6's figure, not rerun")
     print(header)
     print("\n".join(rows))
 
