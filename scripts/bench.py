@@ -5,6 +5,8 @@
     python scripts/bench.py --models all          # also ln_rnn, conv_gru, wavenet
     python scripts/bench.py --set data.batches_per_call=219   # config overrides for every run
     python scripts/bench.py --repeats 3           # each run 3 times, in rotating order
+    python scripts/bench.py --set +callbacks.step_hooks._target_=__main__.StepHooks
+                                                  # ours with Lightning's per-step dispatch
 
 For each model, on the same generated data (batch 32, 219 steps per epoch, validation
 every epoch) it times three runs:
@@ -18,11 +20,12 @@ every epoch) it times three runs:
   CSV logger, progress bar), timed per epoch by a callback.
 
 It prints median seconds per epoch (the first epoch of each run is a warm-up, not
-counted), the ratios, and the last-step validation MSE after the timed epochs. Ratios, not absolute times, are the point: run it on a quiet machine.
-With ``--repeats R`` each of the three runs is made R times, the order rotating every
-round (so none always runs first or last); the seconds are medians over all their
-epochs, and each ratio is the median over rounds of that round's ratio (runs of one
-round are adjacent in time, so a machine whose speed drifts affects both sides alike).
+counted), the ratios, and the last-step validation MSE after the timed epochs. Ratios,
+not absolute times, are the point: run it on a quiet machine. With ``--repeats R`` each
+of the three runs is made R times, the order rotating every round (so none always runs
+first or last); the seconds are medians over all their epochs, and each ratio is the
+median over rounds of that round's ratio (runs of one round are adjacent in time, so a
+machine whose speed drifts affects both sides alike).
 The Keras column repeats issue #6's own measurement (Keras 3 / TF-CPU, 2 cores) for
 reference; it is not rerun here.
 """
@@ -81,6 +84,19 @@ class EpochTimer(L.Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         EPOCH_STARTS.append(clock())
+
+
+class StepHooks(L.Callback):
+    """Listens to the per-step hooks: with it, ``ForecastModule`` steps through Lightning.
+
+    (``manual_backward`` and ``LightningOptimizer.step`` on every step instead of the direct
+    path; nothing else changes, for an A/B of that path.)
+    """
+
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any
+    ) -> None:
+        pass
 
 
 def compose_cfg(
