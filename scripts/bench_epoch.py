@@ -1,0 +1,148 @@
+"""Where an epoch of ``train(cfg)`` goes, against the plain loop's epoch on the same net.
+
+    python scripts/bench_epoch.py                         # deep_rnn_dense, 9 epochs
+    python scripts/bench_epoch.py --model seq2seq --epochs 6
+
+It trains the model once with ``train(cfg)`` (the real config, as ``scripts/bench.py``
+runs it) and once with the bench's plain loop on the fused net, in one process, and
+prints milliseconds per epoch (epochs after the first): for ours the epoch, the time in
+``training_step`` and ``validation_step``, in the train loader, in checkpoint writes and in
+each callback hook; for the plain loop its training part and its validation. The
+difference between an epoch and its steps is the framework's per-epoch work.
+
+The timings wrap Lightning internals (its fetcher, hook dispatch and ``ModelCheckpoint``;
+Lightning 2.6): a diagnostic, not part of the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import logging
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loops import fetchers
+from lightning.pytorch.trainer import call
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # the sibling script: configs, the plain loop's pieces, the epoch timer
+
+from seqforecast.models import build_net
+from seqforecast.module import ForecastModule
+from seqforecast.train import instantiate, set_threads
+
+TOTALS: dict[str, float] = defaultdict(float)
+TIMING = [False]  # on from the second epoch to the end of fit
+
+
+def timed(owner: Any, name: str, key: Callable[..., str]) -> None:
+    """Replace ``owner.name`` by a wrapper adding its wall time to ``TOTALS[key(*args)]``."""
+    inner = getattr(owner, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            if TIMING[0]:
+                TOTALS[key(*args)] += time.perf_counter() - start
+
+    setattr(owner, name, wrapper)
+
+
+class Window(L.Callback):
+    """Times from the start of the second epoch to the end of fit."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == 1:
+            TOTALS.clear()
+            TIMING[0] = True
+            self.start = time.perf_counter()
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        TIMING[0] = False
+        TOTALS["epoch (all of it)"] = time.perf_counter() - self.start
+
+
+def plain_epochs(cfg: Any, dm: Any, epochs: int) -> tuple[float, float]:
+    """The bench's plain loop on the fused net: mean training and validation seconds per
+    epoch, epochs after the first."""
+    m = cfg.model
+    torch.manual_seed(cfg.seed)
+    keys = ("hidden", "head", "filters", "kernel_size", "stride", "dilations")
+    net = build_net(
+        m.net,
+        n_steps=m.n_steps,
+        n_features=m.n_features,
+        horizon=m.horizon,
+        target=m.target,
+        impl="fused",
+        **{k: m[k] for k in keys if k in m},
+    )
+    opt = torch.optim.Adam(net.parameters(), lr=m.lr, fused=True)
+    (x, y), (x_val, y_val) = dm.splits["train"], dm.splits["val"]
+    fit, val = 0.0, 0.0
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        g = torch.Generator().manual_seed(cfg.seed + epoch)
+        for idx in torch.randperm(len(x), generator=g).split(cfg.data.batch_size):
+            loss = F.mse_loss(net(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        middle = time.perf_counter()
+        bench.val_mse_last(net, x_val, y_val, m.target == "seq2seq")
+        if epoch:
+            fit, val = fit + middle - start, val + time.perf_counter() - middle
+    return fit / (epochs - 1), val / (epochs - 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="deep_rnn_dense", choices=list(bench.MODELS))
+    parser.add_argument("--epochs", type=int, default=9, help="epochs (the first is not timed)")
+    args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2 (the first is a warm-up)")
+    set_threads(1)
+    logging.getLogger("lightning").setLevel(logging.WARNING)  # no banner between the figures
+    timed(ForecastModule, "training_step", lambda *a: "training_step")
+    timed(ForecastModule, "validation_step", lambda *a: "validation_step")
+    timed(fetchers._PrefetchDataFetcher, "__next__", lambda *a: "train loader (next group)")
+    timed(ModelCheckpoint, "_save_checkpoint", lambda *a: "checkpoint writes")
+    timed(call, "_call_callback_hooks", lambda trainer, hook, *a: f"callbacks: {hook}")
+
+    main_module = sys.modules["__main__"]  # the configs' _target_s below
+    main_module.Window, main_module.EpochTimer = Window, bench.EpochTimer
+    extra = ["+callbacks.window._target_=__main__.Window"]
+    cfg = bench.compose_cfg(bench.MODELS[args.model], Path("unused"), args.epochs, 1, extra)
+    dm = instantiate(cfg.data)
+    dm.setup()
+    fit, val = plain_epochs(cfg, dm, args.epochs)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        bench.ours(cfg)
+    per_epoch = {k: v / (args.epochs - 1) * 1000 for k, v in TOTALS.items()}
+    steps = per_epoch["training_step"] + per_epoch["validation_step"]
+    print(f"{args.model}: ms per epoch, epochs 2-{args.epochs}")
+    print(f"  plain loop: training {fit * 1000:8.2f}, validation {val * 1000:6.2f}")
+    print("  ours:")
+    for key, ms in sorted(per_epoch.items(), key=lambda kv: -kv[1]):
+        if ms >= 0.05:
+            print(f"    {key:<40} {ms:8.2f}")
+    rest = per_epoch["epoch (all of it)"] - steps
+    print(f"    {'epoch minus training/validation steps':<40} {rest:8.2f}")
+    print("  (callback hooks include the checkpoint writes, the epoch includes the loader)")
+
+
+if __name__ == "__main__":
+    main()
