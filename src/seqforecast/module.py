@@ -212,8 +212,8 @@ class ForecastModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         # On one device in full precision, manual_backward and LightningOptimizer.step are
-        # loss.backward() and optimizer.step() plus per-step hook dispatch, measured at
-        # about 7% of an epoch of these ~2 ms steps: the step calls torch directly unless a
+        # loss.backward() and optimizer.step() plus per-step hook dispatch, about a tenth of
+        # an epoch of these ~2 ms steps (README, Speed): the step calls torch directly unless a
         # callback or this module overrides one of those hooks (or `backward`), so hooks
         # that exist always run. DDP (gradient sync) and mixed precision (loss scaling)
         # go through Lightning.
