@@ -132,8 +132,14 @@ def val_mse_last(net: nn.Module, x: torch.Tensor, y: torch.Tensor, seq2seq: bool
     return F.mse_loss(y_hat, y).item()
 
 
-def plain_loop(cfg: Any, dm: Any, impl: str, epochs: int) -> tuple[list[float], float]:
-    """A plain PyTorch training loop; ``impl="torch"`` uses torch's layers and Adam defaults."""
+def plain_loop(
+    cfg: Any, dm: Any, impl: str, epochs: int, val_times: list[float] | None = None
+) -> tuple[list[float], float]:
+    """A plain PyTorch training loop; ``impl="torch"`` uses torch's layers and Adam defaults.
+
+    Returns per-epoch seconds (training + validation) and the last validation MSE; each
+    epoch's validation seconds are appended to ``val_times`` when given.
+    """
     m = cfg.model
     torch.manual_seed(cfg.seed)
     net_keys = ("hidden", "head", "filters", "kernel_size", "stride", "dilations")
@@ -162,8 +168,11 @@ def plain_loop(cfg: Any, dm: Any, impl: str, epochs: int) -> tuple[list[float], 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+        val_start = clock()
         mse = val_mse_last(net, x_val, y_val, m.target == "seq2seq")
         times.append(clock() - start)
+        if val_times is not None:
+            val_times.append(clock() - val_start)
     return times, mse
 
 

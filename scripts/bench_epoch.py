@@ -4,11 +4,11 @@
     python scripts/bench_epoch.py --model seq2seq --epochs 6
 
 It trains the model once with ``train(cfg)`` (the real config, as ``scripts/bench.py``
-runs it) and once with the bench's plain loop on the fused net, in one process, and
-prints milliseconds per epoch (epochs after the first): for ours the epoch, the time in
-``training_step`` and ``validation_step``, in the train loader, in checkpoint writes and in
-each callback hook; for the plain loop its training part and its validation. The
-difference between an epoch and its steps is the framework's per-epoch work.
+runs it) and once with the bench's plain loop on the fused net (``bench.plain_loop``),
+in one process, and prints milliseconds per epoch (epochs after the first): for ours the
+epoch, the time in ``training_step`` and ``validation_step``, in the train loader, in
+checkpoint writes and in each callback hook; for the plain loop its training part and its
+validation. The difference between an epoch and its steps is the framework's per-epoch work.
 
 The timings wrap Lightning internals (its fetcher, hook dispatch and ``ModelCheckpoint``;
 Lightning 2.6): a diagnostic, not part of the package.
@@ -28,8 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
-import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loops import fetchers
 from lightning.pytorch.trainer import call
@@ -37,7 +35,6 @@ from lightning.pytorch.trainer import call
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # the sibling script: configs, the plain loop's pieces, the epoch timer
 
-from seqforecast.models import build_net
 from seqforecast.module import ForecastModule
 from seqforecast.train import instantiate, set_threads
 
@@ -74,39 +71,6 @@ class Window(L.Callback):
         TOTALS["epoch (all of it)"] = time.perf_counter() - self.start
 
 
-def plain_epochs(cfg: Any, dm: Any, epochs: int) -> tuple[float, float]:
-    """The bench's plain loop on the fused net: mean training and validation seconds per
-    epoch, epochs after the first."""
-    m = cfg.model
-    torch.manual_seed(cfg.seed)
-    keys = ("hidden", "head", "filters", "kernel_size", "stride", "dilations")
-    net = build_net(
-        m.net,
-        n_steps=m.n_steps,
-        n_features=m.n_features,
-        horizon=m.horizon,
-        target=m.target,
-        impl="fused",
-        **{k: m[k] for k in keys if k in m},
-    )
-    opt = torch.optim.Adam(net.parameters(), lr=m.lr, fused=True)
-    (x, y), (x_val, y_val) = dm.splits["train"], dm.splits["val"]
-    fit, val = 0.0, 0.0
-    for epoch in range(epochs):
-        start = time.perf_counter()
-        g = torch.Generator().manual_seed(cfg.seed + epoch)
-        for idx in torch.randperm(len(x), generator=g).split(cfg.data.batch_size):
-            loss = F.mse_loss(net(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        middle = time.perf_counter()
-        bench.val_mse_last(net, x_val, y_val, m.target == "seq2seq")
-        if epoch:
-            fit, val = fit + middle - start, val + time.perf_counter() - middle
-    return fit / (epochs - 1), val / (epochs - 1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="deep_rnn_dense", choices=list(bench.MODELS))
@@ -128,7 +92,10 @@ def main() -> None:
     cfg = bench.compose_cfg(bench.MODELS[args.model], Path("unused"), args.epochs, 1, extra)
     dm = instantiate(cfg.data)
     dm.setup()
-    fit, val = plain_epochs(cfg, dm, args.epochs)
+    val_times: list[float] = []
+    times, _ = bench.plain_loop(cfg, dm, "fused", args.epochs, val_times)
+    val = sum(val_times[1:]) / (args.epochs - 1)
+    fit = sum(times[1:]) / (args.epochs - 1) - val
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         bench.ours(cfg)
     per_epoch = {k: v / (args.epochs - 1) * 1000 for k, v in TOTALS.items()}
