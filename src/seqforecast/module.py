@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import lightning as L
 import torch
@@ -233,8 +234,11 @@ class ForecastModule(L.LightningModule):
     def training_step(self, batch: BatchGroup, batch_idx: int) -> None:
         """One Adam step per ``(x, y)`` batch of the group, in order."""
         optimizer = self.optimizers()
-        # The direct path steps the torch optimizer itself (see on_train_start).
-        torch_optimizer = optimizer.optimizer if self.direct_step else optimizer
+        if self.direct_step:  # torch itself (see on_train_start)
+            zero_grad, backward = optimizer.optimizer.zero_grad, torch.Tensor.backward
+            step = partial(direct_optimizer_step, optimizer)
+        else:
+            zero_grad, backward, step = optimizer.zero_grad, self.manual_backward, optimizer.step
         clip, algorithm = self.hparams.gradient_clip_val, self.hparams.gradient_clip_algorithm
         progress = self.epoch_progress
         # trainer.max_steps counts optimizer steps: the epoch's batch count to stop at
@@ -243,19 +247,13 @@ class ForecastModule(L.LightningModule):
         stop = progress.batches + max_steps - self.trainer.global_step if max_steps >= 0 else -1
         for x, y in batch:
             loss = self.train_loss(x, y)
-            torch_optimizer.zero_grad(set_to_none=True)
-            if self.direct_step:
-                loss.backward()
-            else:
-                self.manual_backward(loss)
+            zero_grad(set_to_none=True)
+            backward(loss)
             if clip:
                 self.clip_gradients(
                     optimizer, gradient_clip_val=clip, gradient_clip_algorithm=algorithm
                 )
-            if self.direct_step:
-                direct_optimizer_step(optimizer)
-            else:
-                optimizer.step()
+            step()
             progress.batches += 1
             if 0 <= stop <= progress.batches:
                 break
