@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -57,6 +58,23 @@ def test_short_fit_checkpoint_reloads_and_reproduces_metrics(make_cfg, tmp_path)
     header = (tmp_path / "logs" / "metrics.csv").read_text().splitlines()[0]
     assert "val/mse_last" in header and "train/loss" in header
     assert "${" not in (tmp_path / "config.yaml").read_text()
+
+
+def test_epoch_metrics_cover_every_validation_batch_and_reset_each_epoch(
+    make_cfg, tmp_path
+) -> None:
+    # 16 validation series in batches of 5 (5, 5, 5, 1): each epoch's logged val/mse is the
+    # MSE over all 16, from that epoch's weights alone (last.ckpt holds the last epoch's).
+    cfg = make_cfg("trainer.max_epochs=2", "data.eval_batch_size=5")
+    train(cfg)
+    with open(tmp_path / "logs" / "metrics.csv") as f:
+        logged = [float(r["val/mse"]) for r in csv.DictReader(f) if r["val/mse"]]
+    # Two epochs, then train()'s re-validation of the best checkpoint.
+    assert len(logged) == 3 and logged[0] != logged[1]
+    assert logged[2] == pytest.approx(min(logged[:2]), rel=1e-6)
+    module = ForecastModule.load_from_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    x, y = instantiate(cfg.data).arrays("val")
+    assert np.mean((_predict(module, x) - y) ** 2) == pytest.approx(logged[1], rel=1e-5)
 
 
 def test_naive_is_scored_not_trained(make_cfg, tmp_path) -> None:

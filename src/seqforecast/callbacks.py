@@ -94,9 +94,10 @@ class ProgressBar(TQDMProgressBar):
 
     ``ForecastModule``'s bar metrics change once an epoch (``train/loss`` at its end,
     ``val/mse`` after validation), when Lightning's epoch and validation hooks write
-    them; per training step this bar only advances, one terminal write (the stock bar
-    writes twice and rebuilds its metrics every step). A module that logs per-step
-    metrics to the bar should use ``TQDMProgressBar``.
+    them; per training step this bar only advances its count, and tqdm redraws it at
+    most every ``mininterval`` (0.1 s). The stock bar redraws twice and rebuilds its
+    metrics every step. A module that logs per-step metrics to the bar should use
+    ``TQDMProgressBar``.
     """
 
     def on_train_batch_end(
@@ -109,6 +110,7 @@ class ProgressBar(TQDMProgressBar):
     ) -> None:
         n = batch_idx + 1
         if self.is_enabled and (n % self.refresh_rate == 0 or n == self.total_train_batches):
+            # tqdm's own update: it redraws at most every `mininterval` (0.1 s); the epoch's
+            # end redraws the final count with the metrics.
             bar = self.train_progress_bar
-            bar.n = n
-            bar.refresh()
+            bar.update(n - bar.n)
