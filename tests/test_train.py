@@ -121,10 +121,18 @@ def test_cuda_fit_and_cpu_reload(make_cfg, tmp_path) -> None:
     assert next(module.parameters()).device.type == "cpu"
 
 
-def test_progress_bar_moves_per_group_and_shows_the_epoch_metrics(make_cfg, capfd) -> None:
-    # 64 series / 16 per batch = 4 batches: 2 training_step calls of 2 batches an epoch.
-    train(make_cfg("trainer.max_epochs=2", "data.batches_per_call=2"))
+@pytest.mark.parametrize(
+    ("extra", "shown"), [((), "4/4"), (("+trainer.limit_train_batches=1",), "3/3")]
+)
+def test_progress_bar_counts_batches_and_shows_the_epoch_metrics(
+    make_cfg, capfd, extra: tuple[str, ...], shown: str
+) -> None:
+    # 64 series / 16 per batch = 4 batches an epoch, in training_step calls of 3 and 1
+    # (limited to one call: 3 batches).
+    train(make_cfg("trainer.max_epochs=2", "data.batches_per_call=3", *extra))
     out = capfd.readouterr().out
-    assert "Epoch 1: 100%" in out and "2/2" in out and "4/4" not in out
     last = out[out.rindex("Epoch 1: 100%") :].splitlines()[0]
-    assert "train/loss=" in last and "val/mse=" in last, last
+    assert shown in last and "train/loss=" in last and "val/mse=" in last, last
+    # Every draw of the training bar counts batches, not the calls (2, or 1).
+    epochs = [line for line in out.splitlines() if line.startswith("Epoch")]
+    assert epochs and all(f"/{shown.split('/')[1]} " in line for line in epochs), epochs

@@ -90,15 +90,42 @@ class PreemptionCheckpoint(Callback):
 
 
 class ProgressBar(TQDMProgressBar):
-    """Lightning's tqdm bar, moved once per training step with no metrics work per step.
+    """Lightning's tqdm bar, counting batches (optimizer steps), with no metrics work per step.
 
-    ``ForecastModule``'s bar metrics change once an epoch (``train/loss`` at its end,
-    ``val/mse`` after validation), when Lightning's epoch and validation hooks write
-    them; per training step this bar only advances its count, and tqdm redraws it at
-    most every ``mininterval`` (0.1 s). The stock bar redraws twice and rebuilds its
-    metrics every step. A module that logs per-step metrics to the bar should use
-    ``TQDMProgressBar``.
+    With grouped training steps (``data.batches_per_call``) Lightning's bar would count
+    ``training_step`` calls; this one counts the batches of the epoch, as Keras does
+    (``219/219``), whenever the train loader's sampler says how many batches a call takes
+    (:class:`~seqforecast.data.batches.BatchIndexSampler`) and the module counts the
+    batches it has done (``train_batches``); otherwise it counts calls. ``ForecastModule``'s
+    bar metrics change once an epoch (``train/loss`` at its end, ``val/mse`` after
+    validation), when Lightning's epoch and validation hooks write them; per training step
+    this bar only advances its count, and tqdm redraws it at most every ``mininterval``
+    (0.1 s). The stock bar redraws twice and rebuilds its metrics every step. A module that
+    logs per-step metrics to the bar should use ``TQDMProgressBar``.
     """
+
+    _counts_batches = False
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        self._counts_batches = self._batches_per_call() is not None
+        super().on_train_epoch_start(trainer, *args)
+
+    def _batches_per_call(self) -> int | None:
+        sampler = getattr(self.trainer.train_dataloader, "sampler", None)
+        per_call = getattr(sampler, "batches_per_call", None)
+        counted = hasattr(self.trainer.lightning_module, "train_batches")
+        return per_call if counted and hasattr(sampler, "n_batches") else None
+
+    @property
+    def total_train_batches(self) -> int | float:
+        """Batches of this epoch (calls when they cannot be counted; ``inf`` if unknown)."""
+        calls = super().total_train_batches
+        per_call = self._batches_per_call()
+        if per_call is None or calls == float("inf"):
+            return calls
+        # Limited epochs (limit_train_batches, fast_dev_run) take whole groups, but the
+        # last group of an epoch may be short.
+        return min(calls * per_call, self.trainer.train_dataloader.sampler.n_batches)
 
     def on_train_batch_end(
         self,
@@ -108,8 +135,11 @@ class ProgressBar(TQDMProgressBar):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        n = batch_idx + 1
-        if self.is_enabled and (n % self.refresh_rate == 0 or n == self.total_train_batches):
+        calls = batch_idx + 1
+        if self.is_enabled and (
+            calls % self.refresh_rate == 0 or calls == super().total_train_batches
+        ):
+            n = pl_module.train_batches if self._counts_batches else calls
             # tqdm's own update: it redraws at most every `mininterval` (0.1 s); the epoch's
             # end redraws the final count with the metrics.
             bar = self.train_progress_bar
