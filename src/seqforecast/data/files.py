@@ -98,7 +98,7 @@ class FileDataModule(SplitLoaders, L.LightningDataModule):
         batch_size: int = 32,
         eval_batch_size: int = 1024,
         shuffle_seed: int = 42,
-        batches_per_call: int = 32,
+        batches_per_call: int = 128,
     ) -> None:
         super().__init__()
         check_window(n_steps, horizon, target_kind)

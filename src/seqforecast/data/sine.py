@@ -61,7 +61,7 @@ class SineDataModule(SplitLoaders, L.LightningDataModule):
         eval_batch_size: int = 1024,
         seed: int = 42,
         shuffle_seed: int = 42,
-        batches_per_call: int = 32,
+        batches_per_call: int = 128,
     ) -> None:
         super().__init__()
         check_window(n_steps, horizon, target)
