@@ -107,25 +107,27 @@ class ProgressBar(TQDMProgressBar):
     _counts_batches = False
 
     def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
-        self._counts_batches = self._batches_per_call() is not None
+        self._counts_batches = self._batch_sampler() is not None
         super().on_train_epoch_start(trainer, *args)
 
-    def _batches_per_call(self) -> int | None:
+    def _batch_sampler(self) -> Any:
+        """The train sampler when it gives ``batches_per_call`` and ``n_batches`` and the
+        module counts its batches (``train_batches``); else None (the bar counts calls)."""
         sampler = getattr(self.trainer.train_dataloader, "sampler", None)
-        per_call = getattr(sampler, "batches_per_call", None)
         counted = hasattr(self.trainer.lightning_module, "train_batches")
-        return per_call if counted and hasattr(sampler, "n_batches") else None
+        grouped = hasattr(sampler, "batches_per_call") and hasattr(sampler, "n_batches")
+        return sampler if counted and grouped else None
 
     @property
     def total_train_batches(self) -> int | float:
         """Batches of this epoch (calls when they cannot be counted; ``inf`` if unknown)."""
         calls = super().total_train_batches
-        per_call = self._batches_per_call()
-        if per_call is None or calls == float("inf"):
+        sampler = self._batch_sampler()
+        if sampler is None or calls == float("inf"):
             return calls
         # Limited epochs (limit_train_batches, fast_dev_run) take whole groups, but the
         # last group of an epoch may be short.
-        return min(calls * per_call, self.trainer.train_dataloader.sampler.n_batches)
+        return min(calls * sampler.batches_per_call, sampler.n_batches)
 
     def on_train_batch_end(
         self,
