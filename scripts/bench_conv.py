@@ -1,10 +1,12 @@
-"""Seconds per training epoch of the conv nets: channels-first (before) vs channels-last (now).
+"""Seconds per training epoch of the conv nets: channels-first (plain) vs channels-last (fast).
 
 A plain loop (Adam lr 1e-3, batch 32, MSE on the seq2seq targets, the 7000 training series),
 one intra-op thread, CPU time per epoch (``time.process_time``). Each net is trained twice from
-the same weights and data order, its epochs interleaved with the other's so load affects both;
-prints the median seconds per epoch and the validation MSE after the last epoch
-(``--dtype float64`` shows that both forwards train the same net up to rounding).
+the same weights and data order, its epochs interleaved with the other's so load affects both:
+``channels-first``, the plain net of ``seqforecast.models.conv`` (with its GRU stack, if any,
+accelerated, so only the convs differ), and ``channels-last``, the net after
+``seqforecast.fast.accelerate``. Prints the median seconds per epoch and the validation MSE
+after the last epoch (``--dtype float64`` shows that both train the same net up to rounding).
 
     python scripts/bench_conv.py --epochs 3 --nets wavenet wavenet_gated conv_gru
 """
@@ -21,55 +23,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqforecast.data.sine import SineDataModule
+from seqforecast.fast import accelerate
 from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
 
-
-def _causal_cf(conv: nn.Conv1d, z: torch.Tensor) -> torch.Tensor:
-    """The former channels-first ``CausalConv1d.forward``: ``[B, C, T] -> [B, C', T]``."""
-    pad = (conv.kernel_size[0] - 1) * conv.dilation[0]
-    return F.conv1d(F.pad(z, (pad, 0)), conv.weight, conv.bias, dilation=conv.dilation)
-
-
-def wavenet_before(net: WaveNet, x: torch.Tensor) -> torch.Tensor:
-    """The former ``WaveNet.forward`` (channels first, ``F.conv1d``)."""
-    z = x.transpose(1, 2)  # [B, F, T]
-    for conv in net.convs:
-        z = torch.relu(_causal_cf(conv, z))  # [B, C, T]
-    return F.conv1d(z, net.out.weight, net.out.bias).transpose(1, 2)  # [B, T, k]
+NETS = {
+    "wavenet": lambda: WaveNet(1, 10),
+    "wavenet_gated": lambda: GatedWaveNet(1, 10),
+    "conv_gru": lambda: ConvGRU(1, 10, [20, 20]),
+}
 
 
-def gated_before(net: GatedWaveNet, x: torch.Tensor) -> torch.Tensor:
-    """The former ``GatedWaveNet.forward``."""
-    z = _causal_cf(net.first, x.transpose(1, 2))  # [B, C, T]
-    skips = 0
-    for gate, mix in zip(net.gates, net.mixes, strict=True):
-        a, b = _causal_cf(gate, z).chunk(2, dim=1)
-        s = F.conv1d(torch.tanh(a) * torch.sigmoid(b), mix.weight, mix.bias)
-        z, skips = z + s, skips + s
-    z = torch.relu(F.conv1d(torch.relu(skips), net.post.weight, net.post.bias))
-    return F.conv1d(z, net.out.weight, net.out.bias).transpose(1, 2)
-
-
-def conv_gru_before(net: ConvGRU, x: torch.Tensor) -> torch.Tensor:
-    """The former ``ConvGRU.forward`` (``F.conv1d`` between two transposes)."""
-    z = net.conv(x.transpose(1, 2)).transpose(1, 2)  # [B, T', C]
-    return net.head(net.stack(z))
-
-
-def build(name: str) -> tuple[nn.Module, dict]:
-    """A net and its forwards to compare: ``{label: forward(net, x)}``."""
-    if name == "wavenet":
-        net = WaveNet(1, 10)
-        return net, {
-            "before": wavenet_before,
-            "now": nn.Module.__call__,
-        }
-    if name == "wavenet_gated":
-        return GatedWaveNet(1, 10), {"before": gated_before, "now": nn.Module.__call__}
-    if name == "conv_gru":
-        net = ConvGRU(1, 10, [20, 20], impl="fused")
-        return net, {"before": conv_gru_before, "now": nn.Module.__call__}
-    raise SystemExit(f"unknown net {name!r}")
+def build(name: str) -> dict[str, nn.Module]:
+    """The two versions of net ``name`` on equal weights: ``{label: net}``."""
+    if name not in NETS:
+        raise SystemExit(f"unknown net {name!r}; choose from {list(NETS)}")
+    plain = NETS[name]()
+    if isinstance(plain, ConvGRU):
+        plain.stack = accelerate(plain.stack)  # fused GRU layers in both: only the conv differs
+    return {"channels-first": plain, "channels-last": accelerate(copy.deepcopy(plain))}
 
 
 def main() -> None:
@@ -86,21 +57,19 @@ def main() -> None:
     x_va, y_va = (t.to(dtype) for t in dm.splits["val"])
     for name in args.nets:
         torch.manual_seed(0)
-        net0, forwards = build(name)
-        net0 = net0.to(dtype)
-        steps = net0.output_steps(x_tr.shape[1])
+        nets = build(name)
         runs = {}
-        for label in forwards:
-            net = copy.deepcopy(net0)
+        for label, net in nets.items():
+            net = net.to(dtype)
             runs[label] = (net, torch.optim.Adam(net.parameters(), lr=1e-3), [])
+        steps = next(iter(nets.values())).output_steps(x_tr.shape[1])
         for epoch in range(args.epochs):
             order = torch.randperm(len(x_tr), generator=torch.Generator().manual_seed(epoch))
-            for label, (net, opt, times) in runs.items():
-                forward = forwards[label]
+            for net, opt, times in runs.values():
                 start = time.process_time()
                 for i in range(0, len(order), 32):
                     idx = order[i : i + 32]
-                    loss = F.mse_loss(forward(net, x_tr[idx]), y_tr[idx][:, steps])
+                    loss = F.mse_loss(net(x_tr[idx]), y_tr[idx][:, steps])
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
@@ -108,11 +77,11 @@ def main() -> None:
         base = statistics.median(next(iter(runs.values()))[2])
         for label, (net, _, times) in runs.items():
             with torch.no_grad():
-                pred = forwards[label](net, x_va)
+                pred = net(x_va)
                 err = (pred - y_va[:, steps]) ** 2
             med = statistics.median(times)
             print(
-                f"{name:14s} {label:10s} {med:6.3f} s/epoch  ratio {base / med:5.2f}  "
+                f"{name:14s} {label:14s} {med:6.3f} s/epoch  ratio {base / med:5.2f}  "
                 f"val mse {err.mean().item():.8f}  last step {err[:, -1].mean().item():.8f}"
             )
 

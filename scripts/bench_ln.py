@@ -2,9 +2,10 @@
 
 A plain loop (Adam lr 1e-3, batch 32, the 7000 training series, one thread), the three
 variants' epochs interleaved so load affects all of them: ``torch`` (the readable step
-loop, ``model.impl=torch``), ``fused-torch`` (the fused layer with its torch time loops,
-``SEQFORECAST_NUMBA=0``) and ``fused-numba`` (its compiled loops). Prints each epoch's
-time and validation MSE, then the medians.
+loop of the plain net, ``layers=plain``), ``fused-torch`` (the net after
+``seqforecast.fast.accelerate``, with its torch time loops, ``SEQFORECAST_NUMBA=0``) and
+``fused-numba`` (its compiled loops). All three start from the same weights. Prints each
+epoch's time and validation MSE, then the medians.
 
     python scripts/bench_ln.py --epochs 5
 """
@@ -12,6 +13,7 @@ time and validation MSE, then the medians.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import time
@@ -20,9 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from seqforecast.data.sine import SineDataModule
+from seqforecast.fast import accelerate
 from seqforecast.models import build_net
 
-VARIANTS = {"torch": ("torch", "0"), "fused-torch": ("fused", "0"), "fused-numba": ("fused", "1")}
+# variant: (accelerated, SEQFORECAST_NUMBA)
+VARIANTS = {"torch": (False, "0"), "fused-torch": (True, "0"), "fused-numba": (True, "1")}
 
 
 def main() -> None:
@@ -35,10 +39,12 @@ def main() -> None:
     x, y = dm.splits["train"]
     x_val, y_val = dm.splits["val"]
     kw = dict(n_steps=50, n_features=1, horizon=10, target="seq2seq", hidden=[20, 20])
+    torch.manual_seed(42)
+    plain = build_net("ln_rnn", head="per_step", **kw)
     nets, opts = {}, {}
-    for name, (impl, _) in VARIANTS.items():
-        torch.manual_seed(42)
-        nets[name] = build_net("ln_rnn", head="per_step", impl=impl, **kw)
+    for name, (fast, _) in VARIANTS.items():
+        net = copy.deepcopy(plain)
+        nets[name] = accelerate(net) if fast else net
         opts[name] = torch.optim.Adam(nets[name].parameters(), lr=1e-3)
     os.environ["SEQFORECAST_NUMBA"] = "1"
     nets["fused-numba"](x[:2]).sum().backward()  # load the compiled loops before timing

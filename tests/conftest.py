@@ -22,6 +22,7 @@ TINY = [
     "data.batch_size=16",
     "trainer.accelerator=cpu",
     "trainer.enable_model_summary=false",
+    "trainer.log_every_n_steps=1",  # tiny data: a handful of batches an epoch
 ]
 
 

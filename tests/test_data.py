@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from lightning.fabric.utilities.apply_func import move_data_to_device
 
 from seqforecast.data import SineDataModule, make_windows, two_sine_series
-from seqforecast.data.batches import BatchGroup, BatchIndexSampler, tensor_loader
+from seqforecast.data.batches import BatchIndexSampler, tensor_loader
 from seqforecast.errors import ConfigError
 
 
@@ -143,33 +142,34 @@ def test_loader_yields_index_slices() -> None:
     assert torch.equal(torch.cat([b[1] for b in batches]), y)
 
 
-def test_groups_hold_the_same_batches_in_the_same_order() -> None:
+def test_loader_state_resumes_mid_epoch_with_the_next_batch() -> None:
     x, y = torch.arange(70.0).view(70, 1, 1), torch.arange(70.0).view(70, 1)
-    single = list(tensor_loader(x, y, 8, shuffle=True, seed=3))
-    grouped = list(tensor_loader(x, y, 8, shuffle=True, seed=3, batches_per_call=4))
-    assert [len(g) for g in grouped] == [4, 4, 1] and len(single) == 9
-    flat = [pair for group in grouped for pair in group]
-    for (xa, ya), (xb, yb) in zip(single, flat, strict=True):
-        assert torch.equal(xa, xb) and torch.equal(ya, yb)
-    sampler = BatchIndexSampler(70, 8, batches_per_call=4)
-    assert len(sampler) == 3 and sampler.n_batches == 9
+    loader = tensor_loader(x, y, 8, shuffle=True, seed=3)
+    loader.sampler.set_epoch(2)
+    full = [b[1] for b in loader]
+    assert len(full) == len(loader) == 9
+    it = iter(loader)
+    seen = [next(it)[1] for _ in range(3)]
+    state = loader.state_dict()
+    assert state == {"epoch": 2, "batches": 3}
+    # A fresh loader (the resumed process) gets the state, then Lightning sets the epoch.
+    resumed = tensor_loader(x, y, 8, shuffle=True, seed=3)
+    resumed.load_state_dict(state)
+    resumed.sampler.set_epoch(2)
+    rest = [b[1] for b in resumed]
+    for a, b in zip(seen + rest, full, strict=True):
+        assert torch.equal(a, b)
+    assert resumed.state_dict() == {"epoch": 2, "batches": 9}
+    assert len(list(resumed)) == 9  # the skip applies to one pass only
 
 
-def test_a_group_moves_to_a_device_as_its_two_tensors() -> None:
-    x, y = torch.arange(20.0).view(10, 2, 1), torch.arange(10.0).view(10, 1)
-    group = BatchGroup(x, y, batch_size=4)
-    moved = move_data_to_device(group, torch.device("meta"))  # what Lightning calls
-    assert isinstance(moved, BatchGroup) and moved.batch_size == 4
-    assert moved.x.device.type == moved.y.device.type == "meta"
-    assert [b[0].shape[0] for b in moved] == [4, 4, 2] and len(moved) == 3
-    same = move_data_to_device(group, torch.device("cpu"))  # already there: no copies
-    assert same.x is x and same.y is y
-
-
-def test_resume_skip_counts_batches_not_groups() -> None:
-    sampler = BatchIndexSampler(70, 8, shuffle=True, seed=3, batches_per_call=4)
-    full = torch.cat(list(sampler))
-    sampler.skip = 2  # two batches done: the rest of the epoch, regrouped
-    rest = list(sampler)
-    assert [len(r) for r in rest] == [32, 22] and torch.equal(torch.cat(rest), full[16:])
-    assert torch.equal(torch.cat(list(sampler)), full)  # the skip applies once
+def test_loader_state_from_an_epoch_end_skips_nothing_in_the_next() -> None:
+    x, y = torch.arange(70.0).view(70, 1, 1), torch.arange(70.0).view(70, 1)
+    loader = tensor_loader(x, y, 8, shuffle=True, seed=3)
+    state = (list(loader), loader.state_dict())[1]
+    assert state == {"epoch": 0, "batches": 9}
+    resumed = tensor_loader(x, y, 8, shuffle=True, seed=3)
+    resumed.load_state_dict(state)
+    resumed.sampler.set_epoch(1)
+    loader.sampler.set_epoch(1)
+    assert [b[1].tolist() for b in resumed] == [b[1].tolist() for b in loader]

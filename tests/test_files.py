@@ -25,6 +25,7 @@ FILE_TINY = [
     "data.batch_size=64",
     "trainer.accelerator=cpu",
     "trainer.enable_model_summary=false",
+    "trainer.log_every_n_steps=1",
 ]
 
 

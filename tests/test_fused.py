@@ -6,6 +6,7 @@ and ``numba`` (the compiled kernels; skipped when numba is not installed).
 
 from __future__ import annotations
 
+import copy
 import math
 import subprocess
 import sys
@@ -17,8 +18,9 @@ from conftest import assert_nets_agree
 from torch import nn
 
 from seqforecast.errors import ConfigError
-from seqforecast.models import build_net, jit, kernels
-from seqforecast.models.fused import FusedGRU, FusedRNN, GRUFunction, TanhRNNFunction
+from seqforecast.fast import accelerate, jit, kernels
+from seqforecast.fast.fused import FusedGRU, FusedRNN, GRUFunction, TanhRNNFunction
+from seqforecast.models import build_net
 from seqforecast.train import set_threads, train
 
 PAIRS = {"rnn": (FusedRNN, nn.RNN), "gru": (FusedGRU, nn.GRU)}
@@ -46,12 +48,11 @@ def _tolerance(dtype: torch.dtype, ref: torch.Tensor) -> dict[str, float]:
 
 
 def _pair(cell: str, n_in: int, hidden: int, dtype: torch.dtype) -> tuple[nn.Module, nn.Module]:
+    """A plain layer and its fused version (``from_plain``) on a copy of its parameters."""
     fused_cls, ref_cls = PAIRS[cell]
     torch.manual_seed(0)
-    fused = fused_cls(n_in, hidden).to(dtype)
-    torch.manual_seed(0)
     ref = ref_cls(n_in, hidden, batch_first=True).to(dtype)
-    return fused, ref
+    return fused_cls.from_plain(copy.deepcopy(ref)), ref
 
 
 def _outputs_and_grads(layer: nn.Module, x: torch.Tensor, w: torch.Tensor):
@@ -69,10 +70,6 @@ def _outputs_and_grads(layer: nn.Module, x: torch.Tensor, w: torch.Tensor):
 def test_fused_layer_equals_reference(cell: str, shape, dtype: torch.dtype, backend: str) -> None:
     n_in, hidden, batch, steps = shape
     fused, ref = _pair(cell, n_in, hidden, dtype)
-    # Same names, shapes and (from the same seed) the same initial values.
-    assert [n for n, _ in fused.named_parameters()] == [n for n, _ in ref.named_parameters()]
-    for p, q in zip(fused.parameters(), ref.parameters(), strict=True):
-        assert torch.equal(p, q)
     x = torch.randn(batch, steps, n_in, dtype=dtype)
     w = torch.randn(batch, steps, hidden, dtype=dtype)
     out_f, hn_f, grads_f = _outputs_and_grads(fused, x, w)
@@ -83,6 +80,31 @@ def test_fused_layer_equals_reference(cell: str, shape, dtype: torch.dtype, back
     for name, g_f, g_r in zip(names, grads_f, grads_r, strict=True):
         tol = _tolerance(dtype, g_r)
         torch.testing.assert_close(g_f, g_r, **tol, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("cell", list(PAIRS))
+def test_fused_constructor_initialises_as_torch(cell: str) -> None:
+    """Built directly, a fused layer has nn.RNN / nn.GRU's names, shapes and initial values."""
+    fused_cls, ref_cls = PAIRS[cell]
+    torch.manual_seed(0)
+    fused = fused_cls(3, 4)
+    torch.manual_seed(0)
+    ref = ref_cls(3, 4, batch_first=True)
+    assert [n for n, _ in fused.named_parameters()] == [n for n, _ in ref.named_parameters()]
+    for p, q in zip(fused.parameters(), ref.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("cell", list(PAIRS))
+def test_from_plain_holds_the_plain_parameters(cell: str) -> None:
+    """``from_plain`` keeps the Parameter objects themselves (optimizers see no change)."""
+    fused_cls, ref_cls = PAIRS[cell]
+    ref = ref_cls(2, 3, batch_first=True).double().eval()
+    fused = fused_cls.from_plain(ref)
+    assert type(fused) is fused_cls and not fused.training
+    assert dict(fused.named_parameters()) == dict(ref.named_parameters())  # the same objects
+    x = torch.randn(4, 5, 2, dtype=torch.float64)
+    torch.testing.assert_close(fused(x)[0], ref(x)[0])
 
 
 @pytest.mark.parametrize("function", [TanhRNNFunction, GRUFunction])
@@ -102,13 +124,13 @@ def test_hand_written_backward_passes_gradcheck(function, backend: str) -> None:
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru"])
-def test_mixed_width_stack_equals_torch_impl(cell: str, backend: str) -> None:
-    """The book's [20, 20, 1] stack: fused and torch nets with the same weights agree."""
+def test_mixed_width_stack_equals_plain(cell: str, backend: str) -> None:
+    """The book's [20, 20, 1] stack: the plain net and its accelerated copy agree."""
     kwargs = dict(n_steps=50, n_features=1, horizon=1, target="next", hidden=[20, 20, 1])
-    fused = build_net(cell, head="none", impl="fused", **kwargs)
-    ref = build_net(cell, head="none", impl="torch", **kwargs)
+    ref = build_net(cell, head="none", **kwargs)
+    fused = accelerate(copy.deepcopy(ref))
+    assert [type(layer) for layer in fused.stack.layers] == [PAIRS[cell][0]] * 3
     assert fused.state_dict().keys() == ref.state_dict().keys()
-    ref.load_state_dict(fused.state_dict())  # checkpoints move between implementations
     assert_nets_agree(fused, ref, torch.randn(16, 50, 1))
 
 
@@ -118,26 +140,40 @@ def test_fused_layer_defers_to_torch_with_initial_state() -> None:
     torch.testing.assert_close(fused(x, h0)[0], ref(x, h0)[0])
 
 
-def test_lstm_keeps_torch_kernel_and_unknown_impl_is_refused() -> None:
-    kwargs = dict(n_steps=5, n_features=1, horizon=2, target="seq2seq", hidden=[3])
-    net = build_net("lstm", head="per_step", impl="fused", **kwargs)
-    assert type(net.stack.layers[0]) is nn.LSTM
-    with pytest.raises(ConfigError, match=r"model.impl='cudnn'.*\['torch', 'fused'\]"):
-        build_net("rnn", head="per_step", impl="cudnn", **kwargs)
-
-
 @pytest.mark.parametrize("bad", [{"num_layers": 2}, {"batch_first": False}, {"bias": False}])
 def test_unsupported_layer_options_are_refused(bad: dict) -> None:
     with pytest.raises(ConfigError, match="FusedRNN"):
         FusedRNN(2, 3, **bad)
+    with pytest.raises(ConfigError, match="FusedGRU"):
+        FusedGRU.from_plain(nn.GRU(2, 3, **{"batch_first": True, **bad}))
     with pytest.raises(ConfigError, match="nonlinearity"):
         FusedRNN(2, 3, nonlinearity="relu")
+    with pytest.raises(ConfigError, match="nonlinearity"):
+        FusedRNN.from_plain(nn.RNN(2, 3, nonlinearity="relu", batch_first=True))
 
 
-@pytest.mark.parametrize("impl", ["fused", "torch"])
+@pytest.mark.parametrize("function", [TanhRNNFunction, GRUFunction])
+def test_functions_compute_in_float32_under_cpu_autocast(function) -> None:
+    """bfloat16 autocast: inputs cast to float32 inside, gradients back in the inputs' dtypes."""
+    torch.manual_seed(0)
+    gates = 3 if function is GRUFunction else 1
+    x = torch.randn(4, 6, 2, dtype=torch.bfloat16, requires_grad=True)
+    params = [torch.randn(gates * 3, 2), torch.randn(gates * 3, 3), *torch.randn(2, gates * 3)]
+    params = [p.requires_grad_(True) for p in params]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h = function.apply(x, *params)
+    assert h.dtype == torch.float32
+    h.sum().backward()
+    assert x.grad.dtype == torch.bfloat16
+    expected = function.apply(x.detach().float(), *params)
+    torch.testing.assert_close(h, expected)
+    assert all(p.grad.dtype == torch.float32 and p.grad.isfinite().all() for p in params)
+
+
+@pytest.mark.parametrize("layers", ["fast", "plain"])
 @pytest.mark.parametrize("net", ["rnn", "gru"])
-def test_fast_dev_run_with_each_impl(make_cfg, impl: str, net: str) -> None:
-    cfg = make_cfg("model=seq2seq", f"model.net={net}", f"model.impl={impl}", "debug=fast_dev_run")
+def test_fast_dev_run_with_each_layer_setting(make_cfg, layers: str, net: str) -> None:
+    cfg = make_cfg("model=seq2seq", f"model.net={net}", f"layers={layers}", "debug=fast_dev_run")
     metrics = train(cfg)
     assert torch.isfinite(torch.tensor(metrics["val/mse_last"]))
 
@@ -214,7 +250,7 @@ def test_numba_kernels_run_only_when_enabled(cell, dtype, monkeypatch) -> None:
 
 
 def test_importing_the_fused_layers_does_not_import_numba() -> None:
-    code = "import sys, seqforecast.models.fused; assert 'numba' not in sys.modules"
+    code = "import sys, seqforecast.fast; assert 'numba' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from conftest import assert_nets_agree
 
-from seqforecast.errors import ConfigError
+from seqforecast.fast import accelerate
+from seqforecast.fast.fused_ln import FusedLayerNormRNN, LayerNormRNNFunction
+from seqforecast.fast.jit import numba_installed
 from seqforecast.models import build_net
-from seqforecast.models.fused_ln import LayerNormRNNFunction
-from seqforecast.models.jit import numba_installed
 from seqforecast.models.norm_rnn import LayerNormRNN
 
 # (input width, hidden width, batch, steps): the chapter's first layer, 1 unit, 1 step, 1 row.
@@ -27,16 +29,14 @@ def backend(request, monkeypatch) -> str:
     return request.param
 
 
-def _pair(n_in: int, hidden: int) -> tuple[LayerNormRNN, LayerNormRNN]:
-    """A fused layer and a reference layer holding the same float64 parameters."""
+def _pair(n_in: int, hidden: int) -> tuple[FusedLayerNormRNN, LayerNormRNN]:
+    """A reference layer and its fused version on a copy of its float64 parameters."""
     torch.manual_seed(0)
     ref = LayerNormRNN(n_in, hidden).double()
     with torch.no_grad():  # a non-trivial LayerNorm affine, so its gradients are tested too
         ref.norm.weight.uniform_(0.5, 1.5)
         ref.norm.bias.uniform_(-0.5, 0.5)
-    fused = LayerNormRNN(n_in, hidden, impl="fused").double()
-    fused.load_state_dict(ref.state_dict())
-    return fused, ref
+    return FusedLayerNormRNN.from_plain(copy.deepcopy(ref)), ref
 
 
 def _outputs_and_grads(layer: LayerNormRNN, x: torch.Tensor, w: torch.Tensor):
@@ -50,11 +50,19 @@ def test_fused_keeps_parameter_names_and_initialisation() -> None:
     torch.manual_seed(0)
     ref = LayerNormRNN(3, 4)
     torch.manual_seed(0)
-    fused = LayerNormRNN(3, 4, impl="fused")
+    fused = FusedLayerNormRNN(3, 4)
     names = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "norm.weight", "norm.bias"]
     assert [n for n, _ in fused.named_parameters()] == names
     for (name, p), q in zip(fused.named_parameters(), ref.parameters(), strict=True):
         assert torch.equal(p, q), name
+
+
+def test_from_plain_holds_the_plain_parameters_and_norm() -> None:
+    ref = LayerNormRNN(3, 4, eps=1e-3).eval()
+    fused = FusedLayerNormRNN.from_plain(ref)
+    assert dict(fused.named_parameters()) == dict(ref.named_parameters())  # the same objects
+    assert fused.norm is ref.norm and fused.norm.eps == 1e-3 and not fused.training
+    assert (fused.input_size, fused.hidden_size) == (3, 4)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -121,19 +129,29 @@ def test_backends_agree(monkeypatch) -> None:
         torch.testing.assert_close(g_n, g_t, rtol=1e-10, atol=1e-12)
 
 
-def test_stack_passes_impl_and_checkpoints_interchange(backend: str) -> None:
+def test_accelerated_stack_equals_plain(backend: str) -> None:
     kwargs = dict(n_steps=12, n_features=1, horizon=3, target="seq2seq", hidden=[4, 3])
-    fused = build_net("ln_rnn", head="per_step", impl="fused", **kwargs)
-    ref = build_net("ln_rnn", head="per_step", impl="torch", **kwargs)
-    assert [layer.impl for layer in fused.stack.layers] == ["fused", "fused"]
-    assert [layer.impl for layer in ref.stack.layers] == ["torch", "torch"]
-    ref.load_state_dict(fused.state_dict())
+    ref = build_net("ln_rnn", head="per_step", **kwargs)
+    fused = accelerate(copy.deepcopy(ref))
+    assert [type(layer) for layer in ref.stack.layers] == [LayerNormRNN] * 2
+    assert [type(layer) for layer in fused.stack.layers] == [FusedLayerNormRNN] * 2
+    assert fused.state_dict().keys() == ref.state_dict().keys()
     assert_nets_agree(fused, ref, torch.randn(5, 12, 1))
 
 
-def test_unknown_impl_is_refused() -> None:
-    with pytest.raises(ConfigError, match=r"impl='cudnn'.*\['torch', 'fused'\]"):
-        LayerNormRNN(2, 3, impl="cudnn")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_function_computes_in_float32_under_cpu_autocast(backend: str, dtype) -> None:
+    fused, _ = _pair(2, 3)
+    fused.float()
+    x = torch.randn(4, 6, 2).to(dtype).requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, _ = fused(x)
+    assert out.dtype == torch.float32
+    out.sum().backward()
+    assert x.grad.dtype == dtype
+    torch.testing.assert_close(out, fused(x.detach().float())[0])
+    for p in fused.parameters():
+        assert p.grad.dtype == torch.float32 and p.grad.isfinite().all()
 
 
 @pytest.mark.skipif(not numba_installed(), reason="no numba")
@@ -161,6 +179,19 @@ def test_compiled_tanh_is_accurate(monkeypatch, dtype: torch.dtype) -> None:
     expected = torch.tanh(values.double()).to(dtype)  # float32: the correctly rounded value
     rtol = 1.5e-15 if dtype == torch.float64 else 1.2e-7  # ~6 ulp float64, 1 ulp float32
     torch.testing.assert_close(h, expected, rtol=rtol, atol=0, equal_nan=True)
+
+
+@pytest.mark.cuda
+def test_fused_computes_in_float32_under_cuda_autocast() -> None:
+    fused, ref = (m.float().cuda() for m in _pair(2, 5))
+    x = torch.randn(4, 6, 2, device="cuda")
+    with torch.autocast("cuda", dtype=torch.float16):
+        out, _ = fused(x)
+        out_ref, _ = ref(x)
+    assert out.dtype == torch.float32
+    out.sum().backward()
+    assert all(p.grad.isfinite().all() for p in fused.parameters())
+    torch.testing.assert_close(out, out_ref.float(), rtol=2e-2, atol=2e-2)
 
 
 @pytest.mark.cuda

@@ -17,16 +17,15 @@ from seqforecast.errors import ConfigError, InputError, NonFiniteLossError
 from seqforecast.outputs import atomic_write_json, read_status
 from seqforecast.train import train
 
-# Epochs of 176 small batches in training steps of 8; the signal goes out as epoch 1 starts, and
-# five more epochs leave room for a late signal (a loaded machine, or fast compiled layers) to
-# land mid-training all the same.
+# Epochs of 176 small batches, one optimizer step each; the signal goes out as epoch 1 starts,
+# and five more epochs leave room for a late signal (a loaded machine, or fast compiled layers)
+# to land mid-training all the same.
 EPOCHS = 6
 RUN = [
     "model=seq2seq",
     "data.n_series=1600",
     "data.split=[1408,96,96]",
     "data.batch_size=8",
-    "data.batches_per_call=8",
     f"trainer.max_epochs={EPOCHS}",
     "trainer.accelerator=cpu",
     "deterministic=true",
@@ -74,9 +73,13 @@ def test_kill_mid_epoch_then_resume_equals_uninterrupted(
     assert f"{sig.name} received" in err and "resume=" in err
     assert read_status(tmp_path / "run").startswith("interrupted")
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
-    _, _, done = ckpt["train_loss_epoch"]  # training batches of the epoch done
+    # The train loader's position, saved by Lightning with its loop state.
+    [position] = ckpt["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    done = position["batches"]
+    assert position["epoch"] == ckpt["epoch"], position
     assert 1 <= ckpt["epoch"] < EPOCHS and 0 < done < 176, "the checkpoint should be mid-epoch"
-    assert done % 8 == 0  # at the end of a training step (a group of 8 batches)
+    assert ckpt["global_step"] == 176 * ckpt["epoch"] + done  # one optimizer step per batch
+    assert ckpt["train_loss_epoch"][1] == 8 * done  # the epoch's partial loss: rows so far
 
     resumed = _script(f"resume={tmp_path / 'run'}", *RUN, cwd=tmp_path)
     _, err = resumed.communicate(timeout=300)

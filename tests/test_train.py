@@ -122,17 +122,17 @@ def test_cuda_fit_and_cpu_reload(make_cfg, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("extra", "shown"), [((), "4/4"), (("+trainer.limit_train_batches=1",), "3/3")]
+    ("extra", "shown"), [((), "4/4"), (("trainer.limit_train_batches=3",), "3/3")]
 )
 def test_progress_bar_counts_batches_and_shows_the_epoch_metrics(
     make_cfg, capfd, extra: tuple[str, ...], shown: str
 ) -> None:
-    # 64 series / 16 per batch = 4 batches an epoch, in training_step calls of 3 and 1
-    # (limited to one call: 3 batches).
-    train(make_cfg("trainer.max_epochs=2", "data.batches_per_call=3", *extra))
+    # 64 series / 16 per batch = 4 batches an epoch (limited: 3).
+    train(make_cfg("trainer.max_epochs=2", "trainer.log_every_n_steps=1", *extra))
     out = capfd.readouterr().out
     last = out[out.rindex("Epoch 1: 100%") :].splitlines()[0]
-    assert shown in last and "train/loss=" in last and "val/mse=" in last, last
-    # Every draw of the training bar counts batches, not the calls (2, or 1).
+    assert shown in last and "train/loss=" in last, last
+    # The monitored metric (val/mse_last by default) is on the bar, beside val/mse.
+    assert "val/mse=" in last and "val/mse_last=" in last, last
     epochs = [line for line in out.splitlines() if line.startswith("Epoch")]
     assert epochs and all(f"/{shown.split('/')[1]} " in line for line in epochs), epochs

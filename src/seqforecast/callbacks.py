@@ -1,4 +1,4 @@
-"""Callbacks: checkpoint and stop on SIGINT/SIGTERM; a progress bar light per step."""
+"""Callbacks: checkpoint and stop on SIGINT/SIGTERM; a progress bar light per batch."""
 
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ class TrainingInterrupted(SeqforecastError):
 class PreemptionCheckpoint(Callback):
     """On SIGINT or SIGTERM, finish the current training step, save ``last.ckpt`` and stop.
 
-    The checkpoint is written at the end of a ``training_step`` call (a group of
-    ``data.batches_per_call`` batches; the point Lightning resumes from exactly), then
-    :class:`TrainingInterrupted` is raised. The process
-    RNG states travel in the checkpoint, so a resumed run continues the same stream.
+    The checkpoint is written at the end of the current training batch (the point Lightning
+    resumes from exactly: its loops and the train loader's position are in the
+    checkpoint), then :class:`TrainingInterrupted` is raised. The process RNG states travel
+    in the checkpoint, so a resumed run continues the same stream.
     """
 
     def __init__(self, dirpath: str, filename: str = "last.ckpt") -> None:
@@ -74,10 +74,9 @@ class PreemptionCheckpoint(Callback):
             return
         trainer.save_checkpoint(self.path, weights_only=False)
         name = signal.Signals(signum).name
-        done = getattr(pl_module, "train_batches", batch_idx + 1)  # batches of this epoch
         raise TrainingInterrupted(
             f"{name} received: saved {self.path} at epoch {trainer.current_epoch} after "
-            f"{done} batches; continue with resume={self.path.parent.parent}",
+            f"{batch_idx + 1} batches; continue with resume={self.path.parent.parent}",
             signum,
         )
 
@@ -90,44 +89,15 @@ class PreemptionCheckpoint(Callback):
 
 
 class ProgressBar(TQDMProgressBar):
-    """Lightning's tqdm bar, counting batches (optimizer steps), with no metrics work per step.
+    """Lightning's tqdm bar, without rebuilding its metrics after every training batch.
 
-    With grouped training steps (``data.batches_per_call``) Lightning's bar would count
-    ``training_step`` calls; this one counts the batches of the epoch, as Keras does
-    (``219/219``), whenever the train loader's sampler says how many batches a call takes
-    (:class:`~seqforecast.data.batches.BatchIndexSampler`) and the module counts the
-    batches it has done (``train_batches``); otherwise it counts calls. ``ForecastModule``'s
-    bar metrics change once an epoch (``train/loss`` at its end, ``val/mse`` after
-    validation), when Lightning's epoch and validation hooks write them; per training step
-    this bar only advances its count, and tqdm redraws it at most every ``mininterval``
-    (0.1 s). The stock bar redraws twice and rebuilds its metrics every step. A module that
-    logs per-step metrics to the bar should use ``TQDMProgressBar``.
+    ``ForecastModule`` puts its metrics on the bar once an epoch (``train/loss`` at the
+    epoch's end, the validation metrics after validation), and Lightning's epoch and
+    validation hooks of this bar draw them then. Per training batch this bar only advances
+    its count (tqdm redraws it at most every ``mininterval``, 0.1 s); the stock bar also
+    rebuilds and redraws the metrics dict after every batch. A module that logs per-step
+    metrics to the bar should use ``TQDMProgressBar``.
     """
-
-    _counts_batches = False
-
-    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
-        self._counts_batches = self._batch_sampler() is not None
-        super().on_train_epoch_start(trainer, *args)
-
-    def _batch_sampler(self) -> Any:
-        """The train sampler when it gives ``batches_per_call`` and ``n_batches`` and the
-        module counts its batches (``train_batches``); else None (the bar counts calls)."""
-        sampler = getattr(self.trainer.train_dataloader, "sampler", None)
-        counted = hasattr(self.trainer.lightning_module, "train_batches")
-        grouped = hasattr(sampler, "batches_per_call") and hasattr(sampler, "n_batches")
-        return sampler if counted and grouped else None
-
-    @property
-    def total_train_batches(self) -> int | float:
-        """Batches of this epoch (calls when they cannot be counted; ``inf`` if unknown)."""
-        calls = super().total_train_batches
-        sampler = self._batch_sampler()
-        if sampler is None or calls == float("inf"):
-            return calls
-        # Limited epochs (limit_train_batches, fast_dev_run) take whole groups, but the
-        # last group of an epoch may be short.
-        return min(calls * sampler.batches_per_call, sampler.n_batches)
 
     def on_train_batch_end(
         self,
@@ -137,12 +107,7 @@ class ProgressBar(TQDMProgressBar):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        calls = batch_idx + 1
-        if self.is_enabled and (
-            calls % self.refresh_rate == 0 or calls == super().total_train_batches
-        ):
-            n = pl_module.train_batches if self._counts_batches else calls
-            # tqdm's own update: it redraws at most every `mininterval` (0.1 s); the epoch's
-            # end redraws the final count with the metrics.
+        n = batch_idx + 1
+        if self.is_enabled and (n % self.refresh_rate == 0 or n == self.total_train_batches):
             bar = self.train_progress_bar
             bar.update(n - bar.n)

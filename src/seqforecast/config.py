@@ -20,7 +20,9 @@ from seqforecast.data.scaling import SCALINGS
 from seqforecast.data.table import FILLS
 from seqforecast.data.windows import TARGETS
 from seqforecast.errors import ConfigError
-from seqforecast.models import HEADS, IMPLS, NETS
+from seqforecast.fast import LAYERS
+from seqforecast.models import HEADS, NETS
+from seqforecast.schedules import check_scheduler
 
 
 def _int(v: Any) -> bool:
@@ -79,12 +81,12 @@ RULES: dict[str, Rule] = {
     "monitor": choice(*MONITORS),
     "deterministic": BOOL,
     "resume": OPTIONAL_PATH,
+    "layers": choice(*LAYERS),
     "threads": Rule(lambda v: v is None or (_int(v) and v >= 1), "null or an integer >= 1"),
     "data.n_series": int_at_least(1),
     "data.split": SPLIT,
     "data.batch_size": int_at_least(1),
     "data.eval_batch_size": int_at_least(1),
-    "data.batches_per_call": int_at_least(1),
     "data.seed": INTEGER,
     "data.shuffle_seed": INTEGER,
     "data.path": NAME,
@@ -100,7 +102,6 @@ RULES: dict[str, Rule] = {
     "model.lr": POSITIVE,
     "model.n_features": int_at_least(1),
     "model.init": choice("keras", "torch"),
-    "model.impl": choice(*IMPLS),
     "model.adam_eps": Rule(lambda v: v is None or (_num(v) and v > 0), "null or a number > 0"),
     "model.filters": int_at_least(1),
     "model.kernel_size": int_at_least(1),
@@ -113,6 +114,8 @@ RULES: dict[str, Rule] = {
         "a positive integer, -1, 'auto' or a list of device ids",
     ),
     "trainer.gradient_clip_val": Rule(lambda v: v is None or (_num(v) and v >= 0), "null or >= 0"),
+    "trainer.gradient_clip_algorithm": choice(None, "norm", "value"),
+    "trainer.accumulate_grad_batches": int_at_least(1),
     "trainer.deterministic": BOOL,
     "trainer.fast_dev_run": Rule(
         lambda v: isinstance(v, bool) or (_int(v) and v >= 0), "true, false or batches >= 0"
@@ -128,9 +131,12 @@ def _check_keys(cfg: DictConfig, node_key: str) -> None:
     if not isinstance(node, DictConfig) or "_target_" not in node:
         return
     target = hydra.utils.get_class(node._target_)
-    params = inspect.signature(target).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
+    # Named parameters only: a **kwargs of ours takes old checkpoints' keys, not settings.
+    params = {
+        name: p
+        for name, p in inspect.signature(target).parameters.items()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
+    }
     for key in node:
         if not str(key).startswith("_") and key not in params:
             allowed = sorted(p for p in params if p != "self")
@@ -156,3 +162,5 @@ def validate_config(cfg: DictConfig) -> None:
         check_value(key, value, rule)
     for node_key in ("model", "data"):
         _check_keys(cfg, node_key)
+    if OmegaConf.select(cfg, "scheduler") is not None:
+        check_scheduler(OmegaConf.to_container(cfg.scheduler, resolve=True))

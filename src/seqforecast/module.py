@@ -2,53 +2,25 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from functools import partial
+from typing import Any
 
 import lightning as L
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.core.optimizer import LightningOptimizer
-from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import nn
 from torchmetrics import MeanSquaredError
 
-from seqforecast.data.batches import BatchGroup
 from seqforecast.data.windows import check_window
 from seqforecast.errors import ConfigError, NonFiniteLossError
 from seqforecast.models import build_net, output_steps
 from seqforecast.models.init import INITS, adam_eps, keras_init_
+from seqforecast.schedules import build_scheduler, check_scheduler, set_total_steps
 
 EVAL_STAGES = ("val", "test")
-# Hooks Lightning dispatches around each backward and optimizer step (manual_backward,
-# LightningOptimizer.step); the direct step path runs only while nothing overrides them.
-STEP_HOOKS = ("on_before_backward", "on_after_backward", "on_before_optimizer_step")
-
-
-@dataclass
-class EpochProgress:
-    """The current epoch's training so far: summed loss (weighted by rows), rows, batches.
-
-    A plain object rather than module attributes, so that its per-step updates skip
-    ``nn.Module.__setattr__``.
-    """
-
-    loss_sum: float = 0.0
-    rows: int = 0
-    batches: int = 0
-
-
-def direct_optimizer_step(optimizer: LightningOptimizer) -> None:
-    """``optimizer.step()`` minus the strategy and precision layers (one device, full precision).
-
-    What ``LightningOptimizer.step`` does there, less its per-step hook dispatch: the torch
-    step between the two callbacks through which Lightning's manual-optimization loop
-    counts optimizer steps (``global_step``, ``max_steps``, checkpoints rely on them).
-    """
-    optimizer._on_before_step()
-    optimizer.optimizer.step()
-    optimizer._on_after_step()
+# Hyperparameters that checkpoints of earlier versions carry and that no longer mean anything
+# to the module: the layer implementation is now chosen when a run or a prediction starts
+# (``layers``, see seqforecast.fast), and gradient clipping is the Trainer's.
+LEGACY_HPARAMS = ("impl", "gradient_clip_val", "gradient_clip_algorithm")
 
 
 class ForecastModule(L.LightningModule):
@@ -59,14 +31,17 @@ class ForecastModule(L.LightningModule):
     inputs (``[B, T', k]``) is scored on ``y[:, output_steps]``, the targets of the input
     steps its outputs end at. ``init="keras"`` re-initialises the net like Keras
     (:func:`~seqforecast.models.init.keras_init_`); ``adam_eps=None`` follows ``init``
-    (Keras 1e-7, torch 1e-8). Training uses manual optimization: each ``training_step``
-    call gets a group of batches (:class:`~seqforecast.data.batches.BatchGroup`) and
-    takes one Adam step per batch, so Lightning's per-call work is paid once per group;
-    ``gradient_clip_val`` (norm, or ``gradient_clip_algorithm="value"``) clips every
-    step, and a non-finite loss stops training before its ``backward``. Logged metrics:
-    ``train/loss`` (epoch mean), ``{val,test}/mse`` (over every output) and
-    ``{val,test}/mse_last`` (the last time step's ``k`` outputs, the chapter's
-    ``last_time_step_mse``; equal to ``mse`` for ``next`` targets).
+    (Keras 1e-7, torch 1e-8). ``scheduler`` is a plain dict naming a learning-rate schedule
+    and its settings (:mod:`seqforecast.schedules`; ``None``: constant rate).
+
+    Training is Lightning's automatic optimization: ``training_step`` returns the loss of
+    one batch, and the Trainer does backward, clipping, accumulation, precision and the
+    optimizer and scheduler steps. A non-finite loss stops training before its backward
+    (checked each step on the CPU, where reading the loss costs nothing; on an accelerator,
+    without a host sync per step, before any checkpoint is written and at the epoch's end).
+    Logged metrics: ``train/loss`` (epoch mean, weighted by batch size), ``{val,test}/mse``
+    (over every output) and ``{val,test}/mse_last`` (the last time step's ``k`` outputs,
+    the chapter's ``last_time_step_mse``; equal to ``mse`` for ``next`` targets).
     """
 
     def __init__(
@@ -85,11 +60,13 @@ class ForecastModule(L.LightningModule):
         kernel_size: int = 4,
         stride: int = 2,
         dilations: list[int] | None = None,
-        impl: str = "fused",
-        gradient_clip_val: float | None = None,
-        gradient_clip_algorithm: str = "norm",
+        scheduler: dict[str, Any] | None = None,
+        **legacy: Any,
     ) -> None:
         super().__init__()
+        unknown = sorted(set(legacy) - set(LEGACY_HPARAMS))
+        if unknown:
+            raise ConfigError(f"model.{unknown[0]} is not a setting of ForecastModule")
         check_window(n_steps, horizon, target)
         if not isinstance(lr, int | float) or isinstance(lr, bool) or not lr > 0:
             raise ConfigError(f"model.lr must be a positive number, got {lr!r}")
@@ -99,14 +76,8 @@ class ForecastModule(L.LightningModule):
             not isinstance(adam_eps, int | float) or isinstance(adam_eps, bool) or not adam_eps > 0
         ):
             raise ConfigError(f"model.adam_eps must be a positive number or null, got {adam_eps!r}")
-        if gradient_clip_algorithm not in ("norm", "value"):
-            raise ConfigError(
-                "trainer.gradient_clip_algorithm must be 'norm' or 'value', got "
-                f"{gradient_clip_algorithm!r}"
-            )
-        self.save_hyperparameters()
-        # Several optimizer steps per training_step call (see the class docstring).
-        self.automatic_optimization = False
+        self.schedule = check_scheduler(scheduler)
+        self.save_hyperparameters(ignore=list(legacy))
         self.net = build_net(
             net,
             n_steps=n_steps,
@@ -119,7 +90,6 @@ class ForecastModule(L.LightningModule):
             kernel_size=kernel_size,
             stride=stride,
             dilations=dilations,
-            impl=impl,
         )
         if init == "keras":
             keras_init_(self.net)
@@ -132,18 +102,11 @@ class ForecastModule(L.LightningModule):
             )
         # Input steps whose seq2seq targets the outputs align to; None when all of them.
         self.steps = None if steps == list(range(n_steps)) else torch.tensor(steps)
-        # The epoch's summed training loss (a float: each step reads its loss once anyway,
-        # for the non-finite check), its series and its batches (reset every epoch; a
-        # mid-epoch checkpoint keeps them).
-        self.epoch_progress = EpochProgress()
-        self.direct_step = False  # set at the start of fit (see on_train_start)
+        # The epoch's training loss summed on the loss's device (weighted by rows), and rows.
+        self.loss_sum: torch.Tensor | None = None
+        self.loss_rows = 0
         self.mse = nn.ModuleDict({s: MeanSquaredError() for s in EVAL_STAGES})
         self.mse_last = nn.ModuleDict({s: MeanSquaredError() for s in EVAL_STAGES})
-
-    @property
-    def train_batches(self) -> int:
-        """Training batches done in the current epoch (where a mid-epoch resume continues)."""
-        return self.epoch_progress.batches
 
     @property
     def trainable(self) -> bool:
@@ -166,27 +129,32 @@ class ForecastModule(L.LightningModule):
         """Seq2seq targets of the steps the net outputs: ``[B, T, k] -> [B, T', k]``."""
         return y if self.steps is None else y[:, self.steps.to(y.device)]
 
-    def train_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """The MSE loss of one training batch, added to the epoch's running sum.
-
-        Raises :class:`NonFiniteLossError` on a NaN/inf loss, before its backward can
-        reach the weights. The loss value is the step's one host read (no per-step
-        ``self.log``: it took about a fifth of the fit of these tiny models).
-        """
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
+        """The MSE loss of one ``(x, y)`` batch, added to the epoch's running sum."""
+        x, y = batch
         loss = F.mse_loss(self(x), self.align(y))
-        value = loss.item()
-        if not math.isfinite(value):
-            raise NonFiniteLossError(
-                f"training loss became {value} at epoch {self.current_epoch}, batch "
-                f"{self.train_batches} (global step {self.global_step}); likely causes: a "
-                f"learning rate too high (model.lr={self.hparams.lr}) or non-finite input "
-                "data; no checkpoint was written from this step (try a lower model.lr or "
-                "trainer.gradient_clip_val)"
-            )
-        progress = self.epoch_progress
-        progress.loss_sum += value * len(x)
-        progress.rows += len(x)
+        weighted = loss.detach().float() * len(x)
+        self.loss_sum = weighted if self.loss_sum is None else self.loss_sum + weighted
+        self.loss_rows += len(x)
+        if loss.device.type == "cpu" and not torch.isfinite(loss):
+            self._stop(f"at epoch {self.current_epoch}, batch {batch_idx}", loss.item())
         return loss
+
+    def _stop(self, where: str, value: float) -> None:
+        raise NonFiniteLossError(
+            f"training loss became {value} {where} (global step {self.global_step}); likely "
+            f"causes: a learning rate too high (model.lr={self.hparams.lr}) or non-finite input "
+            "data; no checkpoint was written from this step (try a lower model.lr or "
+            "trainer.gradient_clip_val)"
+        )
+
+    def check_finite(self) -> None:
+        """Raise :class:`NonFiniteLossError` if the epoch's training loss so far is NaN/inf.
+
+        One host read; on the CPU every step was already checked in ``training_step``.
+        """
+        if self.loss_sum is not None and not torch.isfinite(self.loss_sum):
+            self._stop(f"in epoch {self.current_epoch}", self.loss_sum.item())
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         x, y = batch
@@ -197,78 +165,33 @@ class ForecastModule(L.LightningModule):
         self.mse_last[stage].update(last_hat, last)
 
     def _log_eval(self, stage: str) -> None:
-        # Once per epoch, not per batch (each self.log of a metric costs about 0.3 ms):
-        # Lightning computes the metric (reduced across processes under DDP) and resets it.
-        self.log(f"{stage}/mse", self.mse[stage], prog_bar=stage == "val")
-        self.log(f"{stage}/mse_last", self.mse_last[stage])
-
-    def on_train_epoch_start(self) -> None:
-        self.epoch_progress = EpochProgress()
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # A mid-epoch checkpoint (preemption) carries the epoch's partial training loss and
-        # the batches done, where the resumed epoch continues.
-        progress = self.epoch_progress
-        checkpoint["train_loss_epoch"] = [progress.loss_sum, progress.rows, progress.batches]
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        loss_sum, rows, *batches = checkpoint.get("train_loss_epoch", [0.0, 0, 0])
-        self.epoch_progress = EpochProgress(float(loss_sum), rows, batches[0] if batches else 0)
+        # Once per epoch: Lightning computes each metric (reduced across processes under
+        # DDP) and resets it. Both validation metrics go to the progress bar, since either
+        # may be the monitored one.
+        bar = stage == "val"
+        self.log(f"{stage}/mse", self.mse[stage], prog_bar=bar)
+        self.log(f"{stage}/mse_last", self.mse_last[stage], prog_bar=bar)
 
     def on_train_start(self) -> None:
-        # On one device in full precision, manual_backward and LightningOptimizer.step are
-        # loss.backward() and optimizer.step() plus per-step hook dispatch, about a tenth of
-        # an epoch of these ~2 ms steps (README, Speed): the step calls torch directly unless a
-        # callback or this module overrides one of those hooks (or `backward`), so hooks
-        # that exist always run. DDP (gradient sync) and mixed precision (loss scaling)
-        # go through Lightning.
-        trainer = self.trainer
-        listened = any(
-            is_overridden(hook, callback, L.Callback)
-            for callback in trainer.callbacks
-            for hook in STEP_HOOKS
-        ) or any(is_overridden(hook, self, L.LightningModule) for hook in (*STEP_HOOKS, "backward"))
-        self.direct_step = (
-            trainer.world_size == 1
-            and trainer.precision in ("32-true", "64-true")
-            and not listened
-            and hasattr(self.optimizers(), "_on_before_step")
-        )
+        # Step schedules learn the run's length now that Lightning has the train loader
+        # (see seqforecast.schedules for why not in configure_optimizers).
+        for config in self.trainer.lr_scheduler_configs:
+            set_total_steps(config.scheduler, self.trainer.estimated_stepping_batches)
 
-    def training_step(self, batch: BatchGroup, batch_idx: int) -> None:
-        """One Adam step per ``(x, y)`` batch of the group, in order."""
-        optimizer = self.optimizers()
-        if self.direct_step:  # torch itself (see on_train_start)
-            zero_grad, backward = optimizer.optimizer.zero_grad, torch.Tensor.backward
-            step = partial(direct_optimizer_step, optimizer)
-        else:
-            zero_grad, backward, step = optimizer.zero_grad, self.manual_backward, optimizer.step
-        clip, algorithm = self.hparams.gradient_clip_val, self.hparams.gradient_clip_algorithm
-        progress = self.epoch_progress
-        # trainer.max_steps counts optimizer steps: the epoch's batch count to stop at
-        # (-1: no limit), so that the loop reads no trainer state per step.
-        max_steps = self.trainer.max_steps
-        stop = progress.batches + max_steps - self.trainer.global_step if max_steps >= 0 else -1
-        for x, y in batch:
-            loss = self.train_loss(x, y)
-            zero_grad(set_to_none=True)
-            backward(loss)
-            if clip:
-                self.clip_gradients(
-                    optimizer, gradient_clip_val=clip, gradient_clip_algorithm=algorithm
-                )
-            step()
-            progress.batches += 1
-            if 0 <= stop <= progress.batches:
-                break
+    def on_train_epoch_start(self) -> None:
+        # Not called when Lightning resumes mid-epoch: the checkpoint's partial sum goes on.
+        self.loss_sum, self.loss_rows = None, 0
 
     def on_train_epoch_end(self) -> None:
         """Log ``train/loss``: the epoch's mean loss, weighted by batch size."""
-        progress = self.epoch_progress
-        if progress.rows:
+        if self.loss_rows:
+            self.check_finite()
             # sync_dist: the mean over every process under DDP (one reduce per epoch).
-            mean = torch.tensor(progress.loss_sum / progress.rows, device=self.device)
-            self.log("train/loss", mean, prog_bar=True, sync_dist=True)
+            self.log("train/loss", self.loss_sum / self.loss_rows, prog_bar=True, sync_dist=True)
+
+    def on_validation_epoch_start(self) -> None:
+        if self.trainer.training:  # validation inside fit: never score (or save) bad weights
+            self.check_finite()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -285,7 +208,33 @@ class ForecastModule(L.LightningModule):
     def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         return self(batch[0])
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # Every checkpoint (best, last, periodic, preemption) passes here first: none is
+        # written from non-finite training. A mid-epoch one carries the epoch's partial loss.
+        self.check_finite()
+        total = 0.0 if self.loss_sum is None else self.loss_sum.item()
+        checkpoint["train_loss_epoch"] = [total, self.loss_rows]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        total, rows, *_ = checkpoint.get("train_loss_epoch", [0.0, 0])
+        self.loss_sum = torch.tensor(float(total), device=self.device) if rows else None
+        self.loss_rows = int(rows)
+
+    def _precision(self) -> str:
+        try:
+            return str(self.trainer.precision)
+        except RuntimeError:  # not attached to a Trainer (built by hand)
+            return "32-true"
+
+    def configure_optimizers(self) -> Any:
         eps = adam_eps(self.hparams.init, self.hparams.adam_eps)
-        # fused=True: one kernel per step for all parameters (same Adam math, fewer tiny ops).
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, eps=eps, fused=True)
+        # fused: one kernel per step for all parameters (same Adam math, fewer tiny ops).
+        # Not under 16-mixed: clipping needs the gradients unscaled first, which Lightning
+        # refuses for an optimizer that unscales inside its own step (as fused Adam does).
+        fused = self._precision() != "16-mixed"
+        lr = self.hparams.lr
+        optimizer = torch.optim.Adam(self.parameters(), lr=lr, eps=eps, fused=fused)
+        scheduler = build_scheduler(self.schedule, optimizer, lr)
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -25,15 +25,25 @@ from seqforecast.data.scaling import Scaler
 from seqforecast.data.sine import STAGES, SineDataModule
 from seqforecast.data.table import future_times, load_table, read_frame
 from seqforecast.errors import ConfigError, InputError, SeqforecastError
+from seqforecast.fast import use_layers
 from seqforecast.forecast import WINDOWS, iterative_forecast
-from seqforecast.module import ForecastModule
+from seqforecast.module import LEGACY_HPARAMS, ForecastModule
 from seqforecast.outputs import atomic_open, atomic_write_json, atomic_write_text
 from seqforecast.plots import plot_forecasts
 
 DEVICES = ("auto", "cpu", "cuda")
 INPUT_SUFFIXES = (".npy", ".csv")
 OUTPUT_NAMES = ("predictions", "metrics", "errors", "plot")
-MODULE_ARGS = tuple(inspect.signature(ForecastModule.__init__).parameters)[1:]
+# The settings a checkpoint's hyper_parameters may hold: ForecastModule's named arguments,
+# and those of earlier versions that it still accepts (and ignores).
+MODULE_ARGS = (
+    *(
+        name
+        for name, p in inspect.signature(ForecastModule.__init__).parameters.items()
+        if name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
+    ),
+    *LEGACY_HPARAMS,
+)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -411,15 +421,17 @@ class Forecaster:
         return x, y, settings
 
 
-def load_forecaster(path: str | Path, device: str = "auto") -> Forecaster:
+def load_forecaster(path: str | Path, device: str = "auto", layers: str = "fast") -> Forecaster:
     """A :class:`Forecaster` from a ``train.py`` checkpoint, on ``device`` (auto|cpu|cuda).
 
     The checkpoint is read with ``weights_only=True`` onto the CPU; no device or
-    accelerator setting is taken from it.
+    accelerator setting is taken from it. ``layers`` (fast|plain) picks the layer
+    implementation, as in training (:func:`seqforecast.fast.use_layers`).
     """
     dev = resolve_device(device)
     ckpt = read_checkpoint(path)
     module = build_module(ckpt, path)
+    use_layers(module, layers)
     data = ckpt.get("datamodule_hyper_parameters")
     state = ckpt.get(FileDataModule.__qualname__)
     scaler = Scaler.from_dict(state["scaler"]) if isinstance(state, dict) and state else None
@@ -476,7 +488,7 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
-    forecaster = load_forecaster(cfg.ckpt_path, cfg.device)
+    forecaster = load_forecaster(cfg.ckpt_path, cfg.device, cfg.get("layers", "fast"))
     ahead = forecaster.horizon if cfg.ahead is None else cfg.ahead
     forecaster.check_options(ahead, cfg.window, cfg.batch_size)
     if forecaster.file_data:

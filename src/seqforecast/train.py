@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from seqforecast.callbacks import TrainingInterrupted
 from seqforecast.config import validate_config
 from seqforecast.errors import ConfigError, SeqforecastError
+from seqforecast.fast import use_layers
 from seqforecast.outputs import (
     atomic_write_json,
     atomic_write_text,
@@ -75,26 +76,12 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-# The module clips in its own training step (manual optimization, several optimizer steps
-# per call), and Lightning refuses these Trainer arguments there: the trainer.* keys go
-# to ForecastModule (see clipping_args), the Trainer gets None.
-NO_TRAINER_CLIPPING = {"gradient_clip_val": None, "gradient_clip_algorithm": None}
-
-
-def clipping_args(cfg: DictConfig) -> dict[str, Any]:
-    """``trainer.gradient_clip_val`` / ``trainer.gradient_clip_algorithm`` for the module."""
-    return {
-        "gradient_clip_val": cfg.trainer.get("gradient_clip_val"),
-        "gradient_clip_algorithm": cfg.trainer.get("gradient_clip_algorithm") or "norm",
-    }
-
-
 def build_trainer(cfg: DictConfig) -> L.Trainer:
     """The Trainer with the config's callbacks and logger."""
     check_accelerator(str(cfg.trainer.get("accelerator", "auto")))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger, **NO_TRAINER_CLIPPING)
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
 
 def parallel_thread_share() -> int | None:
@@ -124,7 +111,6 @@ def single_device_trainer(cfg: DictConfig) -> L.Trainer:
         logger=False,
         callbacks=[],
         enable_model_summary=False,
-        **NO_TRAINER_CLIPPING,
     )
 
 
@@ -195,7 +181,8 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
 
     datamodule = instantiate(cfg.data)
     # The input width comes from the data (file data: target + extra input columns).
-    model = instantiate(cfg.model, n_features=datamodule.n_features, **clipping_args(cfg))
+    model = instantiate(cfg.model, n_features=datamodule.n_features)
+    use_layers(model, cfg.get("layers", "fast"))
     trainer = build_trainer(cfg)
 
     start = time.perf_counter()

@@ -98,7 +98,6 @@ class FileDataModule(SplitLoaders, L.LightningDataModule):
         batch_size: int = 32,
         eval_batch_size: int = 1024,
         shuffle_seed: int = 42,
-        batches_per_call: int = 128,
     ) -> None:
         super().__init__()
         check_window(n_steps, horizon, target_kind)
@@ -122,7 +121,6 @@ class FileDataModule(SplitLoaders, L.LightningDataModule):
             eval_batch_size,
             shuffle_seed,
         )
-        self.batches_per_call = batches_per_call
         self.columns = [target, *inputs]
         self.n_features = len(self.columns)
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}

@@ -61,7 +61,6 @@ class SineDataModule(SplitLoaders, L.LightningDataModule):
         eval_batch_size: int = 1024,
         seed: int = 42,
         shuffle_seed: int = 42,
-        batches_per_call: int = 128,
     ) -> None:
         super().__init__()
         check_window(n_steps, horizon, target)
@@ -69,7 +68,6 @@ class SineDataModule(SplitLoaders, L.LightningDataModule):
             ("n_series", n_series),
             ("batch_size", batch_size),
             ("eval_batch_size", eval_batch_size),
-            ("batches_per_call", batches_per_call),
         ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"data.{key} must be a positive integer, got {value!r}")
@@ -79,7 +77,6 @@ class SineDataModule(SplitLoaders, L.LightningDataModule):
         self.n_steps, self.horizon, self.target = n_steps, horizon, target
         self.n_series, self.batch_size, self.eval_batch_size = n_series, batch_size, eval_batch_size
         self.seed, self.shuffle_seed = seed, shuffle_seed
-        self.batches_per_call = batches_per_call
         self.n_features = 1
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 

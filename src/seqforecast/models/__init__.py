@@ -19,10 +19,10 @@ from seqforecast.models.baselines import Linear, Naive
 from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
 from seqforecast.models.heads import LastStepHead, PerStepHead, StateHead
 from seqforecast.models.norm_rnn import BatchNormRNNStack, LayerNormRNNStack
-from seqforecast.models.recurrent import CELLS, IMPLS, RecurrentForecaster, RecurrentStack
+from seqforecast.models.recurrent import CELLS, RecurrentForecaster, RecurrentStack
 
-# Recurrent stacks ``(n_features, hidden, impl) -> [B, T, hidden[-1]]``, used under a head.
-STACKS: dict[str, Callable[[int, list[int], str], nn.Module]] = {
+# Recurrent stacks ``(n_features, hidden) -> [B, T, hidden[-1]]``, used under a head.
+STACKS: dict[str, Callable[[int, list[int]], nn.Module]] = {
     **{cell: partial(RecurrentStack, cell) for cell in CELLS},
     "ln_rnn": LayerNormRNNStack,
     "rnn_bn": BatchNormRNNStack,
@@ -78,7 +78,6 @@ def _build_conv(
     kernel_size: int,
     stride: int,
     dilations: Sequence[int] | None,
-    impl: str,
 ) -> nn.Module:
     if not per_step:
         raise ConfigError(f"model.net={net} emits one forecast per step: it needs target=seq2seq")
@@ -90,9 +89,7 @@ def _build_conv(
             raise ConfigError(
                 f"model.kernel_size={kernel_size} is longer than the window n_steps={n_steps}"
             )
-        return ConvGRU(
-            n_features, horizon, _check_hidden(hidden), filters, kernel_size, stride, impl
-        )
+        return ConvGRU(n_features, horizon, _check_hidden(hidden), filters, kernel_size, stride)
     dilations = _check_positive_ints("dilations", dilations or [])
     if net == "wavenet_gated":
         return GatedWaveNet(n_features, horizon, filters, dilations)
@@ -112,7 +109,6 @@ def build_net(
     kernel_size: int = 4,
     stride: int = 2,
     dilations: Sequence[int] | None = None,
-    impl: str = "fused",
 ) -> nn.Module:
     """Build the network named ``net`` (one of :data:`NETS`).
 
@@ -123,11 +119,9 @@ def build_net(
     ``stride`` and the GRU widths ``hidden``; ``wavenet`` uses ``filters``,
     ``kernel_size`` and ``dilations``; ``wavenet_gated`` uses ``filters`` and one
     residual block per entry of ``dilations`` (kernel 2).
-    ``impl`` picks the ``nn.RNN``/``nn.GRU`` layers of every net that has them:
-    ``fused`` (hand-written BPTT on CPU, cuDNN on CUDA) or ``torch``; both hold the
-    same parameters. For ``ln_rnn`` it picks the LN cell's step loop (``torch``) or its
-    fused layer with hand-written BPTT (``fused``, models/fused_ln.py); LSTM is always
-    torch's fused kernel.
+    The nets are plain torch layers (``nn.RNN``, ``nn.GRU``, ``nn.LSTM``, ``nn.Conv1d``, the
+    LN cell's step loop); :func:`seqforecast.fast.accelerate` swaps in faster layers that
+    hold the same parameters.
     """
     per_step = target == "seq2seq"
     if net == "naive":
@@ -136,8 +130,6 @@ def build_net(
         if per_step:
             raise ConfigError("model.net=linear flattens the window: it needs target=next")
         return Linear(n_steps, n_features, horizon)
-    if impl not in IMPLS:
-        raise ConfigError(f"model.impl={impl!r} is unknown; choose one of {list(IMPLS)}")
     if net in CONV_NETS:
         return _build_conv(
             net,
@@ -150,12 +142,9 @@ def build_net(
             kernel_size=kernel_size,
             stride=stride,
             dilations=dilations,
-            impl=impl,
         )
     if net not in STACKS:
         raise ConfigError(f"model.net={net!r} is unknown; choose one of {list(NETS)}")
-    if impl not in IMPLS:
-        raise ConfigError(f"model.impl={impl!r} is unknown; choose one of {list(IMPLS)}")
     if head not in HEADS:
         raise ConfigError(f"model.head={head!r} is unknown; choose one of {list(HEADS)}")
     if head == "linear" and per_step:
@@ -165,7 +154,7 @@ def build_net(
     if head == "per_step" and not per_step:
         raise ConfigError("model.head=per_step emits every step; target=next needs linear or none")
     hidden = _check_hidden(hidden)
-    stack = STACKS[net](n_features, hidden, impl)
+    stack = STACKS[net](n_features, hidden)
     if head == "none":
         if hidden[-1] != horizon:
             raise ConfigError(
@@ -180,4 +169,4 @@ def build_net(
     return RecurrentForecaster(stack, out)
 
 
-__all__ = ["HEADS", "IMPLS", "NETS", "STACKS", "build_net", "output_steps"]
+__all__ = ["CELLS", "CONV_NETS", "HEADS", "NETS", "STACKS", "build_net", "output_steps"]

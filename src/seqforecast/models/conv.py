@@ -2,6 +2,9 @@
 
 Both are seq2seq nets: ``x [B, T, F] -> [B, T', k]``. Each says which input step every
 output step ends at (:meth:`output_steps`), so the seq2seq targets can be aligned to it.
+``nn.Conv1d`` wants channels first, so the series are transposed to ``[B, C, T]`` on the
+way in and back to ``[B, T, C]`` on the way out. :mod:`seqforecast.fast` swaps in versions
+that compute the same nets channels last, on the same parameters.
 """
 
 from __future__ import annotations
@@ -11,6 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from seqforecast.models.recurrent import RecurrentStack
+
+
+def causal_pad(z: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
+    """Left-pad ``z [B, C, T]`` with the ``(kernel_size - 1) * dilation`` zeros that make
+    ``conv`` causal (Keras ``padding="causal"``): output step ``t`` then sees inputs up to ``t``."""
+    pad = (conv.kernel_size[0] - 1) * conv.dilation[0]
+    return F.pad(z, (pad, 0))  # [B, C, T] -> [B, C, pad + T]
 
 
 class ConvGRU(nn.Module):
@@ -30,12 +40,11 @@ class ConvGRU(nn.Module):
         filters: int = 20,
         kernel_size: int = 4,
         stride: int = 2,
-        impl: str = "torch",
     ) -> None:
         super().__init__()
         self.kernel_size, self.stride = kernel_size, stride
         self.conv = nn.Conv1d(n_features, filters, kernel_size, stride=stride)
-        self.stack = RecurrentStack("gru", filters, hidden, impl)
+        self.stack = RecurrentStack("gru", filters, hidden)
         self.head = nn.Linear(hidden[-1], horizon)
 
     def output_steps(self, n_steps: int) -> list[int]:
@@ -43,70 +52,8 @@ class ConvGRU(nn.Module):
         return list(range(self.kernel_size - 1, n_steps, self.stride))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # The conv channels last: the windows as [B, T', F, k] (a view), then one matmul with
-        # the weight [C, F, k] as stored; twice as fast as F.conv1d forward + backward here.
-        windows = x.unfold(1, self.kernel_size, self.stride)  # [B, T, F] -> [B, T', F, k]
-        z = F.linear(windows.flatten(2), self.conv.weight.flatten(1), self.conv.bias)  # [B, T', C]
-        return self.head(self.stack(z))  # [B, T', H] -> [B, T', k]
-
-
-def causal_conv1d(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, dilation: int = 1
-) -> torch.Tensor:
-    """Causal dilated conv (Keras ``padding="causal"``) on channels-last series.
-
-    ``x [B, T, C_in]``, ``weight [C_out, C_in, k]`` (``nn.Conv1d``'s layout), ``bias [C_out]``
-    or ``None`` -> ``[B, T, C_out]``; output step ``t`` sees inputs ``t - (k - 1) d .. t``
-    (zeros before the start). Computed as the ``k`` delayed copies of ``x`` stacked per
-    channel, ``taps[b, t, c, j] = x[b, t - (k - 1 - j) d, c]``, then one ``F.linear`` with the
-    weight as stored: at the chapter's sizes (batch 32, 50 steps, 20 channels, kernel 2) its
-    forward + backward took about two thirds of ``F.conv1d``'s time on one CPU thread.
-    """
-    batch, steps, c_in = x.shape
-    c_out, _, kernel_size = weight.shape
-    pad = F.pad(x, (0, 0, (kernel_size - 1) * dilation, 0))  # [B, (k - 1) d + T, C_in]
-    taps = torch.stack(
-        [pad[:, j * dilation : j * dilation + steps] for j in range(kernel_size)], dim=-1
-    )  # [B, T, C_in, k]
-    taps = taps.view(batch, steps, c_in * kernel_size)
-    return F.linear(taps, weight.reshape(c_out, c_in * kernel_size), bias)  # [B, T, C_out]
-
-
-class CausalConv1d(nn.Conv1d):
-    """Causal dilated ``Conv1d`` (Keras ``padding="causal"``) on channels-last series.
-
-    ``x [B, T, C_in] -> [B, T, C_out]``: output step ``t`` sees inputs
-    ``t - (kernel_size - 1) * dilation .. t`` (zeros before the start); stride 1, no groups.
-    Parameters, names and initialisation are ``nn.Conv1d``'s (``weight [C_out, C_in, k]``,
-    ``bias [C_out]``), so checkpoints of the former channels-first layer load unchanged.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        dilation: int = 1,
-        bias: bool = True,
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, dilation=dilation, bias=bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # [B, T, C_in] -> [B, T, C_out]
-        return causal_conv1d(x, self.weight, self.bias, self.dilation[0])
-
-
-class Conv1x1(nn.Conv1d):
-    """A kernel-1 ``Conv1d`` on channels-last series: ``F.linear`` on ``weight[:, :, 0]``.
-
-    ``x [B, T, C_in] -> [B, T, C_out]``; parameters as ``nn.Conv1d(C_in, C_out, 1)``.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(in_channels, out_channels, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight.squeeze(-1), self.bias)  # [B, T, C_in] -> [B, T, C_out]
+        z = self.conv(x.transpose(1, 2))  # [B, F, T] -> [B, C, T']
+        return self.head(self.stack(z.transpose(1, 2)))  # [B, T', C] -> [B, T', H] -> [B, T', k]
 
 
 class WaveNet(nn.Module):
@@ -114,7 +61,6 @@ class WaveNet(nn.Module):
 
     ``x [B, T, F] -> [B, T, k]``; every output step is aligned with its own input step.
     With kernel 2 and dilations 1, 2, 4, 8, 1, 2, 4, 8 the receptive field is 31 steps.
-    Computed channels last throughout (:func:`causal_conv1d`).
     """
 
     def __init__(
@@ -129,20 +75,20 @@ class WaveNet(nn.Module):
         dilations = list(dilations or [1, 2, 4, 8, 1, 2, 4, 8])
         channels = [n_features] + [filters] * len(dilations)
         self.convs = nn.ModuleList(
-            CausalConv1d(c_in, filters, kernel_size, dilation=d)
+            nn.Conv1d(c_in, filters, kernel_size, dilation=d)
             for c_in, d in zip(channels[:-1], dilations, strict=True)
         )
-        self.out = Conv1x1(filters, horizon)
+        self.out = nn.Conv1d(filters, horizon, 1)
 
     def output_steps(self, n_steps: int) -> list[int]:
         """Every input step has its own output step."""
         return list(range(n_steps))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = x
+        z = x.transpose(1, 2)  # [B, T, F] -> [B, F, T]
         for conv in self.convs:
-            z = torch.relu(conv(z))  # [B, T, C]
-        return self.out(z)  # [B, T, C] -> [B, T, k]
+            z = torch.relu(conv(causal_pad(z, conv)))  # [B, C, T]
+        return self.out(z).transpose(1, 2)  # [B, C, T] -> [B, k, T] -> [B, T, k]
 
 
 class GatedWaveNet(nn.Module):
@@ -152,8 +98,7 @@ class GatedWaveNet(nn.Module):
     ``Conv1d(2 * filters, k=2, dilation)``, the gated unit ``tanh(a) * sigmoid(b)`` (once,
     not the notebook's double tanh), a 1x1 ``Conv1d(filters)``; the block's output is added
     to its input (residual) and kept as a skip. ``relu(sum of skips)`` -> 1x1
-    ``Conv1d(filters)`` + ReLU -> 1x1 ``Conv1d(k)``. ``x [B, T, F] -> [B, T, k]``,
-    computed channels last throughout.
+    ``Conv1d(filters)`` + ReLU -> 1x1 ``Conv1d(k)``. ``x [B, T, F] -> [B, T, k]``.
     """
 
     def __init__(
@@ -161,24 +106,25 @@ class GatedWaveNet(nn.Module):
     ) -> None:
         super().__init__()
         dilations = list(dilations or [1, 2, 4])
-        self.first = CausalConv1d(n_features, filters, 2)
+        self.first = nn.Conv1d(n_features, filters, 2)
         self.gates = nn.ModuleList(
-            CausalConv1d(filters, 2 * filters, 2, dilation=d) for d in dilations
+            nn.Conv1d(filters, 2 * filters, 2, dilation=d) for d in dilations
         )
-        self.mixes = nn.ModuleList(Conv1x1(filters, filters) for _ in dilations)
-        self.post = Conv1x1(filters, filters)
-        self.out = Conv1x1(filters, horizon)
+        self.mixes = nn.ModuleList(nn.Conv1d(filters, filters, 1) for _ in dilations)
+        self.post = nn.Conv1d(filters, filters, 1)
+        self.out = nn.Conv1d(filters, horizon, 1)
 
     def output_steps(self, n_steps: int) -> list[int]:
         """Every input step has its own output step."""
         return list(range(n_steps))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.first(x)  # [B, T, F] -> [B, T, C]
+        z = x.transpose(1, 2)  # [B, T, F] -> [B, F, T]
+        z = self.first(causal_pad(z, self.first))  # [B, C, T]
         skips = 0
         for gate, mix in zip(self.gates, self.mixes, strict=True):
-            a, b = gate(z).chunk(2, dim=-1)  # [B, T, 2C] -> 2 x [B, T, C]
-            s = mix(torch.tanh(a) * torch.sigmoid(b))  # [B, T, C]
+            a, b = gate(causal_pad(z, gate)).chunk(2, dim=1)  # [B, 2C, T] -> 2 x [B, C, T]
+            s = mix(torch.tanh(a) * torch.sigmoid(b))  # [B, C, T]
             z, skips = z + s, skips + s
-        z = torch.relu(self.post(torch.relu(skips)))  # [B, T, C]
-        return self.out(z)  # [B, T, C] -> [B, T, k]
+        z = torch.relu(self.post(torch.relu(skips)))  # [B, C, T]
+        return self.out(z).transpose(1, 2)  # [B, C, T] -> [B, k, T] -> [B, T, k]

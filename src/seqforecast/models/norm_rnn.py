@@ -7,10 +7,6 @@ from itertools import pairwise
 import torch
 from torch import nn
 
-from seqforecast.errors import ConfigError
-from seqforecast.models.fused_ln import LayerNormRNNFunction
-from seqforecast.models.recurrent import IMPLS
-
 
 class LayerNormRNN(nn.Module):
     """One layer of the book's ``LNSimpleRNNCell``: ``h_t = tanh(LN(W x_t + b + U h_{t-1}))``.
@@ -18,18 +14,13 @@ class LayerNormRNN(nn.Module):
     Like ``nn.RNN(batch_first=True)`` it maps ``x [B, T, F] -> (out [B, T, H], h_T [1, B, H])``
     from a zero initial state, and it names its weights as ``nn.RNN`` does
     (``weight_ih_l0``, ``weight_hh_l0``) but keeps Keras's single bias (``bias_ih_l0``).
-    ``impl="torch"`` runs the readable step loop below (the reference); ``impl="fused"``
-    runs the same equations as one :class:`~seqforecast.models.fused_ln.LayerNormRNNFunction`
-    with a hand-written backward. Both hold the same parameters.
+    The step loop below is the definition; :mod:`seqforecast.fast` swaps in a layer that
+    computes the same equations with a hand-written backward.
     """
 
-    def __init__(
-        self, input_size: int, hidden_size: int, eps: float = 1e-5, impl: str = "torch"
-    ) -> None:
+    def __init__(self, input_size: int, hidden_size: int, eps: float = 1e-5) -> None:
         super().__init__()
-        if impl not in IMPLS:
-            raise ConfigError(f"LayerNormRNN impl={impl!r} is unknown; choose one of {list(IMPLS)}")
-        self.hidden_size, self.impl = hidden_size, impl
+        self.input_size, self.hidden_size = input_size, hidden_size
         bound = hidden_size**-0.5  # nn.RNN's default U(-1/sqrt(H), 1/sqrt(H))
 
         def uniform(*shape: int) -> nn.Parameter:
@@ -41,12 +32,6 @@ class LayerNormRNN(nn.Module):
         self.norm = nn.LayerNorm(hidden_size, eps=eps)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.impl == "fused":
-            h = LayerNormRNNFunction.apply(
-                x, self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0,
-                self.norm.weight, self.norm.bias, self.norm.eps,
-            )  # fmt: skip
-            return h, h[:, -1].unsqueeze(0)  # [B, T, H], [1, B, H]
         xw = x @ self.weight_ih_l0.T + self.bias_ih_l0  # [B, T, F] -> [B, T, H], all steps at once
         h = x.new_zeros(x.shape[0], self.hidden_size)  # [B, H]
         outs = []
@@ -57,15 +42,12 @@ class LayerNormRNN(nn.Module):
 
 
 class LayerNormRNNStack(nn.Module):
-    """Stacked :class:`LayerNormRNN` layers, all returning sequences: ``[B, T, F] -> [B, T, H]``.
+    """Stacked :class:`LayerNormRNN` layers, all returning sequences: ``[B, T, F] -> [B, T, H]``."""
 
-    ``impl`` (``torch`` or ``fused``) is passed to every layer.
-    """
-
-    def __init__(self, n_features: int, hidden: list[int], impl: str = "torch") -> None:
+    def __init__(self, n_features: int, hidden: list[int]) -> None:
         super().__init__()
         sizes = [n_features, *hidden]
-        self.layers = nn.ModuleList(LayerNormRNN(a, b, impl=impl) for a, b in pairwise(sizes))
+        self.layers = nn.ModuleList(LayerNormRNN(a, b) for a, b in pairwise(sizes))
         self.out_features = sizes[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,11 +65,10 @@ class BatchNormRNNStack(nn.Module):
     the channels-first view ``[B, H, T]``.
     """
 
-    def __init__(self, n_features: int, hidden: list[int], impl: str = "torch") -> None:
+    def __init__(self, n_features: int, hidden: list[int]) -> None:
         super().__init__()
         sizes = [n_features, *hidden]
-        rnn = IMPLS[impl]["rnn"]
-        self.layers = nn.ModuleList(rnn(a, b, batch_first=True) for a, b in pairwise(sizes))
+        self.layers = nn.ModuleList(nn.RNN(a, b, batch_first=True) for a, b in pairwise(sizes))
         self.norms = nn.ModuleList(nn.BatchNorm1d(h) for h in hidden)
         self.out_features = sizes[-1]
 

@@ -7,25 +7,19 @@ from itertools import pairwise
 import torch
 from torch import nn
 
-from seqforecast.models.fused import FUSED
-
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-# Layer implementations: the reference torch modules, or their fused CPU stand-ins
-# (same parameters; cuDNN on CUDA). See models/fused.py.
-IMPLS: dict[str, dict[str, type[nn.RNNBase]]] = {"torch": CELLS, "fused": FUSED}
 
 
 class RecurrentStack(nn.Module):
     """Stacked recurrent layers of the given widths, all returning sequences.
 
     ``x [B, T, F] -> [B, T, hidden[-1]]``. Layers are separate modules so that
-    widths may differ (the book's ``[20, 20, 1]``). ``impl`` picks the layer
-    implementation from :data:`IMPLS`.
+    widths may differ (the book's ``[20, 20, 1]``); ``cell`` is a key of :data:`CELLS`.
     """
 
-    def __init__(self, cell: str, n_features: int, hidden: list[int], impl: str = "torch") -> None:
+    def __init__(self, cell: str, n_features: int, hidden: list[int]) -> None:
         super().__init__()
-        rnn = IMPLS[impl][cell]
+        rnn = CELLS[cell]
         sizes = [n_features, *hidden]
         self.layers = nn.ModuleList(
             rnn(n_in, n_out, batch_first=True) for n_in, n_out in pairwise(sizes)

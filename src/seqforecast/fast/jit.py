@@ -1,7 +1,8 @@
 """Optional numba compilation of the fused layers' time loops (``pip install "seqforecast[fast]"``).
 
-The fused layers (:mod:`seqforecast.models.fused`) run their sequential time loops
-either as torch ops or, when numba is installed, as one compiled call per loop.
+The fused layers (:mod:`seqforecast.fast.fused`, :mod:`seqforecast.fast.fused_ln`) run
+their sequential time loops either as torch ops or, when numba is installed, as one
+compiled call per loop.
 numba is imported on the first compiled call, not at import time, and compiled code
 is cached on disk (``cache=True``), so later processes skip the compilation.
 Division follows IEEE rules (``error_model="numpy"``: no zero check, as in torch), which
@@ -29,9 +30,8 @@ def numba_installed() -> bool:
 
 # The largest batch for which the fused layers take their compiled loops. Their hand-written
 # per-step product wins on small batches (the chapter trains with 32), where torch's loops pay
-# per-op dispatch; on large ones (evaluation and predict batches of 1024) a step's BLAS matmul
-# in the torch loop wins (a one-off timing of one 20-unit layer's forward crossed over between
-# 32 and 128 rows, and at 1024 rows the torch loop was about 2.5x faster).
+# per-op dispatch; on large ones (evaluation and predict batches) a step's BLAS matmul in the
+# torch loop wins. The crossover, found by timing, lies between the two.
 COMPILED_MAX_BATCH = 64
 
 

@@ -11,34 +11,67 @@ sets the speed. Here each layer is one ``torch.autograd.Function``:
   bias and input gradients are then whole-sequence matmuls and sums.
 
 The two time loops of each layer run as one compiled numba call each
-(:mod:`seqforecast.models.kernels`) for float32/float64 CPU tensors when numba is
+(:mod:`seqforecast.fast.kernels`) for float32/float64 CPU tensors when numba is
 installed (the ``fast`` extra) and ``SEQFORECAST_NUMBA`` is not ``0``; otherwise as
 small in-place torch ops, kept here as the fallback and the readable reference.
+Under autocast the Functions compute in float32 (see :data:`FLOAT32_FWD`).
 
 :class:`FusedRNN` and :class:`FusedGRU` subclass ``nn.RNN`` / ``nn.GRU``, so parameter
 names, shapes, initialisation and checkpoints are identical to the reference modules
-(``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``). They take the
-fused path for batch-first ``[B, T, F]`` input on CPU with no initial state, and defer
-to the parent (cuDNN on CUDA) otherwise. Numerics equal the reference modules within
-float rounding (``tests/test_fused.py`` checks values and gradients).
+(``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``), and
+``from_plain`` turns a plain layer into its fused version on the same Parameter objects.
+They take the fused path for batch-first ``[B, T, F]`` input on CPU with no initial
+state, and defer to the parent (cuDNN on CUDA) otherwise. Numerics equal the reference
+modules within float rounding (``tests/test_fused.py`` checks values and gradients).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from itertools import chain
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
+from torch.amp import custom_bwd, custom_fwd
 from torch.autograd.function import once_differentiable
 
 from seqforecast.errors import ConfigError
-from seqforecast.models import kernels
-from seqforecast.models.jit import as_numpy, compiled_loops
+from seqforecast.fast import kernels
+from seqforecast.fast.jit import as_numpy, compiled_loops
+
+M = TypeVar("M", bound=nn.Module)
+
+# Under CPU autocast the Functions take float32 inputs and run with autocast off (torch's
+# recipe for custom Functions): their in-place loops and compiled kernels need one dtype
+# throughout, and a recurrence carried in bfloat16 would drift over the time steps.
+FLOAT32_FWD = custom_fwd(device_type="cpu", cast_inputs=torch.float32)
+FLOAT32_BWD = custom_bwd(device_type="cpu")
 
 
 def dense_copy(t: torch.Tensor) -> torch.Tensor:
     """A dense copy that owns its memory (``contiguous()`` may return ``t`` itself)."""
     return t.clone(memory_format=torch.contiguous_format)
+
+
+def take_over(plain: nn.Module, make: Callable[[], M]) -> M:
+    """The module ``make()`` builds, holding ``plain``'s own parameters and submodules.
+
+    ``make()`` runs on the meta device, so the parameters it creates take no memory and
+    draw no random numbers (a seeded run draws the same numbers with or without the fast
+    layers); each is then replaced by ``plain``'s Parameter of the same name, the same
+    object, so ``state_dict`` keys, values and any optimizer holding them are unchanged.
+    """
+    with torch.device("meta"):
+        fast = make()
+    for name, child in plain.named_children():
+        setattr(fast, name, child)
+    for name, param in plain.named_parameters(recurse=False):
+        setattr(fast, name, param)
+    left = [n for n, t in chain(fast.named_parameters(), fast.named_buffers()) if t.is_meta]
+    if left:
+        raise TypeError(f"{type(fast).__name__} has tensors {left} that {plain} lacks")
+    return fast.train(plain.training)
 
 
 class TanhRNNFunction(torch.autograd.Function):
@@ -49,6 +82,7 @@ class TanhRNNFunction(torch.autograd.Function):
     """
 
     @staticmethod
+    @FLOAT32_FWD
     def forward(
         ctx: Any, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor
     ) -> Tensor:
@@ -68,6 +102,7 @@ class TanhRNNFunction(torch.autograd.Function):
         return dense_copy(h.transpose(0, 1))  # [T, B, H] -> [B, T, H]
 
     @staticmethod
+    @FLOAT32_BWD
     @once_differentiable
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_tm, w_ih, w_hh, h = ctx.saved_tensors
@@ -101,6 +136,7 @@ class GRUFunction(torch.autograd.Function):
     """
 
     @staticmethod
+    @FLOAT32_FWD
     def forward(
         ctx: Any, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor
     ) -> Tensor:
@@ -118,6 +154,7 @@ class GRUFunction(torch.autograd.Function):
         return dense_copy(h.transpose(0, 1))  # [B, T, H]
 
     @staticmethod
+    @FLOAT32_BWD
     @once_differentiable
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x_tm, w_ih, w_hh, h, rz, n, ghn = ctx.saved_tensors
@@ -199,15 +236,20 @@ def _gru_bptt_loop(
     return d_gi, d_gh
 
 
-def _check_layer(module: nn.RNNBase) -> None:
-    if module.num_layers != 1 or module.bidirectional or not module.batch_first:
-        raise ConfigError(
-            f"{type(module).__name__} supports one batch-first unidirectional layer, got "
-            f"num_layers={module.num_layers}, bidirectional={module.bidirectional}, "
-            f"batch_first={module.batch_first}"
+def unfusable(rnn: nn.RNNBase) -> str | None:
+    """Why ``rnn`` has no fused version, or ``None`` when it has one: a single batch-first,
+    unidirectional layer with biases (and ``tanh`` for ``nn.RNN``)."""
+    if rnn.num_layers != 1 or rnn.bidirectional or not rnn.batch_first:
+        return (
+            f"supports one batch-first unidirectional layer, got num_layers={rnn.num_layers}, "
+            f"bidirectional={rnn.bidirectional}, batch_first={rnn.batch_first}"
         )
-    if not module.bias or module.proj_size:
-        raise ConfigError(f"{type(module).__name__} needs bias=True and proj_size=0")
+    if not rnn.bias or rnn.proj_size:
+        return "needs bias=True and proj_size=0"
+    nonlinearity = getattr(rnn, "nonlinearity", "tanh")  # nn.GRU has none
+    if nonlinearity != "tanh":
+        return f"supports nonlinearity='tanh', got {nonlinearity!r}"
+    return None
 
 
 class FusedRNN(nn.RNN):
@@ -219,9 +261,15 @@ class FusedRNN(nn.RNN):
     def __init__(self, input_size: int, hidden_size: int, **kwargs: Any) -> None:
         kwargs.setdefault("batch_first", True)
         super().__init__(input_size, hidden_size, **kwargs)
-        _check_layer(self)
-        if self.nonlinearity != "tanh":
-            raise ConfigError(f"FusedRNN supports nonlinearity='tanh', got {self.nonlinearity!r}")
+        if reason := unfusable(self):
+            raise ConfigError(f"FusedRNN {reason}")
+
+    @classmethod
+    def from_plain(cls, rnn: nn.RNN) -> FusedRNN:
+        """The fused version of ``rnn``, on ``rnn``'s own parameters (see :func:`take_over`)."""
+        if reason := unfusable(rnn):
+            raise ConfigError(f"FusedRNN {reason}")
+        return take_over(rnn, lambda: cls(rnn.input_size, rnn.hidden_size))
 
     def forward(self, x: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if hx is not None or x.dim() != 3 or x.device.type != "cpu":
@@ -241,7 +289,15 @@ class FusedGRU(nn.GRU):
     def __init__(self, input_size: int, hidden_size: int, **kwargs: Any) -> None:
         kwargs.setdefault("batch_first", True)
         super().__init__(input_size, hidden_size, **kwargs)
-        _check_layer(self)
+        if reason := unfusable(self):
+            raise ConfigError(f"FusedGRU {reason}")
+
+    @classmethod
+    def from_plain(cls, gru: nn.GRU) -> FusedGRU:
+        """The fused version of ``gru``, on ``gru``'s own parameters (see :func:`take_over`)."""
+        if reason := unfusable(gru):
+            raise ConfigError(f"FusedGRU {reason}")
+        return take_over(gru, lambda: cls(gru.input_size, gru.hidden_size))
 
     def forward(self, x: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if hx is not None or x.dim() != 3 or x.device.type != "cpu":
@@ -250,7 +306,3 @@ class FusedGRU(nn.GRU):
             x, self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0
         )  # [B, T, H]
         return h, h[:, -1].unsqueeze(0)
-
-
-# The fused stand-in for each reference cell; nn.LSTM already has a fused CPU kernel.
-FUSED: dict[str, type[nn.RNNBase]] = {"rnn": FusedRNN, "gru": FusedGRU, "lstm": nn.LSTM}

@@ -1,6 +1,6 @@
 """Compiled time loops of the fused tanh-RNN and GRU layers (numba, optional).
 
-Only the sequential parts of :mod:`seqforecast.models.fused` live here: the forward
+Only the sequential parts of :mod:`seqforecast.fast.fused` live here: the forward
 recurrence and the backward-through-time loop that yields pre-activation gradients.
 Input projections and weight/input gradients stay whole-sequence matmuls in torch.
 Every kernel works in place on C-contiguous, time-major numpy arrays that share memory
@@ -11,7 +11,7 @@ allocated per step (the GRU forward allocates one ``[B, 3H]`` scratch block per 
 Constants are cast to the arrays' dtype, so float32 inputs are computed in float32 and
 float64 in float64, as in torch; only :func:`tanh` works in float64 (see there why).
 
-Each function is compiled on its first call (:func:`seqforecast.models.jit.lazy_njit`),
+Each function is compiled on its first call (:func:`seqforecast.fast.jit.lazy_njit`),
 once per dtype, and cached on disk. ``H`` is the hidden width, ``T`` steps, ``B`` rows.
 """
 
@@ -19,22 +19,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqforecast.models.jit import lazy_njit
+from seqforecast.fast.jit import lazy_njit
 
 
 @lazy_njit
 def tanh(x: float) -> float:
     """``tanh(x)`` in float64 from arithmetic alone, so that loops calling it vectorise.
 
-    libm's ``tanh`` is a scalar call (about 15 ns per value here; torch's vectorised one
-    takes well under 1 ns), which made the compiled tanh-RNN slower than the torch loop
-    (this one: about 1.5 ns per value in a long loop). Here:
+    libm's ``tanh`` is a scalar call that keeps the loops around it from vectorising, which
+    would leave the compiled tanh-RNN slower than torch's vectorised loop. Here:
     ``y = x / 8`` (clamped where ``tanh`` is ±1 in float64), Lambert's continued fraction
     ``tanh y = y / (1 + y²/(3 + y²/(5 + … + y²/17)))`` evaluated as one ratio ``n / d``,
     then three doublings ``tanh 2u = 2 tanh u / (1 + tanh² u)`` on the ratio, one final
-    division. Against a long-double reference on 3.8 million points (a uniform grid on
-    [-30, 30], magnitudes log-spaced from 1e-30 to 1e3): float32 results correctly rounded
-    (at most 0.5 ulp), float64 within 6 ulps; ±0, ±inf and NaN map as in libm.
+    division. Accuracy (checked by the tests against libm): float32 results correctly
+    rounded, float64 within a few ulps; ±0, ±inf and NaN map as in libm.
     """
     y = x * 0.125
     if x > 20.0:  # tanh(x) == 1.0 in float64 beyond 19.1

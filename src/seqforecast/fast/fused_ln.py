@@ -2,16 +2,19 @@
 
 The reference :class:`~seqforecast.models.norm_rnn.LayerNormRNN` loop records about ten
 small ops per time step in the autograd graph. :class:`LayerNormRNNFunction` follows
-:mod:`seqforecast.models.fused`: the input projection of the whole sequence is one
+:mod:`seqforecast.fast.fused`: the input projection of the whole sequence is one
 matmul, only the recurrence is stepped (autograd off, in place into preallocated
 buffers), and backward-through-time computes the pre-activation gradients in one loop,
 after which weight, bias and input gradients are whole-sequence matmuls and sums.
 
 Each time loop runs either as torch ops (``native_layer_norm`` and its backward, the
 kernels ``nn.LayerNorm`` itself runs; any device) or, when
-:func:`~seqforecast.models.jit.use_numba` says so and the tensors are on the CPU, as one
-compiled numba call (with :func:`~seqforecast.models.kernels.tanh`, written out so that
-the loop vectorises). The two give the same results within float rounding.
+:func:`~seqforecast.fast.jit.use_numba` says so and the tensors are on the CPU, as one
+compiled numba call (with :func:`~seqforecast.fast.kernels.tanh`, written out so that
+the loop vectorises). The two give the same results within float rounding. Under autocast
+(CPU or CUDA) the Function computes in float32, as those of :mod:`seqforecast.fast.fused`.
+:class:`FusedLayerNormRNN` is the layer that runs it, made from a plain
+:class:`~seqforecast.models.norm_rnn.LayerNormRNN` by ``from_plain``.
 
 Per step, with ``z_t = x_t W_ih^T + b + h_{t-1} W_hh^T`` (``[B, H]``)::
 
@@ -31,11 +34,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+from torch.amp import custom_bwd, custom_fwd
 from torch.autograd.function import once_differentiable
 
-from seqforecast.models.fused import dense_copy
-from seqforecast.models.jit import as_numpy, compiled_loops, lazy_njit
-from seqforecast.models.kernels import tanh
+from seqforecast.fast.fused import FLOAT32_BWD, FLOAT32_FWD, dense_copy, take_over
+from seqforecast.fast.jit import as_numpy, compiled_loops, lazy_njit
+from seqforecast.fast.kernels import tanh
+from seqforecast.models.norm_rnn import LayerNormRNN
 
 
 @lazy_njit
@@ -165,7 +170,11 @@ class LayerNormRNNFunction(torch.autograd.Function):
     affine ``gamma``, ``beta [H]`` and its ``eps``. Output ``h [B, T, H]`` (every step's state).
     """
 
+    # Unlike the RNN/GRU Functions this one also runs on CUDA (its torch loops), so it
+    # computes in float32 under CUDA autocast too.
     @staticmethod
+    @custom_fwd(device_type="cuda", cast_inputs=torch.float32)
+    @FLOAT32_FWD
     def forward(
         ctx: Any,
         x: Tensor,
@@ -193,6 +202,8 @@ class LayerNormRNNFunction(torch.autograd.Function):
         return dense_copy(h.transpose(0, 1))  # [T, B, H] -> [B, T, H]
 
     @staticmethod
+    @custom_bwd(device_type="cuda")
+    @FLOAT32_BWD
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
         x_tm, w_ih, w_hh, gamma, z, mean, rstd, h = ctx.saved_tensors
@@ -212,3 +223,25 @@ class LayerNormRNNFunction(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = (dz2 @ w_ih).view(steps, batch, -1).transpose(0, 1)  # [B, T, F]
         return grad_x, dz2.t() @ x_tm, dz2.t() @ h_prev, dz2.sum(0), d_gamma, d_beta, None
+
+
+class FusedLayerNormRNN(LayerNormRNN):
+    """:class:`~seqforecast.models.norm_rnn.LayerNormRNN` computed by :class:`LayerNormRNNFunction`.
+
+    Same parameters and names (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``,
+    ``norm.weight``, ``norm.bias``); ``x [B, T, F] -> (out [B, T, H], h_T [1, B, H])``.
+    """
+
+    @classmethod
+    def from_plain(cls, layer: LayerNormRNN) -> FusedLayerNormRNN:
+        """The fused version of ``layer``, on its own parameters and LayerNorm."""
+        return take_over(
+            layer, lambda: cls(layer.input_size, layer.hidden_size, eps=layer.norm.eps)
+        )
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = LayerNormRNNFunction.apply(
+            x, self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0,
+            self.norm.weight, self.norm.bias, self.norm.eps,
+        )  # fmt: skip
+        return h, h[:, -1].unsqueeze(0)  # [B, T, H], [1, B, H]
