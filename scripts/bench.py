@@ -46,7 +46,10 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from torch import nn
 
+from seqforecast.data.batches import tensor_loader
+from seqforecast.fast import accelerate
 from seqforecast.models import build_net, output_steps
+from seqforecast.models.init import adam_eps
 from seqforecast.train import instantiate, set_threads, train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -62,8 +65,6 @@ MODELS: dict[str, list[str]] = {
     "wavenet": ["model=wavenet"],
 }
 DEFAULT_MODELS = ["deep_rnn_dense", "seq2seq", "seq2seq_lstm", "seq2seq_gru"]
-# Issue #6's measurement, median s/epoch (20 epochs, batch 32, 2-core CPU): not rerun here.
-KERAS = {"deep_rnn_dense": 1.77, "seq2seq": 2.62, "seq2seq_lstm": 4.11, "seq2seq_gru": 4.63}
 
 EPOCH_STARTS: list[float] = []
 VAL_MSE_LAST: list[float] = []  # ours: the last-step validation MSE after every epoch
@@ -79,28 +80,21 @@ class EpochTimer(L.Callback):
         EPOCH_STARTS.append(clock())
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking:
-            VAL_MSE_LAST.append(float(trainer.callback_metrics["val/mse_last"]))
+        logged = trainer.callback_metrics.get("val/mse_last")  # ours logs it; bare L keeps it
+        if not trainer.sanity_checking and logged is not None:
+            VAL_MSE_LAST.append(float(logged))
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         EPOCH_STARTS.append(clock())
 
 
-class StepHooks(L.Callback):
-    """Listens to the per-step hooks: with it, ``ForecastModule`` steps through Lightning.
-
-    (``manual_backward`` and ``LightningOptimizer.step`` on every step instead of the direct
-    path; nothing else changes, for an A/B of that path.)
-    """
-
-    def on_before_optimizer_step(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Any
-    ) -> None:
-        pass
-
-
 def compose_cfg(
-    overrides: list[str], out: Path, epochs: int, threads: int | None = 1, extra: list[str] = ()
+    overrides: list[str],
+    out: Path,
+    epochs: int,
+    threads: int | None = 1,
+    extra: list[str] = (),
+    accelerator: str = "cpu",
 ) -> Any:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(
@@ -112,7 +106,7 @@ def compose_cfg(
                 f"threads={threads or 'null'}",
                 # torch's init, as the plain loops use: all three runs start from equal weights.
                 "model.init=torch",
-                "trainer.accelerator=cpu",
+                f"trainer.accelerator={accelerator}",
                 "trainer.enable_model_summary=false",
                 "+callbacks.epoch_timer._target_=__main__.EpochTimer",
                 *extra,
@@ -132,14 +126,8 @@ def val_mse_last(net: nn.Module, x: torch.Tensor, y: torch.Tensor, seq2seq: bool
     return F.mse_loss(y_hat, y).item()
 
 
-def plain_loop(
-    cfg: Any, dm: Any, impl: str, epochs: int, val_times: list[float] | None = None
-) -> tuple[list[float], float]:
-    """A plain PyTorch training loop; ``impl="torch"`` uses torch's layers and Adam defaults.
-
-    Returns per-epoch seconds (training + validation) and the last validation MSE; each
-    epoch's validation seconds are appended to ``val_times`` when given.
-    """
+def make_net(cfg: Any, fast: bool) -> nn.Module:
+    """The configured network, seeded; ``fast``: with the fast layers swapped in."""
     m = cfg.model
     torch.manual_seed(cfg.seed)
     net_keys = ("hidden", "head", "filters", "kernel_size", "stride", "dilations")
@@ -149,31 +137,106 @@ def plain_loop(
         n_features=m.n_features,
         horizon=m.horizon,
         target=m.target,
-        impl=impl,
         **{k: m[k] for k in net_keys if k in m},
     )
-    fused = impl == "fused"
-    opt = torch.optim.Adam(net.parameters(), lr=m.lr, fused=fused)
+    return accelerate(net) if fast else net
+
+
+def aligned_splits(cfg: Any, dm: Any, net: nn.Module) -> tuple[torch.Tensor, ...]:
+    """Train and validation ``(x, y)``, seq2seq targets aligned to the net's output steps."""
     x, y = dm.splits["train"]
     x_val, y_val = dm.splits["val"]
-    if m.target == "seq2seq":  # nets with fewer output steps are scored on their steps
-        steps = output_steps(net, m.n_steps)
+    if cfg.model.target == "seq2seq":  # nets with fewer output steps are scored on their steps
+        steps = output_steps(net, cfg.model.n_steps)
         y, y_val = y[:, steps], y_val[:, steps]
+    return x, y, x_val, y_val
+
+
+def plain_loop(
+    cfg: Any, dm: Any, fast: bool, epochs: int, val_times: list[float] | None = None
+) -> tuple[list[float], float]:
+    """A plain PyTorch training loop; ``fast=False``: the plain layers and Adam defaults.
+
+    Returns per-epoch seconds (training + validation) and the last validation MSE; each
+    epoch's validation seconds are appended to ``val_times`` when given.
+    """
+    device = torch.device("cuda" if cfg.trainer.accelerator == "gpu" else "cpu")
+    net = make_net(cfg, fast).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.model.lr, fused=fast)
+    x, y, x_val, y_val = (t.to(device) for t in aligned_splits(cfg, dm, net))
     times = []
     for epoch in range(epochs):
         start = clock()
         g = torch.Generator().manual_seed(cfg.seed + epoch)
         for idx in torch.randperm(len(x), generator=g).split(cfg.data.batch_size):
+            idx = idx.to(device)
             loss = F.mse_loss(net(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         val_start = clock()
-        mse = val_mse_last(net, x_val, y_val, m.target == "seq2seq")
+        mse = val_mse_last(net, x_val, y_val, cfg.model.target == "seq2seq")
         times.append(clock() - start)
         if val_times is not None:
             val_times.append(clock() - val_start)
     return times, mse
+
+
+class BareModule(L.LightningModule):
+    """The least a LightningModule needs to train and validate ``net`` as ``ours`` does."""
+
+    def __init__(self, net: nn.Module, lr: float, eps: float, seq2seq: bool) -> None:
+        super().__init__()
+        self.net, self.lr, self.eps, self.seq2seq = net, lr, eps, seq2seq
+        self.val_sum, self.val_rows = 0.0, 0
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
+        x, y = batch
+        return F.mse_loss(self.net(x), y)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        y_hat = self.net(x)
+        if self.seq2seq:
+            y_hat, y = y_hat[:, -1], y[:, -1]
+        self.val_sum += F.mse_loss(y_hat, y, reduction="sum").item() / y.shape[-1]
+        self.val_rows += len(x)
+
+    def on_validation_epoch_end(self) -> None:
+        VAL_MSE_LAST.append(self.val_sum / self.val_rows)
+        self.val_sum, self.val_rows = 0.0, 0
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.net.parameters(), lr=self.lr, eps=self.eps, fused=True)
+
+
+def bare_lightning(cfg: Any, dm: Any, epochs: int) -> tuple[list[float], float]:
+    """``BareModule`` under a Trainer with no bar, logger or checkpoints."""
+    EPOCH_STARTS.clear()
+    VAL_MSE_LAST.clear()
+    net = make_net(cfg, fast=True)
+    x, y, x_val, y_val = aligned_splits(cfg, dm, net)
+    batch = cfg.data.batch_size
+    module = BareModule(
+        net, cfg.model.lr, adam_eps(cfg.model.init, None), cfg.model.target == "seq2seq"
+    )
+    trainer = L.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=1,
+        precision=cfg.trainer.precision,
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=[EpochTimer()],
+    )
+    train_loader = tensor_loader(x, y, batch, shuffle=True, seed=cfg.seed)
+    val_loader = tensor_loader(x_val, y_val, cfg.data.eval_batch_size)
+    trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
+    times = [b - a for a, b in pairwise(EPOCH_STARTS)]
+    return times, VAL_MSE_LAST[-1]
 
 
 def ours(cfg: Any) -> tuple[list[float], float]:
@@ -189,14 +252,22 @@ def ours(cfg: Any) -> tuple[list[float], float]:
     return times, VAL_MSE_LAST[-1]
 
 
-RUNS = ("plain", "p.fused", "ours")
+RUNS = ("plain", "p.fast", "bare L", "ours")
 
 
 def run(key: str, cfg: Any, dm: Any, epochs: int) -> tuple[list[float], float]:
-    """One of the three timed runs: per-epoch seconds and the last validation MSE."""
+    """One of the timed runs: per-epoch seconds and the last validation MSE."""
     if key == "ours":
         return ours(cfg)
-    return plain_loop(cfg, dm, "torch" if key == "plain" else "fused", epochs)
+    if key == "bare L":
+        return bare_lightning(cfg, dm, epochs)
+    return plain_loop(cfg, dm, key == "p.fast", epochs)
+
+
+def paired(rounds: list[dict[str, float]], a: str, b: str) -> tuple[float, float, float]:
+    """Median over rounds of each round's ``a / b``, and the smallest and largest of them."""
+    ratios = [m[a] / m[b] for m in rounds]
+    return statistics.median(ratios), min(ratios), max(ratios)
 
 
 def main() -> None:
@@ -209,8 +280,9 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
     parser.add_argument(
-        "--repeats", type=int, default=1, help="rounds of the three runs, order rotating"
+        "--repeats", type=int, default=1, help="rounds of the four runs, order rotating"
     )
+    parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument(
         "--clock",
         choices=list(CLOCKS),
@@ -222,7 +294,7 @@ def main() -> None:
         nargs="*",
         default=[],
         metavar="KEY=VALUE",
-        help="config overrides for every model (e.g. data.batches_per_call=219)",
+        help="config overrides for every model (e.g. trainer.precision=bf16-mixed)",
     )
     args = parser.parse_args()
     global clock
@@ -230,17 +302,19 @@ def main() -> None:
     models = list(MODELS) if "all" in args.models else args.models
     set_threads(args.threads or None)
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.epochs} epochs, "
-        f"{args.clock} clock"
+        f"torch {torch.__version__}, lightning {L.__version__}, {torch.get_num_threads()} "
+        f"thread(s), {args.accelerator}, {args.epochs} epochs, {args.clock} clock"
     )
-
     header = (
-        f"{'model':<15} {'keras*':>7} {'plain':>7} {'p.fused':>7} {'ours':>7} {'ours/pf':>7} "
-        f"{'(rounds)':>10} {'plain/ours':>10}   val mse_last: plain / p.fused / ours"
+        f"{'model':<15} {'plain':>7} {'p.fast':>7} {'bare L':>7} {'ours':>7} "
+        f"{'ours/bare':>17} {'bare/p.fast':>17} {'plain/ours':>10}   "
+        "val mse_last: plain / p.fast / bare L / ours"
     )
     rows = []
     for name in models:
-        cfg = compose_cfg(MODELS[name], Path("unused"), args.epochs, args.threads, args.set)
+        cfg = compose_cfg(
+            MODELS[name], Path("unused"), args.epochs, args.threads, args.set, args.accelerator
+        )
         dm = instantiate(cfg.data)
         dm.setup()
         times: dict[str, list[float]] = {k: [] for k in RUNS}
@@ -248,25 +322,24 @@ def main() -> None:
         mse: dict[str, float] = {}
         for r in range(args.repeats):
             rounds.append({})
-            for key in RUNS[r % 3 :] + RUNS[: r % 3]:
+            shift = r % len(RUNS)
+            for key in RUNS[shift:] + RUNS[:shift]:
                 t, mse[key] = run(key, cfg, dm, args.epochs)
                 t = t[1:] or t  # the first epoch warms up (compiled code, caches)
                 times[key] += t
                 rounds[-1][key] = statistics.median(t)
-        p, pf, o = (statistics.median(times[k]) for k in RUNS)
-        o_pf_rounds = [m["ours"] / m["p.fused"] for m in rounds]
-        o_pf = statistics.median(o_pf_rounds)
-        p_o = statistics.median(m["plain"] / m["ours"] for m in rounds)
-        keras = f"{KERAS[name]:7.2f}" if name in KERAS else f"{'-':>7}"
+        secs = " ".join(f"{statistics.median(times[k]):7.3f}" for k in RUNS)
+        ratios = [paired(rounds, "ours", "bare L"), paired(rounds, "bare L", "p.fast")]
+        cells = " ".join(f"{m:6.3f} ({lo:.2f}-{hi:.2f})" for m, lo, hi in ratios)
+        plain_ours = paired(rounds, "plain", "ours")[0]
         rows.append(
-            f"{name:<15} {keras} {p:7.3f} {pf:7.3f} {o:7.3f} {o_pf:7.3f} "
-            f"{min(o_pf_rounds):5.2f}-{max(o_pf_rounds):4.2f} {p_o:10.2f}   "
-            f"{mse['plain']:.5f} / {mse['p.fused']:.5f} / {mse['ours']:.5f}"
+            f"{name:<15} {secs} {cells} {plain_ours:10.2f}   "
+            + " / ".join(f"{mse[k]:.5f}" for k in RUNS)
         )
         print(rows[-1], flush=True)
-    print("\nseconds per epoch (median); plain: torch layers + Adam defaults; p.fused: plain")
-    print("loop on our fused layers + fused Adam; ours: train(cfg); ratios: median over rounds")
-    print("of each round's ratio, (rounds): their range; keras*: issue #6's figure, not rerun")
+    print("\nseconds per epoch (median); plain: plain layers + Adam defaults; p.fast: the plain")
+    print("loop on our fast layers + fused Adam; bare L: a bare Lightning loop on those; ours:")
+    print("train(cfg). Ratios: median over rounds of each round's ratio (range in brackets).")
     print(header)
     print("\n".join(rows))
 

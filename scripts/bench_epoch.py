@@ -4,7 +4,7 @@
     python scripts/bench_epoch.py --model seq2seq --epochs 6
 
 It trains the model once with ``train(cfg)`` (the real config, as ``scripts/bench.py``
-runs it) and once with the bench's plain loop on the fused net (``bench.plain_loop``),
+runs it) and once with the bench's plain loop on the fast net (``bench.plain_loop``),
 in one process, and prints milliseconds per epoch (epochs after the first): for ours the
 epoch, the time in ``training_step`` and ``validation_step``, in the train loader, in
 checkpoint writes and in each callback hook; for the plain loop its training part and its
@@ -82,7 +82,7 @@ def main() -> None:
     logging.getLogger("lightning").setLevel(logging.WARNING)  # no banner between the figures
     timed(ForecastModule, "training_step", lambda *a: "training_step")
     timed(ForecastModule, "validation_step", lambda *a: "validation_step")
-    timed(fetchers._PrefetchDataFetcher, "__next__", lambda *a: "train loader (next group)")
+    timed(fetchers._PrefetchDataFetcher, "__next__", lambda *a: "train loader (next batch)")
     timed(ModelCheckpoint, "_save_checkpoint", lambda *a: "checkpoint writes")
     timed(call, "_call_callback_hooks", lambda trainer, hook, *a: f"callbacks: {hook}")
 
@@ -93,7 +93,7 @@ def main() -> None:
     dm = instantiate(cfg.data)
     dm.setup()
     val_times: list[float] = []
-    times, _ = bench.plain_loop(cfg, dm, "fused", args.epochs, val_times)
+    times, _ = bench.plain_loop(cfg, dm, True, args.epochs, val_times)
     val = sum(val_times[1:]) / (args.epochs - 1)
     fit = sum(times[1:]) / (args.epochs - 1) - val
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

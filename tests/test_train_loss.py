@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from seqforecast.errors import NonFiniteLossError
-from seqforecast.module import ForecastModule
+from seqforecast.module import EpochLoss, ForecastModule
 
 
 def test_train_loss_is_the_weighted_epoch_mean() -> None:
@@ -21,19 +21,32 @@ def test_train_loss_is_the_weighted_epoch_mean() -> None:
         direct = [F.mse_loss(module(x), y).item() for x, y in batches]
     np.testing.assert_allclose(losses, direct, rtol=1e-6)
     expected = np.average(direct, weights=[5, 3, 8])
-    assert module.loss_rows == 16
-    assert (module.loss_sum / module.loss_rows).item() == pytest.approx(expected, rel=1e-6)
+    epoch = module.epoch_loss
+    assert epoch.n_rows == 16
+    assert (epoch.total() / epoch.n_rows).item() == pytest.approx(expected, rel=1e-6)
     module.on_train_epoch_start()  # a new epoch starts from zero
-    assert module.loss_rows == 0 and module.loss_sum is None
+    assert module.epoch_loss.n_rows == 0 and module.epoch_loss.losses == []
+
+
+def test_a_long_epoch_folds_its_losses_into_one_entry() -> None:
+    epoch = EpochLoss()
+    values = torch.rand(EpochLoss.FOLD_AT * 2 + 5, dtype=torch.float64)
+    rows = [3 + i % 5 for i in range(len(values))]
+    for v, n in zip(values, rows, strict=True):
+        epoch.add(v.float(), n)
+    assert len(epoch.losses) < EpochLoss.FOLD_AT and epoch.n_rows == sum(rows)
+    expected = float((values * torch.tensor(rows, dtype=torch.float64)).sum())
+    assert epoch.total().item() == pytest.approx(expected, rel=1e-5)
 
 
 def test_a_non_finite_running_loss_blocks_every_checkpoint() -> None:
     # The accelerator path: no per-step read, but no checkpoint from non-finite training.
     module = ForecastModule(net="rnn", hidden=[4], head="linear", n_steps=6)
-    module.loss_sum, module.loss_rows = torch.tensor(float("nan")), 4
+    module.epoch_loss.add(torch.tensor(float("nan")), 4)
     with pytest.raises(NonFiniteLossError, match=r"became nan in epoch 0 .*model.lr="):
         module.on_save_checkpoint({})
-    module.loss_sum = torch.tensor(2.0)
+    module.on_train_epoch_start()
+    module.epoch_loss.add(torch.tensor(0.5), 4)
     checkpoint: dict = {}
     module.on_save_checkpoint(checkpoint)
     assert checkpoint["train_loss_epoch"] == [2.0, 4]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
@@ -21,6 +23,37 @@ EVAL_STAGES = ("val", "test")
 # to the module: the layer implementation is now chosen when a run or a prediction starts
 # (``layers``, see seqforecast.fast), and gradient clipping is the Trainer's.
 LEGACY_HPARAMS = ("impl", "gradient_clip_val", "gradient_clip_algorithm")
+
+
+@dataclass
+class EpochLoss:
+    """The current epoch's training losses, kept where they were computed.
+
+    ``add`` stores each batch's loss without reading it (no host sync on an accelerator);
+    :meth:`total` sums them, weighted by rows. A plain object, not module attributes, so
+    that per-step updates skip ``nn.Module.__setattr__``.
+    """
+
+    losses: list[torch.Tensor] = field(default_factory=list)  # detached batch-mean losses
+    rows: list[int] = field(default_factory=list)
+    # Entries kept before they are summed into one (a long epoch's list stays short).
+    FOLD_AT = 1024
+
+    def add(self, loss: torch.Tensor, rows: int) -> None:
+        self.losses.append(loss.detach())
+        self.rows.append(rows)
+        if len(self.losses) >= self.FOLD_AT:
+            n = sum(self.rows)
+            self.losses, self.rows = [self.total() / n], [n]
+
+    def total(self) -> torch.Tensor:
+        """The summed loss of every row so far (a float32 scalar on the losses' device)."""
+        weights = torch.tensor(self.rows, dtype=torch.float32, device=self.losses[0].device)
+        return (torch.stack(self.losses).float() * weights).sum()
+
+    @property
+    def n_rows(self) -> int:
+        return sum(self.rows)
 
 
 class ForecastModule(L.LightningModule):
@@ -102,9 +135,7 @@ class ForecastModule(L.LightningModule):
             )
         # Input steps whose seq2seq targets the outputs align to; None when all of them.
         self.steps = None if steps == list(range(n_steps)) else torch.tensor(steps)
-        # The epoch's training loss summed on the loss's device (weighted by rows), and rows.
-        self.loss_sum: torch.Tensor | None = None
-        self.loss_rows = 0
+        self.epoch_loss = EpochLoss()
         self.mse = nn.ModuleDict({s: MeanSquaredError() for s in EVAL_STAGES})
         self.mse_last = nn.ModuleDict({s: MeanSquaredError() for s in EVAL_STAGES})
 
@@ -133,11 +164,9 @@ class ForecastModule(L.LightningModule):
         """The MSE loss of one ``(x, y)`` batch, added to the epoch's running sum."""
         x, y = batch
         loss = F.mse_loss(self(x), self.align(y))
-        weighted = loss.detach().float() * len(x)
-        self.loss_sum = weighted if self.loss_sum is None else self.loss_sum + weighted
-        self.loss_rows += len(x)
-        if loss.device.type == "cpu" and not torch.isfinite(loss):
-            self._stop(f"at epoch {self.current_epoch}, batch {batch_idx}", loss.item())
+        self.epoch_loss.add(loss, len(x))
+        if loss.device.type == "cpu" and not math.isfinite(value := loss.item()):
+            self._stop(f"at epoch {self.current_epoch}, batch {batch_idx}", value)
         return loss
 
     def _stop(self, where: str, value: float) -> None:
@@ -153,8 +182,8 @@ class ForecastModule(L.LightningModule):
 
         One host read; on the CPU every step was already checked in ``training_step``.
         """
-        if self.loss_sum is not None and not torch.isfinite(self.loss_sum):
-            self._stop(f"in epoch {self.current_epoch}", self.loss_sum.item())
+        if self.epoch_loss.losses and not math.isfinite(value := self.epoch_loss.total().item()):
+            self._stop(f"in epoch {self.current_epoch}", value)
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         x, y = batch
@@ -180,14 +209,15 @@ class ForecastModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         # Not called when Lightning resumes mid-epoch: the checkpoint's partial sum goes on.
-        self.loss_sum, self.loss_rows = None, 0
+        self.epoch_loss = EpochLoss()
 
     def on_train_epoch_end(self) -> None:
         """Log ``train/loss``: the epoch's mean loss, weighted by batch size."""
-        if self.loss_rows:
+        if self.epoch_loss.losses:
             self.check_finite()
+            mean = self.epoch_loss.total() / self.epoch_loss.n_rows
             # sync_dist: the mean over every process under DDP (one reduce per epoch).
-            self.log("train/loss", self.loss_sum / self.loss_rows, prog_bar=True, sync_dist=True)
+            self.log("train/loss", mean, prog_bar=True, sync_dist=True)
 
     def on_validation_epoch_start(self) -> None:
         if self.trainer.training:  # validation inside fit: never score (or save) bad weights
@@ -212,13 +242,15 @@ class ForecastModule(L.LightningModule):
         # Every checkpoint (best, last, periodic, preemption) passes here first: none is
         # written from non-finite training. A mid-epoch one carries the epoch's partial loss.
         self.check_finite()
-        total = 0.0 if self.loss_sum is None else self.loss_sum.item()
-        checkpoint["train_loss_epoch"] = [total, self.loss_rows]
+        epoch = self.epoch_loss
+        total = epoch.total().item() if epoch.losses else 0.0
+        checkpoint["train_loss_epoch"] = [total, epoch.n_rows]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         total, rows, *_ = checkpoint.get("train_loss_epoch", [0.0, 0])
-        self.loss_sum = torch.tensor(float(total), device=self.device) if rows else None
-        self.loss_rows = int(rows)
+        self.epoch_loss = EpochLoss()
+        if rows:
+            self.epoch_loss.add(torch.tensor(float(total) / rows, device=self.device), int(rows))
 
     def _precision(self) -> str:
         try:
