@@ -1,33 +1,34 @@
-"""Seconds per epoch: our training path vs a plain PyTorch loop, side by side, one process.
+"""Seconds per epoch: our training path against plain PyTorch and bare Lightning, one process.
 
-    python scripts/bench.py                       # the 4 models of issue #6, 5 epochs each
+    python scripts/bench.py                       # the 4 recurrent models, 5 epochs each
     python scripts/bench.py --epochs 20 --models deep_rnn_dense seq2seq_gru
     python scripts/bench.py --models all          # also ln_rnn, conv_gru, wavenet
-    python scripts/bench.py --set data.batches_per_call=219   # config overrides for every run
-    python scripts/bench.py --repeats 3           # each run 3 times, in rotating order
-    python scripts/bench.py --set +callbacks.step_hooks._target_=__main__.StepHooks
-                                                  # ours with Lightning's per-step dispatch
+    python scripts/bench.py --set trainer.precision=bf16-mixed   # overrides for every run
+    python scripts/bench.py --repeats 5           # each run 5 times, in rotating order
+    python scripts/bench.py --accelerator gpu     # the same on CUDA
 
 For each model, on the same generated data (batch 32, 219 steps per epoch, validation
-every epoch) it times three runs:
+every epoch) it times four runs:
 
-- ``plain``: a plain PyTorch loop written below with the reference torch layers
-  (``nn.RNN``/``nn.GRU``/``nn.LSTM``, the readable LN cell) and ``torch.optim.Adam``
-  defaults;
-- ``plain fused``: the same loop on exactly our network and optimizer (``impl=fused``,
-  fused Adam): the yardstick for framework overhead;
-- ``ours``: ``train(cfg)`` on the real Hydra config (Lightning Trainer, checkpoints,
-  CSV logger, progress bar), timed per epoch by a callback.
+- ``plain``: a plain PyTorch training loop written below on the plain torch layers
+  (``nn.RNN``/``nn.GRU``/``nn.LSTM``, the readable LN cell; ``layers=plain``) and
+  ``torch.optim.Adam`` defaults: what eager torch gives;
+- ``p.fast``: the same loop on exactly our network (``layers=fast``) and optimizer
+  (fused Adam): the yardstick for the layers' speed;
+- ``bare L``: a minimal LightningModule on the same network, optimizer and in-memory
+  index batches, automatic optimization, validation every epoch, and a Trainer with no
+  progress bar, logger or checkpoints: what Lightning's loop itself costs;
+- ``ours``: ``train(cfg)`` on the real Hydra config (Trainer, checkpoints, CSV logger,
+  progress bar, metrics), timed per epoch by a callback.
 
 It prints median seconds per epoch (the first epoch of each run is a warm-up, not
-counted), the ratios, and the last-step validation MSE after the timed epochs. Ratios,
-not absolute times, are the point: run it on a quiet machine. With ``--repeats R`` each
-of the three runs is made R times, the order rotating every round (so none always runs
-first or last); the seconds are medians over all their epochs, and each ratio is the
-median over rounds of that round's ratio (runs of one round are adjacent in time, so a
-machine whose speed drifts affects both sides alike).
-The Keras column repeats issue #6's own measurement (Keras 3 / TF-CPU, 2 cores) for
-reference; it is not rerun here.
+counted), the ratios ``ours/bare L`` (what we add on top of Lightning), ``bare L/p.fast``
+(Lightning's own per-step cost) and ``plain/ours`` (our lead over eager torch), and the
+last-step validation MSE after the timed epochs. Ratios, not absolute times, are the
+point: with ``--repeats R`` each run is made R times, the order rotating every round (so
+none always runs first or last); the seconds are medians over all their epochs, and each
+ratio is the median over rounds of that round's ratio (runs of one round are adjacent in
+time, so a machine whose speed drifts affects both sides alike).
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def compose_cfg(
                 f"output_dir={out}",
                 f"trainer.max_epochs={epochs}",
                 f"threads={threads or 'null'}",
-                # torch's init, as the plain loops use: all three runs start from equal weights.
+                # torch's init, as the plain loops use: all four runs start from equal weights.
                 "model.init=torch",
                 f"trainer.accelerator={accelerator}",
                 "trainer.enable_model_summary=false",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 import copy
 import math
+import os
+import signal
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from seqforecast.callbacks import TrainingInterrupted
 from seqforecast.data.batches import BatchIndexSampler
 from seqforecast.fast import use_layers
 from seqforecast.models.init import adam_eps
@@ -307,3 +310,33 @@ def _private_lightning_uses(path: Path) -> list[str]:
 def test_no_private_lightning_names_in_src() -> None:
     found = [use for path in sorted(SRC.rglob("*.py")) for use in _private_lightning_uses(path)]
     assert found == []
+
+
+class SignalAt(Callback):
+    """Sends this process SIGINT after optimizer step ``step`` (a stand-in for a scheduler)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
+def test_interrupted_scheduled_run_resumes_exactly(make_cfg, tmp_path: Path, schedule: str) -> None:
+    # The step schedules learn their length at on_train_start; the loader's position comes
+    # back through Lightning's loader state. Both must survive a mid-epoch interruption.
+    run = ["model=seq2seq", "trainer.max_epochs=3", "deterministic=true", f"scheduler={schedule}"]
+    want = train(make_cfg(*run, f"output_dir={tmp_path / 'whole'}"))
+    victim = make_cfg(
+        *run,
+        f"output_dir={tmp_path / 'cut'}",
+        "+callbacks.kill._target_=test_loop.SignalAt",
+        "+callbacks.kill.step=5",
+    )
+    with pytest.raises(TrainingInterrupted, match="SIGINT received: .* at epoch 1 after 2 batches"):
+        train(victim)
+    got = train(make_cfg(*run, f"resume={tmp_path / 'cut'}"))
+    for key in ("val/mse", "val/mse_last", "test/mse", "test/mse_last"):
+        assert got[key] == want[key], key
