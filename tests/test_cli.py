@@ -6,6 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import run_script
 
 TINY = ["data.n_series=48", "data.split=[32,8,8]", "trainer.accelerator=cpu"]
@@ -15,6 +16,7 @@ def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return run_script("train.py", *args, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_train_script_runs_and_prints_table(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     proc = run_train(
@@ -28,6 +30,7 @@ def test_train_script_runs_and_prints_table(tmp_path: Path) -> None:
     assert (run_dir / ".hydra" / "overrides.yaml").exists()
 
 
+@pytest.mark.slow
 def test_multirun_gives_each_job_its_folder(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = run_train(
@@ -44,6 +47,7 @@ def test_multirun_gives_each_job_its_folder(tmp_path: Path) -> None:
         assert f"net: {net}" in (sweep / job / "config.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_bad_value_exits_nonzero_with_one_line(tmp_path: Path) -> None:
     proc = run_train("horizon=0", *TINY, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert proc.returncode == 2
@@ -52,6 +56,7 @@ def test_bad_value_exits_nonzero_with_one_line(tmp_path: Path) -> None:
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_unknown_model_option_lists_choices(tmp_path: Path) -> None:
     proc = run_train("model=transformer", cwd=tmp_path)
     assert proc.returncode != 0

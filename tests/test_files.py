@@ -208,6 +208,7 @@ def test_checkpoint_carries_the_scaler_as_plain_numbers(trained_run: Path, sine_
     assert ckpt["datamodule_hyper_parameters"]["target_column"] == "value"
 
 
+@pytest.mark.slow
 def test_predict_past_the_end_matches_a_hand_forecast(
     trained_run: Path, sine_csv: Path, tmp_path: Path
 ) -> None:
@@ -331,6 +332,7 @@ def test_parquet_without_engine_names_the_package(tmp_path: Path) -> None:
         load_table(path, ["value"])
 
 
+@pytest.mark.slow
 def test_train_cli_bad_column_one_line_exit_2(tmp_path: Path, sine_csv: Path) -> None:
     result = run_script(
         "train.py",
@@ -348,6 +350,7 @@ def test_train_cli_bad_column_one_line_exit_2(tmp_path: Path, sine_csv: Path) ->
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_predict_file_with_other_columns_or_irregular_times(
     trained_run: Path, sine_csv: Path, tmp_path: Path
 ) -> None:

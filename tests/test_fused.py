@@ -249,6 +249,7 @@ def test_numba_kernels_run_only_when_enabled(cell, dtype, monkeypatch) -> None:
         assert any(str(sig[0].dtype) == np_dtype for sig in kernel.compiled.signatures)
 
 
+@pytest.mark.slow
 def test_importing_the_fused_layers_does_not_import_numba() -> None:
     code = "import sys, seqforecast.fast; assert 'numba' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -267,3 +268,25 @@ def test_compiled_tanh_matches_libm() -> None:
     for v, expected in ((0.0, 0.0), (math.inf, 1.0), (-math.inf, -1.0), (1e300, 1.0)):
         assert kernels.tanh(v) == expected
     assert math.isnan(kernels.tanh(math.nan))
+
+
+def test_compiled_float32_tanh_is_within_4_ulp() -> None:
+    """``kernels.tanh32`` (the float32 RNN loops' tanh) against libm, in float32 ulps."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(0)
+    x = np.concatenate(
+        [
+            np.linspace(-12, 12, 200_001),
+            rng.uniform(-10, 10, 200_000),
+            np.geomspace(1e-30, 30, 4000),
+        ]
+    ).astype(np.float32)
+    x = np.concatenate([x, -x])
+    exact = np.tanh(x.astype(np.float64))
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    ours = np.array([kernels.tanh32(v) for v in x], dtype=np.float64)
+    assert (np.abs(ours - exact) / ulp).max() <= 4
+    for v, expected in ((0.0, 0.0), (math.inf, 1.0), (-math.inf, -1.0), (1e30, 1.0)):
+        assert kernels.tanh32(np.float32(v)) == expected
+    assert math.copysign(1, kernels.tanh32(np.float32(-0.0))) == -1
+    assert math.isnan(kernels.tanh32(np.float32(math.nan)))

@@ -60,6 +60,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return json.loads((tmp / "ref" / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_kill_mid_epoch_then_resume_equals_uninterrupted(
     tmp_path: Path, sig: signal.Signals, uninterrupted: dict

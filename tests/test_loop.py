@@ -164,6 +164,7 @@ def test_bf16_mixed_trains_on_the_cpu_with_the_default_layers(make_cfg, option: 
     assert all(math.isfinite(metrics[k]) for k in ("val/mse", "test/mse_last"))
 
 
+@pytest.mark.slow
 def test_a_default_sized_run_gives_no_logging_interval_warning(make_cfg) -> None:
     # The chapter's data: 7000 training series, 219 batches an epoch, one step each.
     with warnings.catch_warnings(record=True) as caught:
@@ -323,6 +324,7 @@ class SignalAt(Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("schedule", ["cosine", "onecycle"])
 def test_interrupted_scheduled_run_resumes_exactly(make_cfg, tmp_path: Path, schedule: str) -> None:
     # The step schedules learn their length at on_train_start; the loader's position comes

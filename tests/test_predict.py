@@ -73,6 +73,7 @@ def book_series(horizon: int, split: str) -> np.ndarray:
 # --- round trips ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_and_python_api_give_identical_numbers(seq2seq, tmp_path) -> None:
     ckpt, train_metrics = seq2seq
     run_dir = tmp_path / "run"
@@ -108,6 +109,7 @@ def test_checkpoint_stores_data_settings_and_no_device(one_step) -> None:
     assert not any("device" in k or "accelerator" in k for k in stored)
 
 
+@pytest.mark.slow
 def test_import_stays_light_until_the_api_is_used() -> None:
     code = (
         "import sys, seqforecast; assert 'torch' not in sys.modules; "
@@ -266,6 +268,7 @@ def test_malicious_checkpoint_is_refused_not_run(one_step, tmp_path, container) 
         assert marker.exists()
 
 
+@pytest.mark.slow
 def test_cli_refuses_malicious_checkpoint_in_one_line(one_step, tmp_path) -> None:
     raw = torch.load(one_step[0], weights_only=True)
     raw["callbacks"] = Payload(tmp_path / "pwned")
@@ -279,6 +282,7 @@ def test_cli_refuses_malicious_checkpoint_in_one_line(one_step, tmp_path) -> Non
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.slow
 def test_cli_without_ckpt_path_says_it_is_required(tmp_path) -> None:
     proc = run_predict(f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
     assert proc.returncode == 2

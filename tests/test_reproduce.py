@@ -36,6 +36,7 @@ def _rows(path: Path) -> dict[str, dict[str, str]]:
         return {r["experiment"]: r for r in csv.DictReader(f)}
 
 
+@pytest.mark.slow
 def test_reproduce_writes_report_with_checked_numbers(tmp_path: Path) -> None:
     cfg = _reproduce_cfg(tmp_path, "only=[naive,iterative,conv_gru]", "seeds=2")
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -94,6 +95,7 @@ def test_reproduce_writes_report_with_checked_numbers(tmp_path: Path) -> None:
     assert not (tmp_path / "curves" / "naive.png").exists()  # nothing trained, no curve
 
 
+@pytest.mark.slow
 def test_side_by_side_trainings_equal_one_after_another(tmp_path: Path) -> None:
     rows = {}
     for jobs in (1, 2):
@@ -162,6 +164,7 @@ def _run_script(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return run_script("reproduce.py", f"out_dir={tmp_path}", "jobs=1", *args, cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_reproduce_script_runs_and_refuses_bad_input(tmp_path: Path) -> None:
     proc = _run_script(tmp_path, "only=[naive,naive_10]")
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -20,6 +20,7 @@ TINY = ["data.n_series=96", "data.split=[64,16,16]", "trainer.accelerator=cpu"]
 run = run_script
 
 
+@pytest.mark.slow
 def test_summary_keeps_failed_jobs_and_sorts(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = run(
@@ -74,6 +75,7 @@ def test_seed_repeats_get_mean_and_std() -> None:
     assert "| 0.6 |" in to_markdown(out, ["job", "val/mse_last mean"])
 
 
+@pytest.mark.slow
 def test_optuna_search_persists_and_resumes(tmp_path: Path) -> None:
     optuna = pytest.importorskip("optuna")
     search = tmp_path / "search"
@@ -96,6 +98,7 @@ def test_optuna_search_persists_and_resumes(tmp_path: Path) -> None:
     assert min(t.value for t in complete) == pytest.approx(min(r["val/mse_last"] for r in rows))
 
 
+@pytest.mark.slow
 def test_joblib_runs_jobs_in_parallel_with_a_thread_share(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     sweep = tmp_path / "sweep"
@@ -126,6 +129,7 @@ def test_slurm_launcher_config_composes() -> None:
     assert (launcher.gpus_per_node, launcher.cpus_per_task, launcher.timeout_min) == (1, 4, 120)
 
 
+@pytest.mark.slow
 def test_ddp_cpu_matches_single_process(tmp_path: Path) -> None:
     """Two gloo processes with batch 16 each train exactly the single-process batch-32 run.
 
