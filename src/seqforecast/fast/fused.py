@@ -5,8 +5,9 @@ recorded in the autograd graph and replayed one by one in backward. For the chap
 tiny models (20 units, batch 32, 50 steps) that per-op overhead, not the arithmetic,
 sets the speed. Here each layer is one ``torch.autograd.Function``:
 
-- forward: the input projection of the whole sequence is one matmul; the time loop
-  does only the recurrent part, in place into preallocated buffers, with autograd off;
+- forward: the input projection of the whole sequence is one matmul (the compiled tanh-RNN
+  loop instead adds it per step, next to the recurrent product); the time loop runs in
+  place into preallocated buffers, with autograd off;
 - backward: the time loop (BPTT) computes the pre-activation gradients only; weight,
   bias and input gradients are then whole-sequence matmuls and sums.
 
@@ -78,7 +79,12 @@ class TanhRNNFunction(torch.autograd.Function):
     """``h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``, ``h_{-1} = 0``.
 
     Inputs ``x [B, T, F]``, ``w_ih [H, F]``, ``w_hh [H, H]``, ``b_ih [H]``, ``b_hh [H]``.
-    Output ``h [B, T, H]`` (every step's state).
+    Output ``h [B, T, H]`` (every step's state; a strided view, as ``nn.RNN``'s output).
+
+    The compiled loops work unit-major, ``[H, T, B]`` (see :func:`kernels.step_matmul_add`
+    why): ``h`` is returned as a permuted view of that buffer, so a fused layer above reads
+    it as its unit-major input without a copy, and every whole-sequence gradient is one
+    matmul on views. The torch loops work time-major, ``[T, B, H]``.
     """
 
     @staticmethod
@@ -88,16 +94,21 @@ class TanhRNNFunction(torch.autograd.Function):
     ) -> Tensor:
         batch, steps, n_in = x.shape
         hidden = w_hh.shape[0]
+        ctx.unit_major = compiled_loops(x, batch)
+        if ctx.unit_major:
+            x_u = x.detach().permute(2, 1, 0).contiguous()  # [F, T, B]; a view above a fused layer
+            h = x.new_empty(hidden, steps, batch)  # [H, T, B]
+            weights = (as_numpy(w) for w in (w_ih, w_hh, b_ih, b_hh))
+            kernels.tanh_rnn_forward(x_u.numpy(), *weights, h.numpy())
+            ctx.save_for_backward(x_u, w_ih, w_hh, h)
+            return h.permute(2, 1, 0)  # [H, T, B] -> [B, T, H]
         x_tm = x.transpose(0, 1).reshape(steps * batch, n_in)  # [T*B, F], time-major
         h = torch.addmm(b_ih + b_hh, x_tm, w_ih.t()).view(steps, batch, hidden)  # [T, B, H]
-        if compiled_loops(x, batch):
-            kernels.tanh_rnn_forward(h.numpy(), as_numpy(w_hh.t()))  # in place into h
-        else:
-            w_hh_t = w_hh.t()
-            hs = h.unbind(0)  # T views [B, H], made once instead of indexing in the loop
-            prev = hs[0].tanh_()
-            for h_t in hs[1:]:
-                prev = h_t.addmm_(prev, w_hh_t).tanh_()  # [B, H]: in place, no allocation
+        w_hh_t = w_hh.t()
+        hs = h.unbind(0)  # T views [B, H], made once instead of indexing in the loop
+        prev = hs[0].tanh_()
+        for h_t in hs[1:]:
+            prev = h_t.addmm_(prev, w_hh_t).tanh_()  # [B, H]: in place, no allocation
         ctx.save_for_backward(x_tm, w_ih, w_hh, h)
         return dense_copy(h.transpose(0, 1))  # [T, B, H] -> [B, T, H]
 
@@ -105,17 +116,16 @@ class TanhRNNFunction(torch.autograd.Function):
     @FLOAT32_BWD
     @once_differentiable
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        if ctx.unit_major:
+            return _tanh_rnn_backward_unit_major(ctx, grad_out)
         x_tm, w_ih, w_hh, h = ctx.saved_tensors
         steps, batch, hidden = h.shape
         g = dense_copy(grad_out.transpose(0, 1))  # dL/dh_t from above: [T, B, H]
-        if compiled_loops(h, batch):
-            kernels.tanh_rnn_backward(g.numpy(), as_numpy(h), as_numpy(w_hh))  # in place into g
-        else:
-            deriv = 1 - h * h  # tanh' for every step: [T, B, H]
-            gs, ds = g.unbind(0), deriv.unbind(0)
-            nxt = gs[-1].mul_(ds[-1])
-            for t in range(steps - 2, -1, -1):
-                nxt = gs[t].addmm_(nxt, w_hh).mul_(ds[t])  # pre-activation gradient [B, H]
+        deriv = 1 - h * h  # tanh' for every step: [T, B, H]
+        gs, ds = g.unbind(0), deriv.unbind(0)
+        nxt = gs[-1].mul_(ds[-1])
+        for t in range(steps - 2, -1, -1):
+            nxt = gs[t].addmm_(nxt, w_hh).mul_(ds[t])  # pre-activation gradient [B, H]
         g2 = g.view(steps * batch, hidden)  # [T*B, H]
         grad_b = g2.sum(0)  # [H]
         grad_x = None
@@ -124,6 +134,25 @@ class TanhRNNFunction(torch.autograd.Function):
         # W_hh multiplies h_{t-1}; step 0 sees h_{-1} = 0, so steps 1.. are the whole sum.
         grad_w_hh = g2[batch:].t() @ h[:-1].reshape(-1, hidden)  # [H, H]
         return grad_x, g2.t() @ x_tm, grad_w_hh, grad_b, grad_b
+
+
+def _tanh_rnn_backward_unit_major(ctx: Any, grad_out: Tensor) -> tuple[Tensor | None, ...]:
+    """:class:`TanhRNNFunction`'s backward after its compiled (unit-major) forward."""
+    x_u, w_ih, w_hh, h = ctx.saved_tensors
+    hidden, steps, batch = h.shape
+    g = as_numpy(grad_out.permute(2, 1, 0))  # [H, T, B]; read only, so a view may do
+    d = torch.empty_like(h)  # pre-activation gradients: [H, T, B]
+    kernels.tanh_rnn_backward(g, h.numpy(), as_numpy(w_hh.t()), d.numpy())
+    d2 = d.view(hidden, steps * batch)  # [H, T*B]
+    grad_b = d2.sum(1)  # [H]
+    grad_x = None
+    if ctx.needs_input_grad[0]:
+        grad_x = (w_ih.t() @ d2).view(-1, steps, batch).permute(2, 1, 0)  # [B, T, F]
+    # W_hh multiplies h_{t-1}; step 0 sees h_{-1} = 0, so steps 1.. are the whole sum.
+    # Slicing time keeps [H, (T-1)*B] a strided view: no copies.
+    grad_w_hh = d[:, 1:].reshape(hidden, -1) @ h[:, :-1].reshape(hidden, -1).t()  # [H, H]
+    grad_w_ih = d2 @ x_u.view(-1, steps * batch).t()  # [H, F]
+    return grad_x, grad_w_ih, grad_w_hh, grad_b, grad_b
 
 
 class GRUFunction(torch.autograd.Function):

@@ -1,0 +1,120 @@
+"""Microseconds per call of the fused tanh-RNN and GRU layers at the chapter's sizes.
+
+One thread, float32, batch 32, 50 steps, 20 units, 1-feature input. Times forward+backward
+of the plain ``nn.RNN`` layer, the fused layer (:class:`~seqforecast.fast.fused.FusedRNN`),
+the two-layer stack RNN(20)-RNN(20) and the fused GRU layer, and the fused RNN's forward
+alone (autograd recording); prints the median over many rounds. With ``--baseline DIR`` (a
+folder holding copies of ``jit.py``, ``kernels.py`` and ``fused.py`` from another revision)
+each case also runs on that code, in alternating order within each round so that machine
+load hits both alike, and the ratio is printed.
+
+    python scripts/bench_kernels.py
+    python scripts/bench_kernels.py --baseline /tmp/orig --rounds 400
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import torch
+from torch import nn
+
+from seqforecast.fast import fused
+
+B, T, H, F = 32, 50, 20, 1
+
+
+def load_baseline(folder: Path) -> ModuleType:
+    """``fused.py`` from ``folder``, running on that folder's ``jit.py`` and ``kernels.py``."""
+    names = ("seqforecast.fast.jit", "seqforecast.fast.kernels")
+    saved = {name: sys.modules[name] for name in names}
+    loaded = {}
+    try:
+        for short in ("jit", "kernels", "fused"):
+            name = f"seqforecast.fast.{short}"
+            spec = importlib.util.spec_from_file_location(name, folder / f"{short}.py")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+            loaded[short] = module
+    finally:
+        sys.modules.update(saved)
+        sys.modules["seqforecast.fast.fused"] = fused
+    loaded["fused"].kernels = loaded["kernels"]  # `from seqforecast.fast import kernels`
+    return loaded["fused"]
+
+
+def cases(fused_mod: ModuleType) -> dict[str, Callable[[], object]]:
+    """Name -> a call that runs one forward+backward (or one kernel) at the chapter's sizes."""
+    torch.manual_seed(0)
+    plain = nn.RNN(F, H, batch_first=True)
+    layer = fused_mod.FusedRNN.from_plain(nn.RNN(F, H, batch_first=True))
+    stack = [fused_mod.FusedRNN.from_plain(nn.RNN(n, H, batch_first=True)) for n in (F, H)]
+    gru = fused_mod.FusedGRU.from_plain(nn.GRU(F, H, batch_first=True))
+    x = torch.randn(B, T, F)
+
+    def layer_step(module: nn.Module) -> Callable[[], object]:
+        return lambda: module(x)[0].sum().backward()
+
+    def layer_forward() -> None:
+        layer(x)
+
+    def stack_step() -> None:
+        out = x
+        for module in stack:
+            out = module(out)[0]
+        out.sum().backward()
+
+    return {
+        "nn.RNN fwd+bwd": layer_step(plain),
+        "FusedRNN fwd": layer_forward,
+        "FusedRNN fwd+bwd": layer_step(layer),
+        "2 x FusedRNN fwd+bwd": stack_step,
+        "FusedGRU fwd+bwd": layer_step(gru),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--calls", type=int, default=5, help="calls timed together per round")
+    parser.add_argument("--baseline", type=Path, help="folder with jit.py, kernels.py, fused.py")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    os.environ["SEQFORECAST_NUMBA"] = "1"
+    variants = {"new": cases(fused)}
+    if args.baseline:
+        old = load_baseline(args.baseline)
+        variants = {"old": cases(old), **variants}
+    times: dict[tuple[str, str], list[float]] = {}
+    for name, fns in variants.items():
+        for case, fn in fns.items():
+            for _ in range(3):  # compile (or load the cache) and warm up
+                fn()
+            times[case, name] = []
+    for n in range(args.rounds):
+        order = list(variants) if n % 2 else list(variants)[::-1]  # neither always runs first
+        for case in variants["new"]:
+            for name in order:
+                fn = variants[name][case]
+                start = time.perf_counter()
+                for _ in range(args.calls):
+                    fn()
+                times[case, name].append((time.perf_counter() - start) / args.calls * 1e6)
+    for case in variants["new"]:
+        meds = {name: statistics.median(times[case, name]) for name in variants}
+        row = "  ".join(f"{name} {med:8.1f} us" for name, med in meds.items())
+        ratio = f"  new/old {meds['new'] / meds['old']:.3f}" if "old" in meds else ""
+        print(f"{case:28s} {row}{ratio}")
+
+
+if __name__ == "__main__":
+    main()
