@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -92,6 +93,41 @@ def test_kill_mid_epoch_then_resume_equals_uninterrupted(
         assert got[key] == want[key], key
     assert got["epochs"] == want["epochs"] == EPOCHS and got["resumed_from"]
     assert read_status(tmp_path / "run") == "finished"
+
+
+# SIGKILLs at seeded random moments, each followed by a recovery (more: SEQFORECAST_KILLS=n).
+KILLS = int(os.environ.get("SEQFORECAST_KILLS", "3"))
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(
+    tmp_path: Path, uninterrupted: dict
+) -> None:
+    # A kill may land in start-up, training, a checkpoint write or the final evaluation. After
+    # it, resume= continues the run (or, killed before its first checkpoint, a new run takes the
+    # stale folder over); either way the run must end with the uninterrupted run's metrics.
+    rng = np.random.default_rng(7)
+    equal = 0
+    for k in range(KILLS):
+        run = tmp_path / f"run{k}"
+        victim = _script(*RUN, f"hydra.run.dir={run}", cwd=tmp_path)
+        after = float(rng.uniform(1.0, 16.0))
+        time.sleep(after)
+        victim.kill()
+        victim.communicate(timeout=60)
+        resumable = (run / "checkpoints" / "last.ckpt").exists()
+        print(f"kill {k} after {after:.1f} s: status {read_status(run)}, last.ckpt {resumable}")
+        if resumable:
+            again = _script(f"resume={run}", *RUN, cwd=tmp_path)
+        else:
+            again = _script(*RUN, f"hydra.run.dir={run}", cwd=tmp_path)
+        _, err = again.communicate(timeout=300)
+        assert again.returncode == 0, err[-2000:]
+        got = json.loads((run / "metrics.json").read_text())
+        keys = ("val/mse", "val/mse_last", "test/mse", "test/mse_last")
+        equal += all(got[key] == uninterrupted[key] for key in keys)
+        assert read_status(run) == "finished"
+    assert equal == KILLS
 
 
 def test_same_seed_same_metrics(make_cfg, tmp_path: Path) -> None:

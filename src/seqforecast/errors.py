@@ -15,3 +15,7 @@ class InputError(SeqforecastError, ValueError):
 
 class NonFiniteLossError(SeqforecastError):
     """Training produced a NaN or infinite loss."""
+
+
+class OutputError(SeqforecastError):
+    """Writing a run's files failed (disk full, file-size limit, read-only or missing folder)."""

@@ -1,31 +1,59 @@
-"""Run-folder files: atomic writes and the run's ``status`` line."""
+"""Run-folder files: atomic writes, the run's ``status`` line and the lock of a live run.
+
+Every file a run writes goes through :func:`atomic_open` (checkpoints too, see
+:class:`AtomicCheckpointIO`): a temporary file beside the target, fsync, rename. A process
+killed at any moment leaves the previous complete file or the new one, never a truncated one,
+whatever ``TMPDIR`` is. Files get the user's umask, as ``open()`` would give them.
+
+A run holds an exclusive ``fcntl`` lock on ``<run>/.lock`` while it works (:class:`RunLock`);
+the kernel drops it when the process ends, however it ends. So a ``status: running`` whose
+lock is free belongs to a process that is gone (stale), and one whose lock is held belongs
+to a live run.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import io
 import json
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
 from seqforecast.errors import ConfigError
 
 STATUS = "status"
+LOCK = ".lock"
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager
 def atomic_open(path: str | Path) -> Iterator[IO[bytes]]:
     """A binary file that replaces ``path`` only once it is complete (temporary file + rename).
 
-    A reader sees either the old file or the whole new one, never half a file; on an
-    error the temporary file is removed and ``path`` is left as it was.
+    The temporary file lies beside ``path`` (same filesystem, so the rename is atomic); it is
+    flushed and fsynced before the rename, and the folder after it. A reader sees either the
+    old file or the whole new one; on an error the temporary file is removed and ``path`` is
+    left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from a team
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
@@ -34,6 +62,20 @@ def atomic_open(path: str | Path) -> Iterator[IO[bytes]]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: not every filesystem allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -50,6 +92,23 @@ def atomic_write_json(path: str | Path, data: dict[str, Any]) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's ``TorchCheckpointIO``, writing each checkpoint with :func:`atomic_open`.
+
+    Lightning's own save writes through fsspec, whose local files are staged in ``TMPDIR``
+    and copied into place: killed mid-copy, a checkpoint is left empty or cut.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+
+
 def read_status(run_dir: str | Path) -> str | None:
     """The run's status line (``running``, ``finished``, ``failed: ...``, ``interrupted: ...``)."""
     path = Path(run_dir) / STATUS
@@ -60,16 +119,78 @@ def write_status(run_dir: str | Path, status: str) -> None:
     atomic_write_text(Path(run_dir) / STATUS, status.replace("\n", " ") + "\n")
 
 
-def claim_run_dir(run_dir: str | Path, resuming: bool) -> None:
-    """Refuse to start a new run over a folder that holds a run's work, unless resuming.
+class RunLock:
+    """The exclusive lock a live run holds on ``<run>/.lock`` (released when it ends)."""
 
-    A folder whose last run failed before finishing may be reused; a finished,
-    interrupted or running one may not (its checkpoints and metrics would be lost).
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / LOCK
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock; False if another live process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        self.fd = fd
+        return True
+
+    def holder(self) -> str:
+        """Who holds the lock, as its file says (``pid N on host H``)."""
+        try:
+            pid, host = self.path.read_text().split()
+        except (OSError, ValueError):
+            return "another process"
+        return f"pid {pid} on host {host}"
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def has_checkpoint(run_dir: str | Path) -> bool:
+    return any((Path(run_dir) / "checkpoints").glob("*.ckpt"))
+
+
+def claim_run_dir(run_dir: str | Path, resuming: bool) -> RunLock:
+    """Lock ``run_dir`` for this run, or refuse it in one line; returns the held lock.
+
+    A folder a live run holds is refused, for a new run and for ``resume=`` alike. A folder
+    whose last run failed may be reused if it holds no checkpoint (a new run never mixes its
+    files with another model's). A ``running`` folder whose process is gone (stale):
+    ``resume=`` continues it; a new run takes it over only if it holds no checkpoint (it
+    stopped before its first one), otherwise it must be resumed. A finished or interrupted
+    folder is never overwritten by a new run.
     """
+    lock = RunLock(run_dir)
+    if not lock.acquire():
+        raise ConfigError(
+            f"output_dir {run_dir} is in use by a live run ({lock.holder()}); wait for it to "
+            "end or stop it, or choose another hydra.run.dir"
+        )
     status = read_status(run_dir)
-    if resuming or status is None or status.startswith("failed"):
-        return
+    if resuming:
+        return lock
+    reusable = status is None or status == "running" or status.startswith("failed")
+    if reusable and not has_checkpoint(run_dir):
+        return lock  # nothing to lose (a stale one: the caller says it takes it over)
+    lock.release()
+    if status is None or status.startswith("failed"):
+        whose = "a failed run" if status else "another run"
+        raise ConfigError(
+            f"output_dir {run_dir} holds the checkpoints of {whose}; a new run there would mix "
+            f"its files with them: choose another hydra.run.dir (or remove "
+            f"{Path(run_dir) / 'checkpoints'})"
+        )
+    state = "running, but its process is gone" if status == "running" else status.split(":")[0]
     raise ConfigError(
-        f"output_dir {run_dir} already holds a run (status: {status.split(':')[0]}); "
-        f"choose another hydra.run.dir, or continue it with resume={run_dir}"
+        f"output_dir {run_dir} already holds a run (status: {state}); choose another "
+        f"hydra.run.dir, or continue it with resume={run_dir}"
     )

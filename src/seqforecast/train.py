@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -18,9 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from seqforecast.callbacks import TrainingInterrupted
 from seqforecast.config import validate_config
-from seqforecast.errors import ConfigError, SeqforecastError
+from seqforecast.errors import ConfigError, InputError, OutputError, SeqforecastError
 from seqforecast.fast import use_layers
 from seqforecast.outputs import (
+    AtomicCheckpointIO,
     atomic_write_json,
     atomic_write_text,
     claim_run_dir,
@@ -81,7 +83,9 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     check_accelerator(str(cfg.trainer.get("accelerator", "auto")))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    # Checkpoints are written atomically beside their target (see seqforecast.outputs).
+    plugins = [AtomicCheckpointIO()]
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=plugins)
 
 
 def parallel_thread_share() -> int | None:
@@ -121,16 +125,54 @@ def best_checkpoint(trainer: L.Trainer) -> str | None:
 
 
 def resume_checkpoint(resume: str) -> Path:
-    """The checkpoint to continue from: a ``.ckpt`` file, or a run folder's ``last.ckpt``."""
+    """The checkpoint to continue from: a run folder's ``last.ckpt``, or a ``.ckpt`` in one.
+
+    Checked before anything is written: it must lie in ``<run>/checkpoints/`` of a run folder
+    (resume writes into that folder, never beside a stray file), load safely and hold the
+    training state. A bad one is refused in one line that names it and, where the folder
+    holds another checkpoint that loads, offers that one.
+    """
     path = Path(resume)
     if path.is_dir():
         path = path / "checkpoints" / "last.ckpt"
+        if not path.is_file():
+            raise ConfigError(
+                f"resume={resume}: no checkpoints/last.ckpt there; expected a run folder that "
+                "trained at least one epoch (or was interrupted), or a .ckpt file in one"
+            )
     if not path.is_file():
         raise ConfigError(
             f"resume={resume}: no checkpoint there; expected a run folder holding "
             "checkpoints/last.ckpt, or a .ckpt file"
         )
+    run = path.parent.parent
+    if path.parent.name != "checkpoints" or not (run / "config.yaml").is_file():
+        raise ConfigError(
+            f"resume={resume}: not a checkpoint of a run folder (expected "
+            "<run>/checkpoints/<name>.ckpt written by train.py); resume continues a run in "
+            "its own folder"
+        )
+    problem = _unresumable(path)
+    if problem:
+        others = [p for p in sorted(path.parent.glob("*.ckpt")) if p != path]
+        good = next((p for p in others if not _unresumable(p)), None)
+        offer = f"; {good} loads: resume={good}" if good else ""
+        raise InputError(f"resume={resume}: {problem}{offer}")
     return path
+
+
+def _unresumable(path: Path) -> str | None:
+    """Why ``path`` cannot resume training (one line), or None when it can."""
+    from seqforecast.predict import read_checkpoint  # the safe loader (weights_only)
+
+    try:
+        ckpt = read_checkpoint(path)
+    except InputError as err:
+        return str(err)
+    missing = [k for k in ("loops", "optimizer_states", "epoch") if k not in ckpt]
+    if missing:
+        return f"checkpoint {path} holds no training state ({missing} missing); it cannot resume"
+    return None
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -144,30 +186,62 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         validate_config(cfg)
         resume = resume_checkpoint(cfg.resume) if cfg.get("resume") else None
-    except ConfigError as err:
+    except SeqforecastError as err:
         # Mark a fresh run folder (a sweep job's, say) as failed; never touch a used one.
         out = Path(str(cfg.output_dir))
         if rank_zero_only.rank == 0 and read_status(out) is None:
-            write_status(out, f"failed: ConfigError: {err}")
+            _try_write_status(out, f"failed: {type(err).__name__}: {err}")
         raise
     if resume is not None:
         cfg.output_dir = str(resume.parent.parent)  # continue in the checkpoint's run folder
     out = Path(cfg.output_dir)
     if rank_zero_only.rank != 0:  # a distributed worker: rank 0 owns the run folder
         return _train(cfg, out, resume)
-    claim_run_dir(out, resuming=resume is not None)
-    out.mkdir(parents=True, exist_ok=True)
-    write_status(out, "running")
     try:
+        lock = claim_run_dir(out, resuming=resume is not None)
+    except OSError as err:
+        raise _output_error(err, out) from None
+    try:
+        return _run(cfg, out, resume)
+    finally:
+        lock.release()
+
+
+def _run(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
+    """Rank 0's run in its claimed folder: ``status`` tells how it ended."""
+    before = read_status(out)
+    if before == "running":  # claim_run_dir found its process gone
+        action = "continues it" if resume else "takes the folder over (no checkpoint there)"
+        log.warning(
+            f"{out}: its earlier run stopped without ending (status running); this run {action}"
+        )
+    try:
+        write_status(out, "running")
         metrics = _train(cfg, out, resume)
     except TrainingInterrupted as err:
-        write_status(out, f"interrupted: {err}")
+        _try_write_status(out, f"interrupted: {err}")
         raise
+    except OSError as err:
+        error = _output_error(err, out)
+        _try_write_status(out, f"failed: OutputError: {error}")
+        raise error from None
     except BaseException as err:
-        write_status(out, f"failed: {type(err).__name__}: {err}")
+        _try_write_status(out, f"failed: {type(err).__name__}: {err}")
         raise
     write_status(out, "finished")
     return metrics
+
+
+def _output_error(err: OSError, out: Path) -> OutputError:
+    """One line for a failed file operation: the path and the system's reason."""
+    where = err.filename or out
+    return OutputError(f"{where}: {err.strerror or err} (output_dir {out}); nothing more written")
+
+
+def _try_write_status(out: Path, status: str) -> None:
+    """Record how the run ended, unless the folder cannot take even that (the error says why)."""
+    with contextlib.suppress(OSError):
+        write_status(out, status)
 
 
 def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
