@@ -294,6 +294,76 @@ def test_missing_values_are_errors_unless_filled(tmp_path: Path) -> None:
     np.testing.assert_array_equal(dropped, [[1, 10], [4, 40]])
 
 
+def bad_cell_csv(path: Path, cell: str, time: bool) -> Path:
+    """Twenty daily rows of ``value`` and ``aux``; ``aux`` on line 13 (2020-01-12) is ``cell``."""
+    lines = [f"2020-01-{d:02d},{d},{10 + d}" for d in range(1, 21)]
+    lines[11] = f"2020-01-12,12,{cell}"
+    if not time:
+        lines = [line.split(",", 1)[1] for line in lines]
+    path.write_text(("date," if time else "") + "value,aux\n" + "\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("cell", ["1e300", "-inf", "inf", "3.5e38"])
+@pytest.mark.parametrize("time", [True, False], ids=["dated", "undated"])
+def test_a_value_beyond_float32_names_file_column_row_and_count(
+    tmp_path: Path, cell: str, time: bool
+) -> None:
+    path = bad_cell_csv(tmp_path / "data.csv", cell, time)
+    where = "line 13, date 2020-01-12" if time else "line 13"
+    shown = f"{float(cell):g}"
+    expected = (
+        f"{path}: column 'aux' holds {shown} at {where}, infinite or too large for float32 "
+        "(|x| > 3.403e+38); first of 1 such value in the file; expected finite numbers"
+    )
+    for fill in (None, "ffill", "drop"):  # a fill mends empty cells, not wrong numbers
+        with pytest.raises(InputError) as err:
+            load_table(path, ["value", "aux"], time="date" if time else None, fill=fill)
+        assert str(err.value) == expected
+
+
+def test_bad_values_are_counted_and_the_first_named(tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text("value,aux\n1,2\n3,4\n5,1e39\n-inf,inf\n7,8\n")
+    with pytest.raises(
+        InputError,
+        match=r"column 'aux' holds 1e\+39 at line 4, .*; first of 3 such values in the file",
+    ):
+        load_table(path, ["value", "aux"])
+    with pytest.raises(InputError, match=r"column 'value' holds -inf at line 5, .*first of 1 such"):
+        load_table(path, ["value"])  # only the columns asked for are checked
+
+
+@pytest.mark.parametrize("time", [True, False], ids=["dated", "undated"])
+def test_an_unfilled_nan_names_file_column_row_and_count(tmp_path: Path, time: bool) -> None:
+    path = bad_cell_csv(tmp_path / "data.csv", "nan", time)
+    where = "line 13, date 2020-01-12" if time else "line 13"
+    columns, date = ["value", "aux"], "date" if time else None
+    with pytest.raises(InputError) as err:
+        load_table(path, columns, time=date)
+    assert str(err.value) == (
+        f"{path}: 1 missing value {{'aux': 1}} (first at {where}); "
+        "set data.fill=ffill|interpolate|drop"
+    )
+    assert load_table(path, columns, time=date, fill="ffill").values[11, 1] == 21  # line 12's
+    assert load_table(path, columns, time=date, fill="interpolate").values[11, 1] == 22
+
+
+def test_one_bad_cell_stops_training_data_with_the_file_not_window_indices(
+    tmp_path: Path,
+) -> None:
+    path = write_example(tmp_path / "sine.csv", rows=400)
+    frame = pd.read_csv(path)
+    frame.loc[11, "value"] = 1e300
+    frame.to_csv(path, index=False)
+    dm = FileDataModule(path=str(path), time="date", n_steps=20)
+    with pytest.raises(InputError) as err:
+        dm.setup()
+    assert str(err.value).startswith(
+        f"{path}: column 'value' holds 1e+300 at line 13, date 2020-01-12, infinite or too large"
+    )
+
+
 def test_time_gaps_are_errors_unless_filled(tmp_path: Path) -> None:
     path = tmp_path / "gaps.csv"
     path.write_text("date,value\n2021-01-01,1\n2021-01-02,2\n2021-01-05,5\n2021-01-06,6\n")

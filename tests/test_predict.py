@@ -333,7 +333,11 @@ def _wrong_weights(dst: Path) -> Path:
         (lambda src, d: _other_program(d / "o.ckpt"), r"expected a dict with 'hyper_parameters'"),
         (lambda src, d: _unknown_net(d / "n.ckpt"), r"no buildable model: model.net='transformer'"),
         (lambda src, d: _foreign_hparams(d / "f.ckpt"), r"keys \['d_model'\]; expected only"),
-        (lambda src, d: _wrong_weights(d / "w.ckpt"), r"wrong shapes \['net.head.linear.weight"),
+        (
+            lambda src, d: _wrong_weights(d / "w.ckpt"),
+            r"w\.ckpt: its hyper_parameters do not match its state_dict: net.head.linear.weight "
+            r"is \(3, 20\) in the state_dict but \(1, 20\) by the hyper_parameters",
+        ),
     ],
     ids=["missing", "truncated", "text", "other_program", "unknown_net", "foreign", "weights"],
 )

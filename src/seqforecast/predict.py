@@ -24,6 +24,7 @@ from seqforecast.data.files import FileDataModule
 from seqforecast.data.scaling import Scaler
 from seqforecast.data.sine import STAGES, SineDataModule
 from seqforecast.data.table import future_times, load_table, read_frame
+from seqforecast.data.windows import FLOAT32, check_memory
 from seqforecast.errors import ConfigError, InputError, SeqforecastError
 from seqforecast.fast import use_layers
 from seqforecast.forecast import WINDOWS, iterative_forecast
@@ -97,8 +98,89 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+# Hyperparameters that size the network's tensors (hidden is a list of widths).
+SIZE_HPARAMS = ("n_features", "horizon", "hidden", "filters", "n_steps", "kernel_size")
+GATES = (1, 2, 3, 4)  # a dimension may be a size times the gates stacked in one tensor
+
+
+def _sizes(hparams: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={hparams[k]!r}" for k in SIZE_HPARAMS if hparams.get(k) is not None)
+
+
+def _culprits(hparams: dict[str, Any], expected: tuple, actual: tuple) -> list[str]:
+    """The size hparams that account for a dimension where ``expected`` (built from the
+    hparams) and ``actual`` (the state_dict) differ: ``["horizon=1000000000"]``.
+
+    A size equal to the dimension is named; failing that, one whose gate multiple it is
+    (LSTM weights stack 4 gates of ``hidden``). Sizes of 1 fit too many dimensions to name.
+    """
+    if len(expected) != len(actual):
+        return []
+    differ = [(e, a) for e, a in zip(expected, actual, strict=True) if e != a]
+    for gates in ((1,), GATES[1:]):
+        found = []
+        for key in SIZE_HPARAMS:
+            value = hparams.get(key)
+            values = value if isinstance(value, list | tuple) else [value]
+            sizes = [v for v in values if isinstance(v, int) and v > 1]
+            if any(e == g * v for e, _ in differ for g in gates for v in sizes):
+                found.append(f"{key}={value!r}")
+        if found:
+            return found
+    return []
+
+
+def check_shapes(hparams: dict[str, Any], state: dict[str, Any], path: str | Path) -> None:
+    """The network the hparams describe has exactly the state_dict's tensors and shapes.
+
+    The network is built on the ``meta`` device (shapes only, no memory), so hparams that
+    disagree with the weights (``hidden=[100000000]`` over 20-wide weights) are refused
+    before anything of their size is allocated.
+    """
+    try:
+        with torch.device("meta"):
+            expected = {
+                k: tuple(v.shape) for k, v in ForecastModule(**hparams).state_dict().items()
+            }
+    except SeqforecastError as err:
+        raise InputError(f"checkpoint {path} describes no buildable model: {err}") from None
+    except (RuntimeError, TypeError, ValueError, OverflowError) as err:
+        reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise InputError(
+            f"checkpoint {path} describes no buildable model: its hyper_parameters "
+            f"({_sizes(hparams)}) give impossible tensor sizes ({reason})"
+        ) from None
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    actual = {k: tuple(getattr(state[k], "shape", ())) for k in expected if k in state}
+    wrong = [
+        k
+        for k in expected
+        if k in state and (not isinstance(state[k], torch.Tensor) or actual[k] != expected[k])
+    ]
+    if wrong:
+        k = wrong[0]
+        named = _culprits(hparams, expected[k], actual[k])
+        said = f"hyper_parameters {' and '.join(named)}" if named else "its hyper_parameters"
+        raise InputError(
+            f"checkpoint {path}: {said} do not match its state_dict: {k} is {actual[k]} in "
+            f"the state_dict but {expected[k]} by the hyper_parameters ({len(wrong)} of "
+            f"{len(expected)} tensors differ: {wrong[:4]}; missing {missing}, "
+            f"unexpected {unexpected})"
+        )
+    if missing or unexpected:
+        raise InputError(
+            f"checkpoint {path}: its weights do not fit the network in its hyper_parameters "
+            f"(missing {missing}, unexpected {unexpected})"
+        )
+
+
 def build_module(ckpt: dict[str, Any], path: str | Path) -> ForecastModule:
-    """The ``ForecastModule`` described by the checkpoint's hparams, with its weights."""
+    """The ``ForecastModule`` described by the checkpoint's hparams, with its weights.
+
+    Its sizes are checked against the state_dict first (:func:`check_shapes`), so the
+    module built for real is no larger than the weights already read.
+    """
     hparams = ckpt["hyper_parameters"]
     unknown = sorted(set(map(str, hparams)) - set(MODULE_ARGS))
     if unknown:
@@ -106,26 +188,30 @@ def build_module(ckpt: dict[str, Any], path: str | Path) -> ForecastModule:
             f"checkpoint {path} is not a seqforecast checkpoint: its hyper_parameters have "
             f"keys {unknown}; expected only {list(MODULE_ARGS)}"
         )
+    check_shapes(hparams, ckpt["state_dict"], path)
     try:
         module = ForecastModule(**hparams)
     except SeqforecastError as err:
         raise InputError(f"checkpoint {path} describes no buildable model: {err}") from None
-    expected = module.state_dict()
-    state = ckpt["state_dict"]
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [
-        f"{k} {tuple(getattr(state[k], 'shape', ()))} != {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and (not isinstance(state[k], torch.Tensor) or state[k].shape != v.shape)
-    ]
-    if missing or unexpected or wrong:
-        raise InputError(
-            f"checkpoint {path}: its weights do not fit the network in its hyper_parameters "
-            f"(missing {missing}, unexpected {unexpected}, wrong shapes {wrong})"
-        )
-    module.load_state_dict(state)
+    module.load_state_dict(ckpt["state_dict"])
     return module
+
+
+def check_data_settings(data: Any, module: ForecastModule, path: str | Path) -> dict | None:
+    """The checkpoint's data settings (``datamodule_hyper_parameters``) fit its model.
+
+    Generated series are rebuilt from them, so their window must be the model's (other
+    sizes, ``n_series``, are bounded by the memory check when the data is set up).
+    """
+    if not isinstance(data, dict):
+        return None
+    for key in ("n_steps", "horizon"):
+        if key in data and data[key] != module.hparams[key]:
+            raise InputError(
+                f"checkpoint {path}: its data settings say {key}={data[key]!r} but its "
+                f"model's hyper_parameters say {key}={module.hparams[key]!r}; they must agree"
+            )
+    return dict(data)
 
 
 class NpyRows:
@@ -316,6 +402,13 @@ class Forecaster:
         if not hasattr(x, "shape"):
             x = np.asarray(x)
         self.check_input(x)
+        # The result, and one batch's inputs grown by the iterative rounds (float32).
+        grown = min(batch_size, len(x)) * (self.n_steps + ahead) * self.n_features
+        check_memory(
+            FLOAT32 * (len(x) * ahead + 2 * grown),
+            f"forecasting ahead={ahead} steps for {len(x)} series",
+            "ahead or batch_size",
+        )
         out = np.empty((len(x), ahead), dtype=np.float32)
         forecast = self.module.forecast  # [B, T, F] -> [B, k]
         with torch.inference_mode():
@@ -409,14 +502,26 @@ class Forecaster:
         if split not in STAGES:
             raise ConfigError(f"split must be one of {list(STAGES)}, got {split!r}")
         settings = {**self.data, **overrides}
+        if settings.get("n_steps", self.n_steps) != self.n_steps:
+            raise ConfigError(
+                f"data.n_steps={settings['n_steps']!r} must equal the model's n_steps="
+                f"{self.n_steps}: its windows are the model's input"
+            )
         ahead = self.horizon if ahead is None else ahead
         if ahead > settings.get("horizon", 0):
             settings.update(horizon=ahead, target="next")
         try:
+            # The settings' sizes are checked (memory included) before any series is made.
             x, y = SineDataModule(**settings).arrays(split)
         except TypeError as err:
             raise InputError(
                 f"the checkpoint's data settings are not SineDataModule's: {err}"
+            ) from None
+        except SeqforecastError as err:
+            given = sorted(k for k in overrides if overrides[k] is not None)
+            origin = f"overridden: {given}" if given else "as stored"
+            raise type(err)(
+                f"rebuilding the checkpoint's generated data ({origin}): {err}"
             ) from None
         return x, y, settings
 
@@ -432,10 +537,10 @@ def load_forecaster(path: str | Path, device: str = "auto", layers: str = "fast"
     ckpt = read_checkpoint(path)
     module = build_module(ckpt, path)
     use_layers(module, layers)
-    data = ckpt.get("datamodule_hyper_parameters")
+    data = check_data_settings(ckpt.get("datamodule_hyper_parameters"), module, path)
     state = ckpt.get(FileDataModule.__qualname__)
     scaler = Scaler.from_dict(state["scaler"]) if isinstance(state, dict) and state else None
-    return Forecaster(module, dev, dict(data) if isinstance(data, dict) else None, scaler)
+    return Forecaster(module, dev, data, scaler)
 
 
 def forecast_targets(y: np.ndarray, target: str, ahead: int) -> np.ndarray:

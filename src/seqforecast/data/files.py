@@ -21,7 +21,13 @@ import torch
 from seqforecast.data.batches import SplitLoaders
 from seqforecast.data.scaling import Scaler
 from seqforecast.data.table import FILLS, Table, load_table
-from seqforecast.data.windows import check_window, make_windows
+from seqforecast.data.windows import (
+    FLOAT32,
+    check_memory,
+    check_window,
+    make_windows,
+    window_bytes,
+)
 from seqforecast.errors import ConfigError, InputError
 
 STAGES = ("train", "val", "test")
@@ -154,6 +160,7 @@ class FileDataModule(SplitLoaders, L.LightningDataModule):
                     f"{self.path}: the {name} split has {size} of {n} rows, fewer than "
                     f"n_steps + horizon = {need} rows for one window{hint}"
                 )
+        self.check_memory(sizes)
         bounds = np.cumsum((0, *sizes))
         self.bounds = tuple(int(b) for b in bounds)  # type: ignore[assignment]
         self.scaler.fit(table.values[: bounds[1]])
@@ -161,6 +168,26 @@ class FileDataModule(SplitLoaders, L.LightningDataModule):
         for name, lo, hi in zip(STAGES, bounds[:-1], bounds[1:], strict=True):
             x, y = series_windows(scaled[lo:hi], self.n_steps, self.horizon, self.target_kind)
             self.splits[name] = (torch.tensor(x), torch.tensor(y))  # copies: views are read-only
+
+    def memory_bytes(self, sizes: Sequence[int]) -> int:
+        """About the peak bytes of :meth:`setup` for splits of ``sizes`` rows: every split's
+        windows twice (numpy, then the tensors kept) plus the largest split's ``[N, L, F]``."""
+        length = self.n_steps + self.horizon
+        n = [max(size - length + 1, 0) for size in sizes]  # windows per split
+        kept = window_bytes(sum(n), self.n_steps, self.horizon, self.n_features, self.target_kind)
+        largest = window_bytes(
+            max(n), self.n_steps, self.horizon, self.n_features, self.target_kind
+        )
+        return kept + largest + FLOAT32 * max(n) * length * self.n_features
+
+    def check_memory(self, sizes: Sequence[int]) -> None:
+        """Refuse windows that would not fit in the memory available, before cutting them."""
+        check_memory(
+            self.memory_bytes(sizes),
+            f"{self.path}: the windows of n_steps={self.n_steps}, horizon={self.horizon} "
+            f"({self.target_kind}) over its {sum(sizes)} rows x {self.n_features} columns",
+            "n_steps or horizon, or use a shorter file",
+        )
 
     def arrays(self, stage: str) -> tuple[np.ndarray, np.ndarray]:
         """The scaled ``(x, y)`` numpy arrays of one split (``train``, ``val`` or ``test``)."""

@@ -10,10 +10,18 @@ import torch
 
 from seqforecast.data.batches import SplitLoaders
 from seqforecast.data.generate import two_sine_series
-from seqforecast.data.windows import check_window, make_windows
+from seqforecast.data.windows import (
+    FLOAT32,
+    check_memory,
+    check_window,
+    make_windows,
+    window_bytes,
+)
 from seqforecast.errors import ConfigError
 
 STAGES = ("train", "val", "test")
+# Bytes per series value while two_sine_series runs: about three float64 [N, L] arrays live.
+GENERATE_BYTES = 24
 
 
 def split_sizes(split: Sequence[float], n_series: int) -> tuple[int, int, int]:
@@ -84,11 +92,28 @@ class SineDataModule(SplitLoaders, L.LightningDataModule):
         """Generate and split once; later calls are no-ops."""
         if self.splits:
             return
+        self.check_memory()
         series = two_sine_series(self.n_series, self.n_steps + self.horizon, seed=self.seed)
         x, y = make_windows(series, self.n_steps, self.horizon, self.target)
         bounds = np.cumsum((0, *self.sizes))
         for name, lo, hi in zip(STAGES, bounds[:-1], bounds[1:], strict=True):
             self.splits[name] = (torch.from_numpy(x[lo:hi]), torch.from_numpy(y[lo:hi]))
+
+    def memory_bytes(self) -> int:
+        """About the peak bytes of :meth:`setup`: the float64 generation, or the float32
+        series ``[N, n_steps + horizon]`` with its windows, whichever is larger."""
+        values = self.n_series * (self.n_steps + self.horizon)
+        windows = window_bytes(self.n_series, self.n_steps, self.horizon, 1, self.target)
+        return max(GENERATE_BYTES * values, FLOAT32 * values + windows)
+
+    def check_memory(self) -> None:
+        """Refuse settings whose series and windows would not fit in the memory available."""
+        check_memory(
+            self.memory_bytes(),
+            f"the series and windows of n_steps={self.n_steps}, horizon={self.horizon} "
+            f"({self.target}) with data.n_series={self.n_series}",
+            "n_steps, horizon or data.n_series",
+        )
 
     def arrays(self, stage: str) -> tuple[np.ndarray, np.ndarray]:
         """The ``(x, y)`` numpy arrays of one split (``train``, ``val`` or ``test``)."""

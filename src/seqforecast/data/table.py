@@ -3,8 +3,9 @@
 ``load_table(path, columns, time, fill)`` returns the chosen numeric columns as one
 float32 array ``[rows, F]`` (in the order asked for) and, when a time column is named,
 its timestamps. Every problem stops with one :class:`InputError` line naming the file,
-the column and the row: a missing file or column, non-numeric values, missing values
-or gaps in the time column (unless ``fill`` says how to treat them), unordered times.
+the column and the row: a missing file or column, non-numeric values, values that are
+infinite or too large for float32 (the model's precision), missing values or gaps in the
+time column (unless ``fill`` says how to treat them), unordered times.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # pandas is imported where a file is read, off the train star
 
 READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 FILLS = ("ffill", "interpolate", "drop")
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # 3.4e38: larger values become inf in float32
 
 
 @dataclass
@@ -35,9 +37,11 @@ class Table:
     times: pd.Series | None
 
 
-def _where(path: Path, i: int) -> str:
-    """A data row, as the user finds it: file line (CSV, header is line 1) or row number."""
-    return f"line {i + 2}" if path.suffix == ".csv" else f"row {i}"
+def _where(path: Path, i: int, times: pd.Series | None = None, time: str | None = None) -> str:
+    """Data row ``i`` as the user finds it: the file line (CSV, the header is line 1) or the
+    1-based data row, and its time value when there is a time column."""
+    where = f"line {i + 2}" if path.suffix == ".csv" else f"data row {i + 1}"
+    return where if times is None else f"{where}, {time} {times.iloc[i]}"
 
 
 def read_frame(path: str | Path) -> pd.DataFrame:
@@ -91,6 +95,28 @@ def numeric(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
             f"{_where(path, i)} ({int(bad.sum())} such values); expected numbers"
         )
     return values.astype(np.float64)
+
+
+def check_finite(
+    data: pd.DataFrame, path: Path, times: pd.Series | None = None, time: str | None = None
+) -> None:
+    """Every value is finite and within float32's range; empty cells (NaN) are left to fill.
+
+    ``data`` holds the file's rows in order, as float64 (before any float32 cast would turn
+    a large value into inf and the windows would repeat it many times over); ``times`` the
+    time column as written in the file, to name the row by its time.
+    """
+    values = data.to_numpy(dtype=np.float64)  # [rows, F]
+    bad = np.isinf(values) | (np.abs(values) > FLOAT32_MAX)  # NaN compares False: not here
+    if bad.any():
+        i, j = (int(k) for k in np.argwhere(bad)[0])  # the first row, then its first column
+        n = int(bad.sum())
+        raise InputError(
+            f"{path}: column {data.columns[j]!r} holds {values[i, j]:g} at "
+            f"{_where(path, i, times, time)}, infinite or too large for float32 "
+            f"(|x| > {FLOAT32_MAX:.4g}); first of {n} such value{'s' if n > 1 else ''} in "
+            "the file; expected finite numbers"
+        )
 
 
 def parse_times(raw: pd.Series, column: str, path: Path) -> pd.Series:
@@ -170,6 +196,8 @@ def load_table(
         raise InputError(f"data file {path} has a header but no rows")
     data = pd.DataFrame({c: numeric(frame, c, path) for c in columns})
     times = parse_times(frame[time], time, path) if time else None
+    shown = frame[time].reset_index(drop=True) if time else None  # as written, for messages
+    check_finite(data, path, shown, time)
 
     if times is not None:
         spacing, skipped = find_gaps(times)
@@ -194,9 +222,10 @@ def load_table(
         if fill is None:
             counts = {c: int(n) for c, n in empty.sum().items() if n}
             i = int(np.argmax(empty.any(axis=1).to_numpy()))
+            n = int(empty.to_numpy().sum())
             raise InputError(
-                f"{path}: {int(empty.to_numpy().sum())} missing values {counts} (first at "
-                f"{_where(path, i)}); set data.fill=ffill|interpolate|drop"
+                f"{path}: {n} missing value{'s' if n > 1 else ''} {counts} (first at "
+                f"{_where(path, i, shown, time)}); set data.fill=ffill|interpolate|drop"
             )
         if fill == "ffill":
             data = data.ffill()
