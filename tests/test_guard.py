@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,11 +35,11 @@ RUN = [
 ]
 
 
-def _script(*args: str, cwd: Path) -> subprocess.Popen:
+def _script(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         script_command("train.py", *args),
         cwd=cwd,
-        env=script_env(),
+        env=env or script_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -107,11 +109,15 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(
     # it, resume= continues the run (or, killed before its first checkpoint, a new run takes the
     # stale folder over); either way the run must end with the uninterrupted run's metrics.
     rng = np.random.default_rng(7)
+    # TMPDIR on another filesystem (tmpfs) where there is one: nothing may be staged there.
+    shm = Path("/dev/shm")
+    staging = Path(tempfile.mkdtemp(dir=shm if shm.is_dir() else tmp_path))
+    env = {**script_env(), "TMPDIR": str(staging)}
     equal = 0
     for k in range(KILLS):
         run = tmp_path / f"run{k}"
-        victim = _script(*RUN, f"hydra.run.dir={run}", cwd=tmp_path)
-        after = float(rng.uniform(1.0, 16.0))
+        victim = _script(*RUN, f"hydra.run.dir={run}", cwd=tmp_path, env=env)
+        after = float(rng.uniform(1.0, 10.5))
         time.sleep(after)
         victim.kill()
         victim.communicate(timeout=60)
@@ -127,6 +133,8 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(
         keys = ("val/mse", "val/mse_last", "test/mse", "test/mse_last")
         equal += all(got[key] == uninterrupted[key] for key in keys)
         assert read_status(run) == "finished"
+    assert not [p for p in staging.iterdir() if p.suffix in (".ckpt", ".tmp")]
+    shutil.rmtree(staging)
     assert equal == KILLS
 
 

@@ -8,14 +8,18 @@ import resource
 import shutil
 import stat
 import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import script_command, script_env
 
+from seqforecast.callbacks import AtomicCheckpointIO
 from seqforecast.errors import ConfigError, InputError, OutputError
-from seqforecast.outputs import AtomicCheckpointIO, RunLock, atomic_write_text, read_status
+from seqforecast.outputs import RunLock, atomic_write_text, read_status
 from seqforecast.train import train
 
 RUN = ["model=linear", "trainer.max_epochs=2"]
@@ -180,3 +184,42 @@ def test_a_failed_runs_checkpoints_are_never_mixed_with_a_new_run(make_cfg, tmp_
         "best.ckpt",
         "last.ckpt",
     ]
+
+
+WRITER = """
+import sys, torch
+from seqforecast.callbacks import AtomicCheckpointIO
+AtomicCheckpointIO().save_checkpoint({"w": torch.ones(32, 1024, 1024)}, sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="needs a tmpfs at /dev/shm")
+def test_sigkill_while_a_checkpoint_is_written_leaves_the_old_one(tmp_path: Path) -> None:
+    # TMPDIR on another filesystem (tmpfs): nothing may be staged there and copied.
+    staging = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    target = tmp_path / "checkpoints" / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"w": torch.zeros(3)}, target)
+    env = {**script_env(), "TMPDIR": str(staging)}
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], env=env)
+        deadline = time.monotonic() + 60
+        while not list(target.parent.glob(".last.ckpt.*.tmp")):  # the write has begun
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.005)
+        proc.kill()
+        proc.wait(timeout=30)
+        assert list(staging.iterdir()) == []
+    finally:
+        shutil.rmtree(staging)
+    assert torch.load(target, weights_only=True)["w"].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_run_files_get_the_users_umask(make_cfg, tmp_path) -> None:
+    old = os.umask(0o022)
+    try:
+        train(make_cfg(*RUN))
+    finally:
+        os.umask(old)
+    for name in ("status", "config.yaml", "metrics.json", "checkpoints/best.ckpt"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name

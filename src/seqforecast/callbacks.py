@@ -1,7 +1,9 @@
-"""Callbacks: checkpoint and stop on SIGINT/SIGTERM; a progress bar light per batch."""
+"""Callbacks: checkpoint and stop on SIGINT/SIGTERM; a progress bar light per batch; the
+checkpoint writer the Trainer uses (atomic, beside its target)."""
 
 from __future__ import annotations
 
+import io
 import random
 import signal
 from pathlib import Path
@@ -10,8 +12,10 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from seqforecast.errors import SeqforecastError
+from seqforecast.outputs import atomic_write_bytes
 
 
 class TrainingInterrupted(SeqforecastError):
@@ -111,3 +115,21 @@ class ProgressBar(TQDMProgressBar):
         if self.is_enabled and (n % self.refresh_rate == 0 or n == self.total_train_batches):
             bar = self.train_progress_bar
             bar.update(n - bar.n)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's ``TorchCheckpointIO``, writing each checkpoint atomically, beside its target
+    (:func:`seqforecast.outputs.atomic_open`).
+
+    Lightning's own save writes through fsspec, whose local files are staged in ``TMPDIR``
+    and copied into place: killed mid-copy, a checkpoint is left empty or cut.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(path, buffer.getvalue())

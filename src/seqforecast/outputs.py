@@ -1,9 +1,9 @@
 """Run-folder files: atomic writes, the run's ``status`` line and the lock of a live run.
 
-Every file a run writes goes through :func:`atomic_open` (checkpoints too, see
-:class:`AtomicCheckpointIO`): a temporary file beside the target, fsync, rename. A process
-killed at any moment leaves the previous complete file or the new one, never a truncated one,
-whatever ``TMPDIR`` is. Files get the user's umask, as ``open()`` would give them.
+Every file a run writes goes through :func:`atomic_open` (checkpoints too, through
+:class:`seqforecast.callbacks.AtomicCheckpointIO`): a temporary file beside the target, fsync,
+rename. A process killed at any moment leaves the previous complete file or the new one, never
+a truncated one, whatever ``TMPDIR`` is. Files get the user's umask, as ``open()`` would give them.
 
 A run holds an exclusive ``fcntl`` lock on ``<run>/.lock`` while it works (:class:`RunLock`);
 the kernel drops it when the process ends, however it ends. So a ``status: running`` whose
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import io
 import json
 import os
 import socket
@@ -24,9 +23,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
-
-import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from seqforecast.errors import ConfigError
 
@@ -90,23 +86,6 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 def atomic_write_json(path: str | Path, data: dict[str, Any]) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's ``TorchCheckpointIO``, writing each checkpoint with :func:`atomic_open`.
-
-    Lightning's own save writes through fsspec, whose local files are staged in ``TMPDIR``
-    and copied into place: killed mid-copy, a checkpoint is left empty or cut.
-    """
-
-    def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None
-    ) -> None:
-        if storage_options is not None:
-            raise TypeError(f"{type(self).__name__} takes no storage_options")
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
-        atomic_write_bytes(path, buffer.getvalue())
 
 
 def read_status(run_dir: str | Path) -> str | None:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from seqforecast.outputs import atomic_open
+
 
 def _pyplot():
     import matplotlib
@@ -25,8 +27,8 @@ def _save(plt, fig, path: str | Path) -> Path:
     """Lay out, write the PNG (parent folders created) and free the figure."""
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_open(path) as f:  # a kill never leaves half a PNG
+        fig.savefig(f, dpi=100, format="png")
     plt.close(fig)
     return path
 

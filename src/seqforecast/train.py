@@ -17,12 +17,11 @@ from hydra.errors import InstantiationException
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from seqforecast.callbacks import TrainingInterrupted
+from seqforecast.callbacks import AtomicCheckpointIO, TrainingInterrupted
 from seqforecast.config import validate_config
 from seqforecast.errors import ConfigError, InputError, OutputError, SeqforecastError
 from seqforecast.fast import use_layers
 from seqforecast.outputs import (
-    AtomicCheckpointIO,
     atomic_write_json,
     atomic_write_text,
     claim_run_dir,
@@ -83,7 +82,7 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     check_accelerator(str(cfg.trainer.get("accelerator", "auto")))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    # Checkpoints are written atomically beside their target (see seqforecast.outputs).
+    # Checkpoints are written atomically beside their target (see AtomicCheckpointIO).
     plugins = [AtomicCheckpointIO()]
     return instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=plugins)
 
