@@ -98,7 +98,7 @@ def test_kill_mid_epoch_then_resume_equals_uninterrupted(
 
 
 # SIGKILLs at seeded random moments, each followed by a recovery (more: SEQFORECAST_KILLS=n).
-KILLS = int(os.environ.get("SEQFORECAST_KILLS", "3"))
+KILLS = int(os.environ.get("SEQFORECAST_KILLS", "2"))
 
 
 @pytest.mark.slow

@@ -189,7 +189,7 @@ def test_a_failed_runs_checkpoints_are_never_mixed_with_a_new_run(make_cfg, tmp_
 WRITER = """
 import sys, torch
 from seqforecast.callbacks import AtomicCheckpointIO
-AtomicCheckpointIO().save_checkpoint({"w": torch.ones(32, 1024, 1024)}, sys.argv[1])
+AtomicCheckpointIO().save_checkpoint({"w": torch.ones(16, 1024, 1024)}, sys.argv[1])
 """
 
 

@@ -179,6 +179,7 @@ def test_ddp_cpu_matches_single_process(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted(
         [
             ".hydra",
+            ".lock",  # rank 0's run lock
             "checkpoints",
             "config.yaml",
             "logs",
