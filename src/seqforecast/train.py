@@ -63,7 +63,7 @@ def set_threads(threads: int | None) -> None:
     """Apply the ``threads`` policy: torch's intra-op CPU threads (``None`` keeps torch's default).
 
     The chapter's models issue thousands of tiny ops per batch; on a small, busy CPU a
-    second thread adds synchronisation, not speed (see README, Speed). Jobs run side by
+    second thread adds synchronisation, not speed (docs/speed.md). Jobs run side by
     side by Hydra's joblib launcher are capped at their share of the cores.
     """
     if threads is not None and (
