@@ -16,6 +16,7 @@ checkpoints are those of the plain nets. Each class is made from its plain count
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +24,8 @@ from torch import nn
 
 from seqforecast.fast.fused import take_over
 from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
+
+C = TypeVar("C", bound=nn.Conv1d)
 
 
 def _check_conv(conv: nn.Conv1d, kind: str, **expected: object) -> None:
@@ -33,6 +36,22 @@ def _check_conv(conv: nn.Conv1d, kind: str, **expected: object) -> None:
     wrong = {k: v for k, v in settings.items() if k in wanted and v != wanted[k]}
     if wrong:
         raise ValueError(f"{kind} computes {wanted}, but the conv has {wrong}")
+
+
+def _on_its_parameters(cls: type[C], conv: nn.Conv1d, check: dict[str, int], **settings: int) -> C:
+    """A ``cls`` with ``conv``'s channels, kernel, bias and ``settings``, holding ``conv``'s own
+    parameters (see :func:`take_over`), once ``conv`` is checked to have ``check``."""
+    _check_conv(conv, cls.__name__, **check)
+    return take_over(
+        conv,
+        lambda: cls(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size[0],
+            bias=conv.bias is not None,
+            **settings,
+        ),
+    )
 
 
 def causal_conv1d(
@@ -79,17 +98,7 @@ class CausalConv1d(nn.Conv1d):
     @classmethod
     def from_plain(cls, conv: nn.Conv1d) -> CausalConv1d:
         """The channels-last causal version of ``conv`` (stride 1, unpadded), on its parameters."""
-        _check_conv(conv, cls.__name__, stride=1)
-        return take_over(
-            conv,
-            lambda: cls(
-                conv.in_channels,
-                conv.out_channels,
-                conv.kernel_size[0],
-                dilation=conv.dilation[0],
-                bias=conv.bias is not None,
-            ),
-        )
+        return _on_its_parameters(cls, conv, {"stride": 1}, dilation=conv.dilation[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # [B, T, C_in] -> [B, T, C_out]
@@ -139,17 +148,7 @@ class ValidConv1d(nn.Conv1d):
     @classmethod
     def from_plain(cls, conv: nn.Conv1d) -> ValidConv1d:
         """The channels-last version of ``conv`` (valid padding, dilation 1), on its parameters."""
-        _check_conv(conv, cls.__name__, dilation=1)
-        return take_over(
-            conv,
-            lambda: cls(
-                conv.in_channels,
-                conv.out_channels,
-                conv.kernel_size[0],
-                stride=conv.stride[0],
-                bias=conv.bias is not None,
-            ),
-        )
+        return _on_its_parameters(cls, conv, {"dilation": 1}, stride=conv.stride[0])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         windows = x.unfold(1, self.kernel_size[0], self.stride[0])  # [B, T, F] -> [B, T', F, k]

@@ -281,57 +281,45 @@ def unfusable(rnn: nn.RNNBase) -> str | None:
     return None
 
 
-class FusedRNN(nn.RNN):
-    """``nn.RNN(n_in, n_out, batch_first=True)`` (tanh) with the fused CPU path.
+class FusedLayer:
+    """What :class:`FusedRNN` and :class:`FusedGRU` share: built like their torch parent (one
+    batch-first layer), made from a plain layer on its parameters, and ``function`` (the
+    layer's autograd ``Function``) on CPU input with no initial state.
 
-    ``x [B, T, F] -> (h [B, T, H], h_n [1, B, H])``, as ``nn.RNN``.
+    ``x [B, T, F] -> (h [B, T, H], h_n [1, B, H])``, as ``nn.RNN``/``nn.GRU``.
     """
+
+    function: type[torch.autograd.Function]
 
     def __init__(self, input_size: int, hidden_size: int, **kwargs: Any) -> None:
         kwargs.setdefault("batch_first", True)
-        super().__init__(input_size, hidden_size, **kwargs)
-        if reason := unfusable(self):
-            raise ConfigError(f"FusedRNN {reason}")
+        super().__init__(input_size, hidden_size, **kwargs)  # type: ignore[call-arg]
+        if reason := unfusable(self):  # type: ignore[arg-type]
+            raise ConfigError(f"{type(self).__name__} {reason}")
 
     @classmethod
-    def from_plain(cls, rnn: nn.RNN) -> FusedRNN:
-        """The fused version of ``rnn``, on ``rnn``'s own parameters (see :func:`take_over`)."""
-        if reason := unfusable(rnn):
-            raise ConfigError(f"FusedRNN {reason}")
-        return take_over(rnn, lambda: cls(rnn.input_size, rnn.hidden_size))
+    def from_plain(cls, plain: nn.RNNBase) -> nn.RNNBase:
+        """The fused version of ``plain``, on its own parameters (see :func:`take_over`)."""
+        if reason := unfusable(plain):
+            raise ConfigError(f"{cls.__name__} {reason}")
+        return take_over(plain, lambda: cls(plain.input_size, plain.hidden_size))
 
     def forward(self, x: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if hx is not None or x.dim() != 3 or x.device.type != "cpu":
-            return super().forward(x, hx)
-        h = TanhRNNFunction.apply(
+            return super().forward(x, hx)  # type: ignore[misc]
+        h = self.function.apply(
             x, self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0
         )  # [B, T, H]
         return h, h[:, -1].unsqueeze(0)
 
 
-class FusedGRU(nn.GRU):
-    """``nn.GRU(n_in, n_out, batch_first=True)`` with the fused CPU path.
+class FusedRNN(FusedLayer, nn.RNN):
+    """``nn.RNN(n_in, n_out, batch_first=True)`` (tanh) with the fused CPU path."""
 
-    ``x [B, T, F] -> (h [B, T, H], h_n [1, B, H])``, as ``nn.GRU``.
-    """
+    function = TanhRNNFunction
 
-    def __init__(self, input_size: int, hidden_size: int, **kwargs: Any) -> None:
-        kwargs.setdefault("batch_first", True)
-        super().__init__(input_size, hidden_size, **kwargs)
-        if reason := unfusable(self):
-            raise ConfigError(f"FusedGRU {reason}")
 
-    @classmethod
-    def from_plain(cls, gru: nn.GRU) -> FusedGRU:
-        """The fused version of ``gru``, on ``gru``'s own parameters (see :func:`take_over`)."""
-        if reason := unfusable(gru):
-            raise ConfigError(f"FusedGRU {reason}")
-        return take_over(gru, lambda: cls(gru.input_size, gru.hidden_size))
+class FusedGRU(FusedLayer, nn.GRU):
+    """``nn.GRU(n_in, n_out, batch_first=True)`` with the fused CPU path."""
 
-    def forward(self, x: Tensor, hx: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if hx is not None or x.dim() != 3 or x.device.type != "cpu":
-            return super().forward(x, hx)
-        h = GRUFunction.apply(
-            x, self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0
-        )  # [B, T, H]
-        return h, h[:, -1].unsqueeze(0)
+    function = GRUFunction
