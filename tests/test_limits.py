@@ -12,8 +12,8 @@ import pytest
 import torch
 from conftest import compose_cfg
 
+import seqforecast.checkpoint as checkpoint_module
 import seqforecast.data.windows as windows
-import seqforecast.predict as predict_module
 from seqforecast import load_forecaster
 from seqforecast.data.files import FileDataModule
 from seqforecast.data.sine import SineDataModule
@@ -67,7 +67,7 @@ def real_builds(monkeypatch) -> list[dict]:
             built.append(hparams)
         return ForecastModule(**hparams)
 
-    monkeypatch.setattr(predict_module, "ForecastModule", spy)
+    monkeypatch.setattr(checkpoint_module, "ForecastModule", spy)
     return built
 
 

@@ -30,6 +30,7 @@ import torch
 from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
+from seqforecast.checkpoint import load_module
 from seqforecast.config import check_value, int_at_least
 from seqforecast.errors import ConfigError
 from seqforecast.forecast import iterative_forecast
@@ -174,10 +175,7 @@ def make_run(name: str, seed: int, cfg: DictConfig, metrics: dict[str, Any]) -> 
 
 
 def _load(run_dir: Path, which: str) -> ForecastModule:
-    module = ForecastModule.load_from_checkpoint(
-        run_dir / "checkpoints" / f"{which}.ckpt", map_location="cpu", weights_only=True
-    )
-    return module.eval()
+    return load_module(run_dir / "checkpoints" / f"{which}.ckpt")
 
 
 def iterative_run(name: str, base: Run, base_overrides: Sequence[str], ahead: int) -> Run:
