@@ -12,8 +12,8 @@ import pytest
 import torch
 from conftest import compose_cfg
 
-import seqforecast.checkpoint as checkpoint_module
 import seqforecast.data.windows as windows
+import seqforecast.predict.checkpoint as checkpoint_module
 from seqforecast import load_forecaster
 from seqforecast.data.files import FileDataModule
 from seqforecast.data.sine import SineDataModule

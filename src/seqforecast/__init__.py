@@ -6,7 +6,7 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Forecaster", "load_forecaster"]
+__all__ = ["Forecaster", "load_forecaster", "load_module"]
 
 
 def __getattr__(name: str) -> Any:

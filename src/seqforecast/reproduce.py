@@ -30,13 +30,13 @@ import torch
 from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
-from seqforecast.checkpoint import load_module
 from seqforecast.config import check_value, int_at_least
 from seqforecast.errors import ConfigError
 from seqforecast.forecast import iterative_forecast
 from seqforecast.module import ForecastModule
 from seqforecast.outputs import read_status
 from seqforecast.plots import plot_forecasts, plot_learning_curves
+from seqforecast.predict.checkpoint import load_module
 from seqforecast.reference import book_values
 from seqforecast.train import instantiate, train
 

@@ -162,7 +162,7 @@ def resume_checkpoint(resume: str) -> Path:
 
 def _unresumable(path: Path) -> str | None:
     """Why ``path`` cannot resume training (one line), or None when it can."""
-    from seqforecast.checkpoint import read_checkpoint  # the safe loader (weights_only)
+    from seqforecast.predict.checkpoint import read_checkpoint  # the safe loader (weights_only)
 
     try:
         ckpt = read_checkpoint(path)

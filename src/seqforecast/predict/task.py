@@ -17,7 +17,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from seqforecast.checkpoint import build_module, read_checkpoint
 from seqforecast.data.files import FileDataModule
 from seqforecast.data.scaling import Scaler
 from seqforecast.data.sine import STAGES, SineDataModule
@@ -29,6 +28,7 @@ from seqforecast.forecast import WINDOWS, iterative_forecast
 from seqforecast.module import ForecastModule
 from seqforecast.outputs import atomic_open, atomic_write_json, atomic_write_text
 from seqforecast.plots import plot_forecasts
+from seqforecast.predict.checkpoint import build_module, read_checkpoint
 
 DEVICES = ("auto", "cpu", "cuda")
 INPUT_SUFFIXES = (".npy", ".csv")
