@@ -3,16 +3,12 @@
 :func:`accelerate` walks a network and replaces, in place, each layer or net that has a
 fast version here by that version, built on the same Parameter objects:
 
-==============================  ==============================================================
-plain                           fast
-==============================  ==============================================================
-``nn.RNN`` (tanh), ``nn.GRU``   :class:`~.fused.FusedRNN`, :class:`~.fused.FusedGRU`: one
-                                autograd node per layer, hand-written BPTT on CPU (compiled
-                                with numba when installed); cuDNN on CUDA
-``LayerNormRNN``                :class:`~.fused_ln.FusedLayerNormRNN`: the same, for the LN cell
-``ConvGRU``, ``WaveNet``,       :mod:`~.conv`'s channels-last versions: each conv one
-``GatedWaveNet``                ``F.linear`` on ``[B, T, C]`` windows, no transposes
-==============================  ==============================================================
+- ``nn.RNN`` (tanh), ``nn.GRU`` -> :class:`~.fused.FusedRNN`, :class:`~.fused.FusedGRU`:
+  one autograd node per layer, hand-written BPTT on CPU (compiled with numba when
+  installed); cuDNN on CUDA;
+- ``LayerNormRNN`` -> :class:`~.fused_ln.FusedLayerNormRNN`: the same, for the LN cell;
+- ``ConvGRU``, ``WaveNet``, ``GatedWaveNet`` -> :mod:`~.conv`'s channels-last versions:
+  each conv one ``F.linear`` on ``[B, T, C]`` windows, no transposes.
 
 Only single-layer, batch-first, unidirectional RNN/GRU layers with biases are fused; other
 layers (a ReLU RNN, a multi-layer GRU, ``nn.LSTM``, which already has a fused CPU kernel)

@@ -2,7 +2,7 @@
 
 The reference :class:`~seqforecast.models.norm_rnn.LayerNormRNN` loop records about ten
 small ops per time step in the autograd graph. :class:`LayerNormRNNFunction` follows
-:mod:`seqforecast.fast.fused`: the input projection of the whole sequence is one
+:mod:`seqforecast.fast.functions`: the input projection of the whole sequence is one
 matmul, only the recurrence is stepped (autograd off, in place into preallocated
 buffers), and backward-through-time computes the pre-activation gradients in one loop,
 after which weight, bias and input gradients are whole-sequence matmuls and sums.
@@ -12,7 +12,7 @@ kernels ``nn.LayerNorm`` itself runs; any device) or, when
 :func:`~seqforecast.fast.jit.use_numba` says so and the tensors are on the CPU, as one
 compiled numba call (with :func:`~seqforecast.fast.kernels.tanh`, written out so that
 the loop vectorises). The two give the same results within float rounding. Under autocast
-(CPU or CUDA) the Function computes in float32, as those of :mod:`seqforecast.fast.fused`.
+(CPU or CUDA) the Function computes in float32, as those of :mod:`seqforecast.fast.functions`.
 :class:`FusedLayerNormRNN` is the layer that runs it, made from a plain
 :class:`~seqforecast.models.norm_rnn.LayerNormRNN` by ``from_plain``.
 
@@ -37,7 +37,8 @@ from torch import Tensor
 from torch.amp import custom_bwd, custom_fwd
 from torch.autograd.function import once_differentiable
 
-from seqforecast.fast.fused import FLOAT32_BWD, FLOAT32_FWD, dense_copy, take_over
+from seqforecast.fast.functions import FLOAT32_BWD, FLOAT32_FWD, dense_copy
+from seqforecast.fast.fused import take_over
 from seqforecast.fast.jit import as_numpy, compiled_loops, lazy_njit
 from seqforecast.fast.kernels import tanh
 from seqforecast.models.norm_rnn import LayerNormRNN

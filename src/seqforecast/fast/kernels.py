@@ -1,6 +1,6 @@
 """Compiled time loops of the fused tanh-RNN and GRU layers (numba, optional).
 
-Only the loops over time of :mod:`seqforecast.fast.fused` live here. Every kernel works on
+Only the loops over time of :mod:`seqforecast.fast.functions` live here. Every kernel works on
 C-contiguous numpy arrays that share memory with the caller's tensors and loops by hand,
 so that LLVM vectorises the innermost loop over a contiguous axis without fastmath.
 

@@ -7,7 +7,7 @@ loop of the plain net, ``layers=plain``), ``fused-torch`` (the net after
 ``fused-numba`` (its compiled loops). All three start from the same weights. Prints each
 epoch's time and validation MSE, then the medians.
 
-    python scripts/bench_ln.py --epochs 5
+    python benchmarks/bench_ln.py --epochs 5
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ accelerated, so only the convs differ), and ``channels-last``, the net after
 ``seqforecast.fast.accelerate``. Prints the median seconds per epoch and the validation MSE
 after the last epoch (``--dtype float64`` shows that both train the same net up to rounding).
 
-    python scripts/bench_conv.py --epochs 3 --nets wavenet wavenet_gated conv_gru
+    python benchmarks/bench_conv.py --epochs 3 --nets wavenet wavenet_gated conv_gru
 """
 
 from __future__ import annotations

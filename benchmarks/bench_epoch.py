@@ -1,9 +1,9 @@
 """Where an epoch of ``train(cfg)`` goes, against the plain loop's epoch on the same net.
 
-    python scripts/bench_epoch.py                         # deep_rnn_dense, 9 epochs
-    python scripts/bench_epoch.py --model seq2seq --epochs 6
+    python benchmarks/bench_epoch.py                         # deep_rnn_dense, 9 epochs
+    python benchmarks/bench_epoch.py --model seq2seq --epochs 6
 
-It trains the model once with ``train(cfg)`` (the real config, as ``scripts/bench.py``
+It trains the model once with ``train(cfg)`` (the real config, as ``benchmarks/bench.py``
 runs it) and once with the bench's plain loop on the fast net (``bench.plain_loop``),
 in one process, and prints milliseconds per epoch (epochs after the first): for ours the
 epoch, the time in ``training_step`` and ``validation_step``, in the train loader, in
@@ -27,13 +27,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import bench  # the sibling script (this folder is on sys.path): configs, plain loop, epoch timer
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loops import fetchers
 from lightning.pytorch.trainer import call
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import bench  # the sibling script: configs, the plain loop's pieces, the epoch timer
 
 from seqforecast.module import ForecastModule
 from seqforecast.train import instantiate, set_threads

@@ -4,12 +4,13 @@ One thread, float32, batch 32, 50 steps, 20 units, 1-feature input. Times forwar
 of the plain ``nn.RNN`` layer, the fused layer (:class:`~seqforecast.fast.fused.FusedRNN`),
 the two-layer stack RNN(20)-RNN(20) and the fused GRU layer, and the fused RNN's forward
 alone (autograd recording); prints the median over many rounds. With ``--baseline DIR`` (a
-folder holding copies of ``jit.py``, ``kernels.py`` and ``fused.py`` from another revision)
-each case also runs on that code, in alternating order within each round so that machine
-load hits both alike, and the ratio is printed.
+copy of ``src/seqforecast/fast/`` from another revision: its ``jit.py``, ``kernels.py``,
+``fused.py`` and, where it has one, ``functions.py``) each case also runs on that code, in
+alternating order within each round so that machine load hits both alike, and the ratio is
+printed.
 
-    python scripts/bench_kernels.py
-    python scripts/bench_kernels.py --baseline /tmp/orig --rounds 400
+    python benchmarks/bench_kernels.py
+    python benchmarks/bench_kernels.py --baseline /tmp/orig --rounds 400
 """
 
 from __future__ import annotations
@@ -32,13 +33,24 @@ from seqforecast.fast import fused
 B, T, H, F = 32, 50, 20, 1
 
 
+# The modules of fast/ that the fused layers run on, in import order; functions.py is optional.
+BASELINE_MODULES = ("jit", "kernels", "functions", "fused")
+BASELINE_NEEDS = {"jit", "kernels", "fused"}
+
+
 def load_baseline(folder: Path) -> ModuleType:
-    """``fused.py`` from ``folder``, running on that folder's ``jit.py`` and ``kernels.py``."""
-    names = ("seqforecast.fast.jit", "seqforecast.fast.kernels")
-    saved = {name: sys.modules[name] for name in names}
+    """``fused.py`` from ``folder``, running on that folder's other modules of ``fast/``."""
+    shorts = [s for s in BASELINE_MODULES if (folder / f"{s}.py").is_file()]
+    if missing := sorted(BASELINE_NEEDS - set(shorts)):
+        raise SystemExit(
+            f"--baseline {folder}: no {', '.join(f'{m}.py' for m in missing)}; "
+            "expected a copy of src/seqforecast/fast/"
+        )
+    names = [f"seqforecast.fast.{s}" for s in BASELINE_MODULES]
+    saved = {name: sys.modules.get(name) for name in names}
     loaded = {}
     try:
-        for short in ("jit", "kernels", "fused"):
+        for short in shorts:  # each imports its siblings through sys.modules: the copies
             name = f"seqforecast.fast.{short}"
             spec = importlib.util.spec_from_file_location(name, folder / f"{short}.py")
             module = importlib.util.module_from_spec(spec)
@@ -46,9 +58,14 @@ def load_baseline(folder: Path) -> ModuleType:
             spec.loader.exec_module(module)
             loaded[short] = module
     finally:
-        sys.modules.update(saved)
-        sys.modules["seqforecast.fast.fused"] = fused
-    loaded["fused"].kernels = loaded["kernels"]  # `from seqforecast.fast import kernels`
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+    for module in loaded.values():  # `from seqforecast.fast import kernels` took the package's
+        if hasattr(module, "kernels"):
+            module.kernels = loaded["kernels"]
     return loaded["fused"]
 
 
@@ -86,7 +103,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--calls", type=int, default=5, help="calls timed together per round")
-    parser.add_argument("--baseline", type=Path, help="folder with jit.py, kernels.py, fused.py")
+    parser.add_argument("--baseline", type=Path, help="a copy of fast/ from another revision")
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.environ["SEQFORECAST_NUMBA"] = "1"

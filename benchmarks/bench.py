@@ -1,11 +1,11 @@
 """Seconds per epoch: our training path against plain PyTorch and bare Lightning, one process.
 
-    python scripts/bench.py                       # the 4 recurrent models, 5 epochs each
-    python scripts/bench.py --epochs 20 --models deep_rnn_dense seq2seq_gru
-    python scripts/bench.py --models all          # also ln_rnn, conv_gru, wavenet
-    python scripts/bench.py --set trainer.precision=bf16-mixed   # overrides for every run
-    python scripts/bench.py --repeats 5           # each run 5 times, in rotating order
-    python scripts/bench.py --accelerator gpu     # the same on CUDA
+    python benchmarks/bench.py                       # the 4 recurrent models, 5 epochs each
+    python benchmarks/bench.py --epochs 20 --models deep_rnn_dense seq2seq_gru
+    python benchmarks/bench.py --models all          # also ln_rnn, conv_gru, wavenet
+    python benchmarks/bench.py --set trainer.precision=bf16-mixed   # overrides for every run
+    python benchmarks/bench.py --repeats 5           # each run 5 times, in rotating order
+    python benchmarks/bench.py --accelerator gpu     # the same on CUDA
 
 For each model, on the same generated data (batch 32, 219 steps per epoch, validation
 every epoch) it times four runs:
@@ -45,6 +45,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 from torch import nn
 
 from seqforecast.data.batches import tensor_loader
@@ -129,15 +130,15 @@ def val_mse_last(net: nn.Module, x: torch.Tensor, y: torch.Tensor, seq2seq: bool
 
 def make_net(cfg: Any, fast: bool) -> nn.Module:
     """The configured network, seeded; ``fast``: with the fast layers swapped in."""
-    m = cfg.model
+    m = OmegaConf.to_container(cfg.model, resolve=True)  # plain values, as build_net takes
     torch.manual_seed(cfg.seed)
     net_keys = ("hidden", "head", "filters", "kernel_size", "stride", "dilations")
     net = build_net(
-        m.net,
-        n_steps=m.n_steps,
-        n_features=m.n_features,
-        horizon=m.horizon,
-        target=m.target,
+        m["net"],
+        n_steps=m["n_steps"],
+        n_features=m["n_features"],
+        horizon=m["horizon"],
+        target=m["target"],
         **{k: m[k] for k in net_keys if k in m},
     )
     return accelerate(net) if fast else net
