@@ -398,7 +398,7 @@ def test_unreadable_input_files(one_step, tmp_path) -> None:
         (["split=holdout"], "split must be one of"),
         (["plot=-1"], "plot must be an integer >= 0"),
         (["names.plot=../forecast.png"], "names.plot must be a file name inside the run folder"),
-        (["data.n_series=-5"], "data.n_series must be a positive integer"),
+        (["data.n_series=-5"], r"data.n_series=-5 is not allowed: expected an integer >= 1"),
     ],
 )
 def test_bad_options(one_step, tmp_path, overrides, match) -> None:

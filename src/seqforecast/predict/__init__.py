@@ -1,18 +1,19 @@
 """Prediction: load a checkpoint (one safe loader), forecast, read inputs and write outputs.
 
-``load_forecaster(path)`` gives a :class:`Forecaster` (numpy in, numpy out) without Hydra;
-``predict(cfg)`` is the task function behind ``scripts/predict.py``.
+- :mod:`.checkpoint`: read a checkpoint with ``weights_only=True`` and build its module.
+- :mod:`.forecaster`: :class:`Forecaster` (numpy windows in, direct or iterative forecasts out).
+- :mod:`.training_data`: the data a checkpoint was trained on, rebuilt from its settings.
+- :mod:`.files`: input windows read, predictions, errors and the figure written.
+- :mod:`.task`: ``predict(cfg)``, the task function behind ``scripts/predict.py``.
+
+``load_forecaster(path)`` gives a :class:`Forecaster` without Hydra; ``load_module(path)``
+gives the checkpoint's ``ForecastModule``.
 """
 
 from seqforecast.predict.checkpoint import load_module, read_checkpoint
-from seqforecast.predict.task import (
-    Forecaster,
-    NpyRows,
-    format_summary,
-    load_forecaster,
-    predict,
-    read_input,
-)
+from seqforecast.predict.files import NpyRows, read_input
+from seqforecast.predict.forecaster import Forecaster, load_forecaster
+from seqforecast.predict.task import format_summary, predict
 
 __all__ = [
     "Forecaster",

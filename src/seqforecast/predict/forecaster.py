@@ -1,0 +1,285 @@
+"""``Forecaster``: a trained model on a device, numpy windows in, forecasts out.
+
+``load_forecaster(path)`` needs no Hydra and no accelerator setting: the checkpoint is read
+with ``torch.load(weights_only=True, map_location="cpu")`` (:mod:`.checkpoint`) and the
+network is moved to the device asked for. Forecasts are direct up to the trained horizon and
+iterative beyond it (:func:`seqforecast.forecast.iterative_forecast`), in streamed batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from seqforecast.data.files import FileDataModule
+from seqforecast.data.scaling import Scaler
+from seqforecast.data.table import future_times
+from seqforecast.data.windows import FLOAT32, check_memory
+from seqforecast.errors import ConfigError, InputError
+from seqforecast.fast import use_layers
+from seqforecast.forecast import WINDOWS, iterative_forecast
+from seqforecast.module import ForecastModule
+from seqforecast.predict.checkpoint import build_module, read_checkpoint
+from seqforecast.predict.files import NpyRows
+from seqforecast.predict.training_data import (
+    FILE_NEEDS_INPUT,
+    check_data_settings,
+    read_table,
+    rebuild_series,
+)
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; ``cuda`` on a host without a GPU is an error."""
+    if device not in DEVICES:
+        raise ConfigError(f"device must be one of {list(DEVICES)}, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA GPU is visible on this host; use device=cpu")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+class Forecaster:
+    """A trained ``ForecastModule`` on a device, with numpy in and numpy out.
+
+    ``predict(x)`` takes windows ``[n_series, n_steps]`` or ``[n_series, n_steps, F]``
+    and returns ``[n_series, ahead]``: the model's direct forecast (for seq2seq
+    models the last time step's ``k`` outputs) when ``ahead <= k``, else an
+    iterative one that appends its predictions to the input and predicts again.
+    """
+
+    def __init__(
+        self,
+        module: ForecastModule,
+        device: torch.device,
+        data: dict[str, Any] | None = None,
+        scaler: Scaler | None = None,
+    ) -> None:
+        self.module = module.to(device).eval()
+        self.device = device
+        self.data = data  # the DataModule settings of training, when the checkpoint has them
+        self.scaler = scaler  # file data: the scaler fitted on the training rows
+        self.last_history: np.ndarray | None = None  # [T] target rows of the last forecast_table
+
+    @property
+    def file_data(self) -> bool:
+        """Whether the model was trained on a file (``data=csv``), not on generated series."""
+        return self.scaler is not None and self.data is not None and "path" in self.data
+
+    @property
+    def hparams(self) -> dict[str, Any]:
+        return dict(self.module.hparams)
+
+    @property
+    def n_steps(self) -> int:
+        return self.module.hparams.n_steps
+
+    @property
+    def horizon(self) -> int:
+        return self.module.hparams.horizon
+
+    @property
+    def target(self) -> str:
+        return self.module.hparams.target
+
+    @property
+    def n_features(self) -> int:
+        return self.module.hparams.n_features
+
+    def method(self, ahead: int, window: str = "sliding") -> str:
+        """How ``ahead`` steps are forecast, in words (printed and written to metrics.json)."""
+        if ahead <= self.horizon:
+            last = ", last time step's outputs" if self.target == "seq2seq" else ""
+            return f"direct ({self.horizon}-step model{last})"
+        rounds = -(-ahead // self.horizon)
+        span = f"last {self.n_steps} steps" if window == "sliding" else "whole extended input"
+        return f"iterative, {window} window ({rounds} rounds of {self.horizon}, feeding the {span})"
+
+    def check_input(self, x: np.ndarray | NpyRows) -> None:
+        """Shape and dtype against the model; one clear line when they do not fit."""
+        expected = f"[n_series, {self.n_steps}, {self.n_features}]"
+        if self.n_features == 1:
+            expected = f"[n_series, {self.n_steps}] or {expected}"
+        shape = tuple(x.shape)
+        ok = (
+            len(shape) in (2, 3)
+            and shape[0] >= 1
+            and shape[1] == self.n_steps
+            and (shape[2] == self.n_features if len(shape) == 3 else self.n_features == 1)
+        )
+        if not ok:
+            raise InputError(
+                f"input windows have shape {shape}; this model expects {expected} "
+                f"(n_steps={self.n_steps}, n_features={self.n_features})"
+            )
+        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+            raise InputError(f"input windows have dtype {x.dtype}; expected numbers")
+
+    def check_options(self, ahead: int, window: str, batch_size: int) -> None:
+        """``ahead``, ``window`` and ``batch_size`` are valid, and fit this model."""
+        if not isinstance(ahead, int) or isinstance(ahead, bool) or ahead < 1:
+            raise ConfigError(f"ahead must be an integer >= 1, got {ahead!r}")
+        if window not in WINDOWS:
+            raise ConfigError(f"window must be one of {list(WINDOWS)}, got {window!r}")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if ahead > self.horizon and self.n_features != 1:
+            raise ConfigError(
+                f"ahead={ahead} exceeds the model's horizon {self.horizon}: iterative forecasts "
+                f"feed predictions back, which needs a univariate model (n_features=1)"
+            )
+        if ahead > self.horizon and window == "growing" and self.hparams["net"] == "linear":
+            raise ConfigError(
+                f"window=growing feeds inputs longer than n_steps={self.n_steps}, but the linear "
+                "model has a fixed window; use window=sliding"
+            )
+
+    def _batches(
+        self, x: np.ndarray | NpyRows, batch_size: int, progress: bool
+    ) -> Iterator[tuple[int, torch.Tensor]]:
+        """Yield ``(lo, x_batch [b, T, F] on the device)``, with a progress bar over series."""
+        n = len(x)
+        with tqdm(total=n, unit="series", desc="predict", disable=not progress) as bar:
+            for lo in range(0, n, batch_size):
+                batch = np.ascontiguousarray(x[lo : lo + batch_size], dtype=np.float32)
+                if batch.ndim == 2:
+                    batch = batch[..., np.newaxis]  # [b, T] -> [b, T, 1]
+                bad = ~np.isfinite(batch).all(axis=(1, 2))
+                if bad.any():
+                    raise InputError(
+                        f"input window {lo + int(np.argmax(bad))} holds NaN or inf; "
+                        "expected finite numbers"
+                    )
+                yield lo, torch.from_numpy(batch).to(self.device)
+                bar.update(len(batch))
+
+    def predict(
+        self,
+        x: np.ndarray | NpyRows,
+        ahead: int | None = None,
+        window: str = "sliding",
+        batch_size: int = 1024,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Forecast ``ahead`` steps (default: the trained horizon) after each window.
+
+        ``x [N, T]`` or ``[N, T, F]`` (numpy, or rows streamed from a file) ->
+        float32 ``[N, ahead]``. Batches of ``batch_size`` windows run one at a time
+        under ``torch.inference_mode`` into a preallocated result, so memory holds
+        one batch of activations whatever ``N`` is.
+        """
+        ahead = self.horizon if ahead is None else ahead
+        self.check_options(ahead, window, batch_size)
+        if not hasattr(x, "shape"):
+            x = np.asarray(x)
+        self.check_input(x)
+        # The result, and one batch's inputs grown by the iterative rounds (float32).
+        grown = min(batch_size, len(x)) * (self.n_steps + ahead) * self.n_features
+        check_memory(
+            FLOAT32 * (len(x) * ahead + 2 * grown),
+            f"forecasting ahead={ahead} steps for {len(x)} series",
+            "ahead or batch_size",
+        )
+        out = np.empty((len(x), ahead), dtype=np.float32)
+        forecast = self.module.forecast  # [B, T, F] -> [B, k]
+        with torch.inference_mode():
+            for lo, batch in self._batches(x, batch_size, progress):
+                if ahead <= self.horizon:
+                    y = forecast(batch)[:, :ahead]  # [b, ahead]
+                else:
+                    y = iterative_forecast(forecast, batch, ahead, window)  # [b, ahead]
+                out[lo : lo + len(batch)] = y.cpu().numpy()
+        return out
+
+    def predict_steps(
+        self, x: np.ndarray | NpyRows, batch_size: int = 1024, progress: bool = False
+    ) -> np.ndarray:
+        """Every output of the network: ``[N, T, k]`` (seq2seq) or ``[N, k]`` (next)."""
+        self.check_options(self.horizon, "sliding", batch_size)
+        self.check_input(x)
+        out = None
+        with torch.inference_mode():
+            for lo, batch in self._batches(x, batch_size, progress):
+                y = self.module(batch).cpu().numpy()  # [b, T, k] | [b, k]
+                if out is None:
+                    out = np.empty((len(x), *y.shape[1:]), dtype=np.float32)
+                out[lo : lo + len(batch)] = y
+        return out
+
+    def forecast_table(
+        self, path: str | Path, ahead: int | None = None, window: str = "sliding"
+    ) -> pd.DataFrame:
+        """Forecast ``ahead`` steps past the last row of a file like the training file.
+
+        The file must hold the training columns (target, inputs, time); its last
+        ``n_steps`` rows are scaled with the training scaler, forecast (iteratively past the
+        horizon, univariate models only) and mapped back to the data's units. Returns a
+        frame with ``step`` (1..ahead), the future timestamps (when the model has a time
+        column; inferred from its regular spacing) and the target column.
+        """
+        if not self.file_data:
+            raise InputError("this checkpoint was not trained on a file (data=csv)")
+        d = self.data
+        ahead = self.horizon if ahead is None else ahead
+        self.check_options(ahead, window, 1)
+        table = read_table(path, d, self.n_steps)
+        recent = table.values[-self.n_steps :]  # [T, F], the target first
+        x = self.scaler.transform(recent)[np.newaxis]  # [1, T, F]
+        y = self.scaler.inverse(self.predict(x, ahead, window)[0])  # [ahead]
+        result = {"step": np.arange(1, ahead + 1)}
+        if d.get("time"):
+            try:
+                result[d["time"]] = future_times(table.times, ahead, d["time"]).to_numpy()
+            except InputError as err:
+                raise InputError(f"input {path}: {err}") from None
+        result[d["target_column"]] = y
+        self.last_history = recent[:, 0]  # [T], for the figure
+        return pd.DataFrame(result)
+
+    def generated_data(
+        self, split: str = "test", ahead: int | None = None, **overrides: Any
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """The generated series the model was trained with, rebuilt from the checkpoint.
+
+        ``overrides`` replace stored data settings (e.g. ``horizon=10, target="next"``).
+        When ``ahead`` exceeds the data's horizon the series are regenerated with
+        ``horizon=ahead, target="next"`` so that every forecast step has a target (the
+        book's iterative check does the same: 1-step model, 10-step data). Returns
+        ``x [N, T, 1]``, the split's targets ``y`` and the settings used
+        (:func:`~seqforecast.predict.training_data.rebuild_series`).
+        """
+        if self.file_data:
+            raise InputError(FILE_NEEDS_INPUT.format(path=self.data["path"]))
+        if self.data is None:
+            raise InputError(
+                "this checkpoint holds no data settings (datamodule_hyper_parameters), so its "
+                "generated series cannot be rebuilt; pass input=<windows.npy|.csv>"
+            )
+        ahead = self.horizon if ahead is None else ahead
+        return rebuild_series(self.data, split, self.n_steps, ahead, overrides)
+
+
+def load_forecaster(path: str | Path, device: str = "auto", layers: str = "fast") -> Forecaster:
+    """A :class:`Forecaster` from a ``train.py`` checkpoint, on ``device`` (auto|cpu|cuda).
+
+    The checkpoint is read with ``weights_only=True`` onto the CPU; no device or
+    accelerator setting is taken from it. ``layers`` (fast|plain) picks the layer
+    implementation, as in training (:func:`seqforecast.fast.use_layers`).
+    """
+    dev = resolve_device(device)
+    ckpt = read_checkpoint(path)
+    module = build_module(ckpt, path)
+    use_layers(module, layers)
+    data = check_data_settings(ckpt.get("datamodule_hyper_parameters"), module, path)
+    state = ckpt.get(FileDataModule.__qualname__)
+    scaler = Scaler.from_dict(state["scaler"]) if isinstance(state, dict) and state else None
+    return Forecaster(module, dev, data, scaler)
