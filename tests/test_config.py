@@ -8,8 +8,14 @@ import pytest
 from conftest import CONF, compose_cfg
 from omegaconf import OmegaConf, open_dict
 
-from seqforecast.config import RULES, validate_config
+from seqforecast.config import validate_config
+from seqforecast.data.files import FileDataModule
+from seqforecast.data.sine import SineDataModule
+from seqforecast.data.windows import MAX_STEPS
 from seqforecast.errors import ConfigError
+from seqforecast.module import ForecastModule
+from seqforecast.rules import check, rules
+from seqforecast.train import set_threads
 
 GROUPS = {
     group.name: sorted(p.stem for p in group.glob("*.yaml"))
@@ -20,7 +26,7 @@ OPTIONS = [(group, option) for group, options in GROUPS.items() for option in op
 # A value of the wrong type for every rule, and one of the right type but not allowed.
 WRONG = {
     "seed": ["abc", 1.5],
-    "n_steps": ["50", 1],
+    "n_steps": ["50", 1, MAX_STEPS + 1],
     "horizon": [0, 2.5],
     "target": ["both", 3],
     "monitor": ["val/loss", None],
@@ -65,7 +71,7 @@ WRONG = {
 
 
 def test_every_rule_has_bad_values() -> None:
-    assert set(WRONG) == set(RULES)
+    assert set(WRONG) == set(rules())
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS)
@@ -90,3 +96,70 @@ def test_misspelt_key_lists_allowed(tmp_path: Path, node: str) -> None:
         ConfigError, match=rf"{node}.lerning_rate is not a setting of .*allowed: \["
     ):
         validate_config(cfg)
+
+
+# How each value is given by hand (Python API, checkpoint hparams): one constructor per key,
+# with settings under which that key is used.
+CONV = {"net": "conv_gru", "target": "seq2seq", "hidden": [20]}
+BY_HAND = {
+    "n_steps": lambda v: ForecastModule(n_steps=v),
+    "horizon": lambda v: SineDataModule(horizon=v),
+    "target": lambda v: ForecastModule(target=v),
+    "threads": set_threads,
+    "data.n_series": lambda v: SineDataModule(n_series=v),
+    "data.split": lambda v: SineDataModule(split=v),
+    "data.batch_size": lambda v: SineDataModule(batch_size=v),
+    "data.eval_batch_size": lambda v: FileDataModule(eval_batch_size=v),
+    "data.seed": lambda v: SineDataModule(seed=v),
+    "data.shuffle_seed": lambda v: FileDataModule(shuffle_seed=v),
+    "data.path": lambda v: FileDataModule(path=v),
+    "data.target": lambda v: FileDataModule(target=v),
+    "data.inputs": lambda v: FileDataModule(inputs=v),
+    "data.time": lambda v: FileDataModule(time=v),
+    "data.scaling": lambda v: FileDataModule(scaling=v),
+    "data.fill": lambda v: FileDataModule(fill=v),
+    "data.target_kind": lambda v: FileDataModule(target_kind=v),
+    "model.net": lambda v: ForecastModule(net=v),
+    "model.hidden": lambda v: ForecastModule(net="gru", hidden=v),
+    "model.head": lambda v: ForecastModule(hidden=[20], head=v),
+    "model.lr": lambda v: ForecastModule(lr=v),
+    "model.n_features": lambda v: ForecastModule(hidden=[20], n_features=v),
+    "model.init": lambda v: ForecastModule(init=v),
+    "model.adam_eps": lambda v: ForecastModule(adam_eps=v),
+    "model.filters": lambda v: ForecastModule(**CONV, filters=v),
+    "model.kernel_size": lambda v: ForecastModule(**CONV, kernel_size=v),
+    "model.stride": lambda v: ForecastModule(**CONV, stride=v),
+    "model.dilations": lambda v: ForecastModule(net="wavenet", target="seq2seq", dilations=v),
+}
+# Keys only a composed config holds (the run's own settings and Lightning's Trainer); ``layers``
+# is applied by seqforecast.fast.use_layers.
+CONFIG_ONLY = {"seed", "monitor", "deterministic", "resume", "layers"}
+
+
+def test_every_rule_is_applied_by_hand_or_only_in_configs() -> None:
+    keys = set(rules()) - {k for k in rules() if k.startswith("trainer.")}
+    assert set(BY_HAND) == keys - CONFIG_ONLY
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [(k, v) for k, vs in WRONG.items() if k in BY_HAND for v in vs]
+)
+def test_by_hand_and_config_give_the_same_line(tmp_path: Path, key: str, value: object) -> None:
+    """One rule per key: a constructor given the value raises the line validate_config does."""
+    with pytest.raises(ConfigError) as by_hand:
+        BY_HAND[key](value)
+    cfg = compose_cfg(tmp_path, "model=seq2seq")
+    with open_dict(cfg):
+        OmegaConf.update(cfg, key, value, force_add=True)
+    with pytest.raises(ConfigError) as in_config:
+        validate_config(cfg)
+    assert str(by_hand.value) == str(in_config.value)
+
+
+def test_check_returns_the_value_and_accepts_tuples() -> None:
+    assert check("model.hidden", (20, 20)) == (20, 20)
+    assert check("data.split", (0.7, 0.2, 0.1)) == (0.7, 0.2, 0.1)
+    assert check("data.path", Path("x.csv")) == Path("x.csv")
+    with pytest.raises(ConfigError) as err:
+        check("model.lr", True)
+    assert str(err.value) == "model.lr=True is not allowed: expected a number > 0"

@@ -97,6 +97,37 @@ def test_fraction_split() -> None:
 
 
 @pytest.mark.parametrize(
+    ("split", "cuts"),
+    [([0.6, 0.25, 0.15], [26, 37]), ([20, 11, 12], [20, 31]), ((0.5, 0.25, 0.25), [22, 33])],
+)
+def test_splits_equal_an_independent_numpy_split(split, cuts: list[int]) -> None:
+    """43 series, seq2seq: every split's windows equal numpy's split of the generated series."""
+    dm = SineDataModule(n_steps=8, horizon=3, target="seq2seq", n_series=43, split=split, seed=7)
+    series = two_sine_series(43, 11, seed=7)  # [N, 11, 1]
+    for stage, block in zip(("train", "val", "test"), np.split(series, cuts), strict=True):
+        x, y = dm.arrays(stage)
+        np.testing.assert_array_equal(x, block[:, :8])
+        expected = np.stack([block[:, 1 + t : 4 + t, 0] for t in range(8)], axis=1)  # [n, 8, 3]
+        np.testing.assert_array_equal(y, expected)
+    assert dm.bounds == (0, *cuts, 43)
+
+
+def test_loaders_batch_each_split() -> None:
+    dm = SineDataModule(n_series=50, split=[30, 12, 8], batch_size=7, eval_batch_size=5)
+    dm.setup("fit")
+    train = list(dm.train_dataloader())
+    assert [len(x) for x, _ in train] == [7, 7, 7, 7, 2]
+    shuffled = torch.cat([y for _, y in train]).numpy().ravel()  # every training row once
+    np.testing.assert_array_equal(np.sort(shuffled), np.sort(dm.arrays("train")[1].ravel()))
+    val = list(dm.val_dataloader())
+    assert [len(x) for x, _ in val] == [5, 5, 2]
+    np.testing.assert_array_equal(torch.cat([y for _, y in val]).numpy(), dm.arrays("val")[1])
+    assert [len(x) for x, _ in dm.test_dataloader()] == [5, 3]
+    with pytest.raises(ConfigError, match=r"split 'holdout' is unknown; expected one of"):
+        dm.arrays("holdout")
+
+
+@pytest.mark.parametrize(
     ("kwargs", "key"),
     [
         ({"n_steps": 1}, "n_steps"),
@@ -105,7 +136,15 @@ def test_fraction_split() -> None:
         ({"n_series": 100}, "data.split"),
         ({"split": [5, 5]}, "data.split"),
         ({"split": [0.5, 0.6, -0.1]}, "data.split"),
+        (
+            {"n_series": 50, "split": [0.98, 0.01, 0.01]},
+            r"data.split=\[0.98, 0.01, 0.01\] leaves a split of data.n_series=50 empty",
+        ),
+        ({"split": [0.5, 0.4, 0.2]}, r"does not fit data.n_series=10000: expected three counts"),
         ({"batch_size": 0}, "data.batch_size"),
+        ({"eval_batch_size": 1.5}, r"^data.eval_batch_size=1.5 is not allowed: expected an"),
+        ({"n_series": 0}, r"^data.n_series=0 is not allowed: expected an integer >= 1$"),
+        ({"split": ["2020-01-01", "2020-06-01"]}, "needs file data with a date column"),
     ],
 )
 def test_bad_settings_name_the_key(kwargs: dict, key: str) -> None:

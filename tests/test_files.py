@@ -14,10 +14,13 @@ from omegaconf import DictConfig
 
 from seqforecast import load_forecaster
 from seqforecast.data.example import example_frame, write_example
-from seqforecast.data.files import FileDataModule, split_rows
+from seqforecast.data.files import FileDataModule
 from seqforecast.data.scaling import Scaler
+from seqforecast.data.splits import resolve_split
 from seqforecast.data.table import future_times, load_table
 from seqforecast.errors import ConfigError, InputError
+from seqforecast.evaluate import unit_errors
+from seqforecast.module import ForecastModule
 from seqforecast.train import train
 
 FILE_TINY = [
@@ -93,17 +96,45 @@ def test_seq2seq_windows_and_multivariate_order(ramp_csv: Path) -> None:
 
 
 def test_split_by_fractions_and_by_dates(ramp_csv: Path) -> None:
-    assert split_rows([0.7, 0.2, 0.1], 20, None) == (14, 4, 2)
+    rows = "the 20 rows of ramp.csv"
+    assert resolve_split([0.7, 0.2, 0.1], 20, rows) == (14, 4, 2)
     times = pd.Series(pd.date_range("2021-01-01", periods=20, freq="D"))
-    assert split_rows(["2021-01-11", "2021-01-16"], 20, times) == (10, 5, 5)
+    assert resolve_split(["2021-01-11", "2021-01-16"], 20, rows, times) == (10, 5, 5)
     dm = ramp_module(ramp_csv, split=["2021-01-11", "2021-01-16"], time="date")
     assert dm.bounds == (0, 10, 15, 20)
-    with pytest.raises(ConfigError, match=r"needs a date column in data.time"):
-        split_rows(["2021-01-11", "2021-01-16"], 20, None)
-    with pytest.raises(ConfigError, match=r"sum to 1"):
-        split_rows([0.5, 0.2, 0.1], 20, None)
-    with pytest.raises(ConfigError, match=r"summing to the 20 rows"):
-        split_rows([10, 5, 4], 20, None)
+    with pytest.raises(ConfigError, match=r"needs file data with a date column in data.time"):
+        resolve_split(["2021-01-11", "2021-01-16"], 20, rows)
+    with pytest.raises(ConfigError, match=r"the val start must come before the test start"):
+        resolve_split(["2021-01-16", "2021-01-11"], 20, rows, times)
+    with pytest.raises(ConfigError, match=r"data.split=\['soon', 'later'\]: not dates"):
+        resolve_split(["soon", "later"], 20, rows, times)
+    expected = "expected three counts summing to 20 or three fractions summing to 1"
+    for split in ([0.5, 0.2, 0.1], [10, 5, 4]):
+        with pytest.raises(ConfigError) as err:
+            resolve_split(split, 20, rows)
+        assert str(err.value) == f"data.split={split} does not fit {rows}: {expected}"
+    with pytest.raises(ConfigError, match=r"^data.split=\[10, 5\] is not allowed: expected three"):
+        FileDataModule(path=str(ramp_csv), split=[10, 5])
+
+
+@pytest.mark.parametrize("split", [[0.55, 0.25, 0.2], [11, 5, 4]])
+@pytest.mark.parametrize("kind", ["next", "seq2seq"])
+def test_file_splits_equal_an_independent_numpy_windowing(
+    ramp_csv: Path, split: list, kind: str
+) -> None:
+    """Chronological blocks of rows (np.split), each windowed by a loop over its own rows."""
+    dm = ramp_module(ramp_csv, split=split, inputs=["aux"], target_kind=kind, horizon=1)
+    frame = pd.read_csv(ramp_csv)[["value", "aux"]].to_numpy(np.float32)
+    for stage, rows in zip(("train", "val", "test"), np.split(frame, [11, 16]), strict=True):
+        x, y = dm.arrays(stage)
+        starts = range(len(rows) - 3)  # n_steps 3, horizon 1
+        np.testing.assert_array_equal(x, np.stack([rows[s : s + 3] for s in starts]))
+        if kind == "next":
+            expected = np.stack([rows[s + 3 : s + 4, 0] for s in starts])  # [N, 1]
+        else:
+            expected = np.stack([rows[s + 1 : s + 4, :1] for s in starts])  # [N, 3, 1]
+        np.testing.assert_array_equal(y, expected)
+    assert dm.bounds == (0, 11, 16, 20)
 
 
 # --- scaling ----------------------------------------------------------------------------------
@@ -172,6 +203,30 @@ def test_train_reports_original_unit_errors(tmp_path: Path, sine_csv: Path) -> N
     assert metrics["test/mse"] == pytest.approx(scaled_mse, rel=1e-4)
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert saved["test/mae"] == metrics["test/mae"]
+
+
+@pytest.mark.parametrize("kind", ["next", "seq2seq"])
+def test_unit_errors_against_numpy(sine_csv: Path, kind: str) -> None:
+    """A random model's forecasts, unscaled by hand from the raw column's training statistics."""
+    dm = FileDataModule(path=str(sine_csv), n_steps=20, horizon=3, target_kind=kind)
+    torch.manual_seed(0)
+    head = "per_step" if kind == "seq2seq" else "linear"
+    model = ForecastModule(net="gru", hidden=[8], head=head, n_steps=20, horizon=3, target=kind)
+    errors = unit_errors(model, dm)
+    value = pd.read_csv(sine_csv)["value"].to_numpy()
+    mean, std = value[:280].mean(), value[:280].std()  # standard scaling on the 280 train rows
+    for stage, rows in (("val", value[280:360]), ("test", value[360:])):
+        n = len(rows) - 22
+        x = np.stack([rows[s : s + 20] for s in range(n)])[..., None]  # [n, 20, 1]
+        with torch.inference_mode():
+            scaled = torch.tensor((x - mean) / std, dtype=torch.float32)
+            out = model(scaled).numpy()
+        pred = (out[:, -1] if kind == "seq2seq" else out) * std + mean  # [n, 3]
+        actual = np.stack([rows[s + 20 : s + 23] for s in range(n)])  # [n, 3]
+        assert errors[f"{stage}/mae"] == pytest.approx(np.abs(pred - actual).mean(), rel=1e-5)
+        rmse = np.sqrt(((pred - actual) ** 2).mean())
+        assert errors[f"{stage}/rmse"] == pytest.approx(rmse, rel=1e-5)
+    assert set(errors) == {"val/mae", "val/rmse", "test/mae", "test/rmse"}
 
 
 @pytest.mark.parametrize("inputs", ["[]", "[aux]"])

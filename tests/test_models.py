@@ -102,6 +102,13 @@ def test_rnn_stack_equals_manual_recurrence() -> None:
         ({"net": "conv_gru", "target": "seq2seq", "hidden": [20], "kernel_size": 11}, "n_steps"),
         ({"net": "conv_gru", "target": "seq2seq", "hidden": []}, "model.hidden"),
         ({"net": "ln_rnn", "hidden": [20], "head": "per_step"}, "target=next"),
+        ({"net": "rnn", "hidden": (20,), "n_features": 0}, r"^model.n_features=0 is not allowed"),
+        ({"net": "wavenet", "target": "seq2seq"}, r"^model.dilations=None is not allowed"),
+        (
+            {"net": "conv_gru", "target": "seq2seq", "hidden": [20], "stride": 0},
+            r"^model.stride=0 is not allowed: expected an integer >= 1$",
+        ),
+        ({"net": "naive", "n_steps": 1}, r"^n_steps=1 is not allowed: expected an integer from 2"),
     ],
 )
 def test_bad_model_settings_name_the_key(kwargs: dict, match: str) -> None:

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanSquaredError
 
-from seqforecast.data.windows import check_window
 from seqforecast.errors import ConfigError, NonFiniteLossError
 from seqforecast.models import build_net, output_steps
-from seqforecast.models.init import INITS, adam_eps, keras_init_
+from seqforecast.models.init import adam_eps, keras_init_
+from seqforecast.rules import check
 from seqforecast.schedules import build_scheduler, check_scheduler, set_total_steps
 
 EVAL_STAGES = ("val", "test")
@@ -65,7 +65,10 @@ class ForecastModule(L.LightningModule):
     steps its outputs end at. ``init="keras"`` re-initialises the net like Keras
     (:func:`~seqforecast.models.init.keras_init_`); ``adam_eps=None`` follows ``init``
     (Keras 1e-7, torch 1e-8). ``scheduler`` is a plain dict naming a learning-rate schedule
-    and its settings (:mod:`seqforecast.schedules`; ``None``: constant rate).
+    and its settings (:mod:`seqforecast.schedules`; ``None``: constant rate). Every setting
+    is checked by its rule (:mod:`seqforecast.rules`), here or in
+    :func:`~seqforecast.models.build_net`, whether it comes from a config, from Python or
+    from a checkpoint.
 
     Training is Lightning's automatic optimization: ``training_step`` returns the loss of
     one batch, and the Trainer does backward, clipping, accumulation, precision and the
@@ -100,15 +103,9 @@ class ForecastModule(L.LightningModule):
         unknown = sorted(set(legacy) - set(LEGACY_HPARAMS))
         if unknown:
             raise ConfigError(f"model.{unknown[0]} is not a setting of ForecastModule")
-        check_window(n_steps, horizon, target)
-        if not isinstance(lr, int | float) or isinstance(lr, bool) or not lr > 0:
-            raise ConfigError(f"model.lr must be a positive number, got {lr!r}")
-        if init not in INITS:
-            raise ConfigError(f"model.init={init!r} is unknown; choose one of {list(INITS)}")
-        if adam_eps is not None and (
-            not isinstance(adam_eps, int | float) or isinstance(adam_eps, bool) or not adam_eps > 0
-        ):
-            raise ConfigError(f"model.adam_eps must be a positive number or null, got {adam_eps!r}")
+        check("model.lr", lr)
+        check("model.init", init)
+        check("model.adam_eps", adam_eps)
         self.schedule = check_scheduler(scheduler)
         self.save_hyperparameters(ignore=list(legacy))
         self.net = build_net(
@@ -234,9 +231,6 @@ class ForecastModule(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_eval("test")
-
-    def predict_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
-        return self(batch[0])
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # Every checkpoint (best, last, periodic, preemption) passes here first: none is

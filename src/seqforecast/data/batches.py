@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -131,57 +130,3 @@ def tensor_loader(
     """A single-process loader of ``(x[idx], y[idx])`` batches of ``batch_size`` rows."""
     sampler = BatchIndexSampler(len(x), batch_size, shuffle=shuffle, seed=seed, **shard)
     return ResumableLoader(TensorPairs(x, y), sampler=sampler, batch_size=None)
-
-
-def split_loader(
-    splits: dict[str, tuple[torch.Tensor, torch.Tensor]],
-    stage: str,
-    trainer: L.Trainer | None,
-    batch_size: int,
-    eval_batch_size: int,
-    shuffle_seed: int,
-) -> DataLoader:
-    """The loader a DataModule hands Lightning for ``stage`` (train | val | test | predict).
-
-    ``train`` reshuffles each epoch from ``shuffle_seed`` and is resumable mid-epoch;
-    ``val``/``test`` yield batches of ``eval_batch_size`` in order. Under distributed
-    training every stage but ``predict`` takes this rank's shard. ``predict`` serves the
-    test split.
-    """
-    shard = {}
-    if trainer is not None and stage != "predict":
-        shard = {"rank": trainer.global_rank, "world_size": trainer.world_size}
-    if stage == "train":
-        return tensor_loader(*splits["train"], batch_size, shuffle=True, seed=shuffle_seed, **shard)
-    return tensor_loader(*splits["test" if stage == "predict" else stage], eval_batch_size, **shard)
-
-
-class SplitLoaders:
-    """The loader hooks of a DataModule whose splits are in-memory tensors.
-
-    Mixed into a ``LightningDataModule`` that sets ``splits`` (``{"train"|"val"|"test":
-    (x, y)}``), ``batch_size``, ``eval_batch_size`` and ``shuffle_seed``; see
-    :func:`split_loader` for what each stage gets.
-    """
-
-    splits: dict[str, tuple[torch.Tensor, torch.Tensor]]
-    batch_size: int
-    eval_batch_size: int
-    shuffle_seed: int
-    trainer: L.Trainer | None
-
-    def _loader(self, stage: str) -> DataLoader:
-        args = (self.trainer, self.batch_size, self.eval_batch_size, self.shuffle_seed)
-        return split_loader(self.splits, stage, *args)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train")
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("predict")

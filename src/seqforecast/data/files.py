@@ -11,64 +11,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
-import lightning as L
 import numpy as np
-import pandas as pd
 import torch
 
-from seqforecast.data.batches import SplitLoaders
 from seqforecast.data.scaling import Scaler
-from seqforecast.data.table import FILLS, Table, load_table
-from seqforecast.data.windows import (
-    FLOAT32,
-    check_memory,
-    check_window,
-    make_windows,
-    window_bytes,
-)
-from seqforecast.errors import ConfigError, InputError
-
-STAGES = ("train", "val", "test")
-
-
-def split_rows(split: Sequence[Any], n_rows: int, times: pd.Series | None) -> tuple[int, int, int]:
-    """Rows per split from three fractions (sum 1), three counts (sum ``n_rows``) or two dates.
-
-    Dates ``[val_start, test_start]``: train is every row before ``val_start``, val the rows
-    from ``val_start`` up to ``test_start``, test the rest (needs ``data.time``).
-    """
-    split = list(split)
-    if len(split) == 2 and all(isinstance(s, str) for s in split):
-        if times is None or not pd.api.types.is_datetime64_any_dtype(times):
-            raise ConfigError(
-                f"data.split={split} gives dates, which needs a date column in data.time"
-            )
-        try:
-            val_start, test_start = (pd.Timestamp(s) for s in split)
-        except ValueError as err:
-            raise ConfigError(f"data.split={split}: not dates ({err})") from None
-        if not val_start < test_start:
-            raise ConfigError(f"data.split={split}: the val start must come before the test start")
-        train = int((times < val_start).sum())
-        val = int((times < test_start).sum()) - train
-        return train, val, n_rows - train - val
-    if len(split) != 3 or any(isinstance(s, bool) or not isinstance(s, int | float) for s in split):
-        raise ConfigError(
-            f"data.split={split} must be three fractions, three counts or two dates "
-            "[val_start, test_start]"
-        )
-    if all(isinstance(s, int) for s in split):
-        if sum(split) != n_rows or min(split) < 1:
-            raise ConfigError(
-                f"data.split={split} must be three positive counts summing to the {n_rows} rows"
-            )
-        return split[0], split[1], split[2]
-    if abs(sum(split) - 1.0) > 1e-6 or not all(0 < s < 1 for s in split):
-        raise ConfigError(f"data.split={split}: fractions must lie in (0, 1) and sum to 1")
-    train, val = round(split[0] * n_rows), round(split[1] * n_rows)
-    return train, val, n_rows - train - val
+from seqforecast.data.splits import STAGES, SplitDataModule, resolve_split
+from seqforecast.data.table import Table, load_table
+from seqforecast.data.windows import FLOAT32, check_window, make_windows, window_bytes
+from seqforecast.errors import InputError
+from seqforecast.rules import check
 
 
 def series_windows(
@@ -81,13 +35,17 @@ def series_windows(
     return make_windows(np.ascontiguousarray(windows.transpose(0, 2, 1)), n_steps, horizon, target)
 
 
-class FileDataModule(SplitLoaders, L.LightningDataModule):
+class FileDataModule(SplitDataModule):
     """A table's ``target`` (plus ``inputs``) as one series, chronologically split and scaled.
 
-    Batches: ``x [B, n_steps, 1 + len(inputs)]`` (scaled; feature 0 is the target) and
-    ``y [B, k]`` (``target_kind="next"``) or ``[B, n_steps, k]`` (``"seq2seq"``), scaled.
-    The fitted scaler travels in checkpoints through ``state_dict()`` as plain numbers.
+    ``split``: three fractions, three row counts or two dates
+    (:func:`~seqforecast.data.splits.resolve_split`). Batches: ``x [B, n_steps, 1 +
+    len(inputs)]`` (scaled; feature 0 is the target) and ``y [B, k]``
+    (``target_kind="next"``) or ``[B, n_steps, k]`` (``"seq2seq"``), scaled. The fitted
+    scaler travels in checkpoints through ``state_dict()`` as plain numbers.
     """
+
+    LOWER = "n_steps or horizon, or use a shorter file"
 
     def __init__(
         self,
@@ -105,32 +63,23 @@ class FileDataModule(SplitLoaders, L.LightningDataModule):
         eval_batch_size: int = 1024,
         shuffle_seed: int = 42,
     ) -> None:
-        super().__init__()
-        check_window(n_steps, horizon, target_kind)
-        if not isinstance(target, str) or not target:
-            raise ConfigError(f"data.target must be a column name, got {target!r}")
-        inputs = list(inputs)
-        if not all(isinstance(c, str) and c for c in inputs):
-            raise ConfigError(f"data.inputs must be a list of column names, got {inputs!r}")
-        if fill is not None and fill not in FILLS:
-            raise ConfigError(f"data.fill must be null or one of {list(FILLS)}, got {fill!r}")
+        super().__init__(batch_size, eval_batch_size, shuffle_seed)
+        check_window(n_steps, horizon, target_kind, target_key="data.target_kind")
+        self.path = str(check("data.path", path))
+        self.target = check("data.target", target)
+        inputs = list(check("data.inputs", inputs))  # stored as a list
+        self.inputs = inputs
+        self.time = check("data.time", time)
+        self.split = list(check("data.split", split))
+        self.fill = check("data.fill", fill)
         self.scaler = Scaler(scaling)
         # Plain values for the checkpoint. The column is stored as ``target_column``: Lightning
         # refuses a datamodule hparam ``target`` that differs from the model's (next|seq2seq).
         self.save_hyperparameters(ignore=["target"])
         self.hparams["target_column"] = target
-        self.path, self.target, self.inputs, self.time = str(path), target, inputs, time
-        self.split, self.fill = list(split), fill
         self.n_steps, self.horizon, self.target_kind = n_steps, horizon, target_kind
-        self.batch_size, self.eval_batch_size, self.shuffle_seed = (
-            batch_size,
-            eval_batch_size,
-            shuffle_seed,
-        )
-        self.columns = [target, *inputs]
+        self.columns = [target, *self.inputs]
         self.n_features = len(self.columns)
-        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.bounds: tuple[int, int, int, int] | None = None
         self.table: Table | None = None
 
     def read(self) -> Table:
@@ -139,13 +88,11 @@ class FileDataModule(SplitLoaders, L.LightningDataModule):
             self.table = load_table(self.path, self.columns, self.time, self.fill)
         return self.table
 
-    def setup(self, stage: str | None = None) -> None:
-        """Read, split in time, fit the scaler on train rows, cut windows; later calls no-ops."""
-        if self.splits:
-            return
+    def split_sizes(self) -> tuple[int, int, int]:
+        """Rows per split of the file; each must hold one window of ``n_steps + horizon``."""
         table = self.read()
         n = len(table.values)
-        sizes = split_rows(self.split, n, table.times)
+        sizes = resolve_split(self.split, n, f"the {n} rows of {self.path}", table.times)
         need = self.n_steps + self.horizon
         for name, size in zip(STAGES, sizes, strict=True):
             if size < need:
@@ -160,17 +107,10 @@ class FileDataModule(SplitLoaders, L.LightningDataModule):
                     f"{self.path}: the {name} split has {size} of {n} rows, fewer than "
                     f"n_steps + horizon = {need} rows for one window{hint}"
                 )
-        self.check_memory(sizes)
-        bounds = np.cumsum((0, *sizes))
-        self.bounds = tuple(int(b) for b in bounds)  # type: ignore[assignment]
-        self.scaler.fit(table.values[: bounds[1]])
-        scaled = self.scaler.transform(table.values)  # [rows, F]
-        for name, lo, hi in zip(STAGES, bounds[:-1], bounds[1:], strict=True):
-            x, y = series_windows(scaled[lo:hi], self.n_steps, self.horizon, self.target_kind)
-            self.splits[name] = (torch.tensor(x), torch.tensor(y))  # copies: views are read-only
+        return sizes
 
     def memory_bytes(self, sizes: Sequence[int]) -> int:
-        """About the peak bytes of :meth:`setup` for splits of ``sizes`` rows: every split's
+        """About the peak bytes of :meth:`cut` for splits of ``sizes`` rows: every split's
         windows twice (numpy, then the tensors kept) plus the largest split's ``[N, L, F]``."""
         length = self.n_steps + self.horizon
         n = [max(size - length + 1, 0) for size in sizes]  # windows per split
@@ -180,38 +120,22 @@ class FileDataModule(SplitLoaders, L.LightningDataModule):
         )
         return kept + largest + FLOAT32 * max(n) * length * self.n_features
 
-    def check_memory(self, sizes: Sequence[int]) -> None:
-        """Refuse windows that would not fit in the memory available, before cutting them."""
-        check_memory(
-            self.memory_bytes(sizes),
+    def memory_use(self, sizes: Sequence[int]) -> str:
+        return (
             f"{self.path}: the windows of n_steps={self.n_steps}, horizon={self.horizon} "
-            f"({self.target_kind}) over its {sum(sizes)} rows x {self.n_features} columns",
-            "n_steps or horizon, or use a shorter file",
+            f"({self.target_kind}) over its {sum(sizes)} rows x {self.n_features} columns"
         )
 
-    def arrays(self, stage: str) -> tuple[np.ndarray, np.ndarray]:
-        """The scaled ``(x, y)`` numpy arrays of one split (``train``, ``val`` or ``test``)."""
-        self.setup()
-        x, y = self.splits[stage]
-        return x.numpy(), y.numpy()
-
-    def original_unit_errors(self, model: L.LightningModule) -> dict[str, float]:
-        """``{val,test}/{mae,rmse}`` of ``model``'s last-step ``k`` forecasts in the data's units.
-
-        The module logs MSE on scaled values; here the forecasts ``[N, k]`` and their
-        targets are mapped back through the training scaler (target column) first.
-        """
-        out = {}
-        model.eval()
-        with torch.inference_mode():
-            for stage in ("val", "test"):
-                x, y = self.arrays(stage)
-                pred = model.forecast(torch.from_numpy(x).to(model.device)).cpu().numpy()
-                actual = y[:, -1] if self.target_kind == "seq2seq" else y  # [N, k]
-                err = self.scaler.inverse(pred) - self.scaler.inverse(actual)
-                out[f"{stage}/mae"] = float(np.abs(err).mean())
-                out[f"{stage}/rmse"] = float(np.sqrt((err**2).mean()))
-        return out
+    def cut(self, bounds: tuple[int, int, int, int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Fit the scaler on the training rows, scale every row, window each split's own rows."""
+        values = self.read().values  # [rows, F]
+        self.scaler.fit(values[: bounds[1]])
+        scaled = self.scaler.transform(values)  # [rows, F]
+        splits = []
+        for lo, hi in pairwise(bounds):
+            x, y = series_windows(scaled[lo:hi], self.n_steps, self.horizon, self.target_kind)
+            splits.append((torch.tensor(x), torch.tensor(y)))  # copies: views are read-only
+        return splits
 
     def state_dict(self) -> dict[str, Any]:
         """The fitted scaler and columns, plain values (saved in every checkpoint)."""

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from seqforecast.errors import ConfigError, InputError
+from seqforecast.errors import InputError
+from seqforecast.rules import check
 
 SCALINGS = ("standard", "minmax", "none")
 
@@ -19,9 +20,7 @@ class Scaler:
     """``x_scaled = (x - center) / scale`` per column; ``center``/``scale`` are ``[F]``."""
 
     def __init__(self, kind: str = "standard") -> None:
-        if kind not in SCALINGS:
-            raise ConfigError(f"data.scaling must be one of {list(SCALINGS)}, got {kind!r}")
-        self.kind = kind
+        self.kind = check("data.scaling", kind)
         self.center: np.ndarray | None = None
         self.scale: np.ndarray | None = None
 

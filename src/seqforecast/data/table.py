@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seqforecast.errors import InputError
+from seqforecast.rules import check
 
 if TYPE_CHECKING:  # pandas is imported where a file is read, off the train start-up path
     import pandas as pd
@@ -188,8 +189,7 @@ def load_table(
     import pandas as pd
 
     path = Path(path)
-    if fill is not None and fill not in FILLS:
-        raise InputError(f"data.fill must be null or one of {list(FILLS)}, got {fill!r}")
+    check("data.fill", fill)
     frame = read_frame(path) if frame is None else frame
     check_columns(frame, [*columns, *([time] if time else [])], path)
     if frame.empty:

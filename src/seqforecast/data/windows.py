@@ -13,24 +13,25 @@ from pathlib import Path
 import numpy as np
 
 from seqforecast.errors import ConfigError, InputError
+from seqforecast.rules import check
 
 TARGETS = ("next", "seq2seq")
-# Longest window accepted. Building a model walks its steps in Python (one list entry per
-# step), so an absurd n_steps read from a checkpoint must stop before that, not after.
+# Longest window accepted (the rule of ``n_steps``). Building a model walks its steps in
+# Python (one list entry per step), so an absurd n_steps read from a checkpoint must stop
+# before that, not after.
 MAX_STEPS = 1_000_000
 FLOAT32 = 4  # bytes per window value
 
 
-def check_window(n_steps: int, horizon: int, target: str) -> None:
-    """Validate the window settings shared by data and models; raise :class:`ConfigError`."""
-    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 2:
-        raise ConfigError(f"n_steps must be an integer >= 2, got {n_steps!r}")
-    if n_steps > MAX_STEPS:
-        raise ConfigError(f"n_steps={n_steps} is beyond the {MAX_STEPS} steps a window may have")
-    if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
-        raise ConfigError(f"horizon must be an integer >= 1, got {horizon!r}")
-    if target not in TARGETS:
-        raise ConfigError(f"target must be one of {list(TARGETS)}, got {target!r}")
+def check_window(n_steps: int, horizon: int, target: str, target_key: str = "target") -> None:
+    """The window settings shared by data and models, each checked by its rule.
+
+    ``target_key`` names the target setting where it is not ``target`` (file data:
+    ``data.target_kind``, beside the column ``data.target``).
+    """
+    check("n_steps", n_steps)
+    check("horizon", horizon)
+    check(target_key, target)
 
 
 def check_series(series: np.ndarray, name: str = "series") -> None:

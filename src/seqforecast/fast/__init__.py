@@ -25,12 +25,12 @@ from typing import TypeVar
 
 from torch import nn
 
-from seqforecast.errors import ConfigError
 from seqforecast.fast.conv import ChannelsLastConvGRU, ChannelsLastGatedWaveNet, ChannelsLastWaveNet
 from seqforecast.fast.fused import FusedGRU, FusedRNN, unfusable
 from seqforecast.fast.fused_ln import FusedLayerNormRNN
 from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
 from seqforecast.models.norm_rnn import LayerNormRNN
+from seqforecast.rules import check
 
 M = TypeVar("M", bound=nn.Module)
 
@@ -84,8 +84,7 @@ def use_layers(net: M, layers: str) -> M:
 
     Returns ``net`` (or, as :func:`accelerate`, its fast version when ``net`` itself has one).
     """
-    if layers not in LAYERS:
-        raise ConfigError(f"layers={layers!r} is unknown; choose one of {list(LAYERS)}")
+    check("layers", layers)
     return accelerate(net) if layers == "fast" else net
 
 

@@ -14,12 +14,14 @@ from functools import partial
 
 from torch import nn
 
+from seqforecast.data.windows import check_window
 from seqforecast.errors import ConfigError
 from seqforecast.models.baselines import Linear, Naive
 from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
 from seqforecast.models.heads import LastStepHead, PerStepHead, StateHead
 from seqforecast.models.norm_rnn import BatchNormRNNStack, LayerNormRNNStack
 from seqforecast.models.recurrent import CELLS, RecurrentForecaster, RecurrentStack
+from seqforecast.rules import check
 
 # Recurrent stacks ``(n_features, hidden) -> [B, T, hidden[-1]]``, used under a head.
 STACKS: dict[str, Callable[[int, list[int]], nn.Module]] = {
@@ -30,30 +32,6 @@ STACKS: dict[str, Callable[[int, list[int]], nn.Module]] = {
 CONV_NETS = ("conv_gru", "wavenet", "wavenet_gated")
 NETS = ("naive", "linear", *STACKS, *CONV_NETS)
 HEADS = ("linear", "per_step", "none")
-
-
-def _check_hidden(hidden: Sequence[int] | None) -> list[int]:
-    ok = (
-        isinstance(hidden, Sequence)
-        and len(hidden) > 0
-        and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden)
-    )
-    if not ok:
-        raise ConfigError(
-            f"model.hidden must be a non-empty list of positive layer widths, got {hidden!r}"
-        )
-    return list(hidden)
-
-
-def _check_positive_ints(key: str, values: Sequence[int], min_len: int = 1) -> list[int]:
-    ok = (
-        isinstance(values, Sequence)
-        and len(values) >= min_len
-        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
-    )
-    if not ok:
-        raise ConfigError(f"model.{key} must be positive integers, got {values!r}")
-    return list(values)
 
 
 def output_steps(net: nn.Module, n_steps: int) -> list[int]:
@@ -81,18 +59,20 @@ def _build_conv(
 ) -> nn.Module:
     if not per_step:
         raise ConfigError(f"model.net={net} emits one forecast per step: it needs target=seq2seq")
-    filters, kernel_size, stride = _check_positive_ints(
-        "filters/kernel_size/stride", [filters, kernel_size, stride]
-    )
+    check("model.filters", filters)
     if net == "conv_gru":
+        check("model.kernel_size", kernel_size)
+        check("model.stride", stride)
         if kernel_size > n_steps:
             raise ConfigError(
                 f"model.kernel_size={kernel_size} is longer than the window n_steps={n_steps}"
             )
-        return ConvGRU(n_features, horizon, _check_hidden(hidden), filters, kernel_size, stride)
-    dilations = _check_positive_ints("dilations", dilations or [])
+        hidden = list(check("model.hidden", hidden))
+        return ConvGRU(n_features, horizon, hidden, filters, kernel_size, stride)
+    dilations = list(check("model.dilations", dilations))
     if net == "wavenet_gated":
         return GatedWaveNet(n_features, horizon, filters, dilations)
+    check("model.kernel_size", kernel_size)
     return WaveNet(n_features, horizon, filters, kernel_size, dilations)
 
 
@@ -121,8 +101,12 @@ def build_net(
     residual block per entry of ``dilations`` (kernel 2).
     The nets are plain torch layers (``nn.RNN``, ``nn.GRU``, ``nn.LSTM``, ``nn.Conv1d``, the
     LN cell's step loop); :func:`seqforecast.fast.accelerate` swaps in faster layers that
-    hold the same parameters.
+    hold the same parameters. Each setting the chosen net uses is checked by its rule
+    (:mod:`seqforecast.rules`); settings it does not use are ignored.
     """
+    check("model.net", net)
+    check_window(n_steps, horizon, target)
+    check("model.n_features", n_features)
     per_step = target == "seq2seq"
     if net == "naive":
         return Naive(horizon, per_step=per_step)
@@ -143,17 +127,14 @@ def build_net(
             stride=stride,
             dilations=dilations,
         )
-    if net not in STACKS:
-        raise ConfigError(f"model.net={net!r} is unknown; choose one of {list(NETS)}")
-    if head not in HEADS:
-        raise ConfigError(f"model.head={head!r} is unknown; choose one of {list(HEADS)}")
+    check("model.head", head)
     if head == "linear" and per_step:
         raise ConfigError(
             "model.head=linear reads the last state only; target=seq2seq needs per_step"
         )
     if head == "per_step" and not per_step:
         raise ConfigError("model.head=per_step emits every step; target=next needs linear or none")
-    hidden = _check_hidden(hidden)
+    hidden = list(check("model.hidden", hidden))
     stack = STACKS[net](n_features, hidden)
     if head == "none":
         if hidden[-1] != horizon:

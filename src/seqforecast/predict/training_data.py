@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from seqforecast.data.sine import STAGES, SineDataModule
+from seqforecast.data.sine import SineDataModule
+from seqforecast.data.splits import STAGES
 from seqforecast.data.table import Table, load_table, read_frame
 from seqforecast.errors import ConfigError, InputError, SeqforecastError
 from seqforecast.module import ForecastModule

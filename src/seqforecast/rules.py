@@ -1,0 +1,166 @@
+"""Every config value's type and range, in one table, and the check that applies it.
+
+:func:`rules` maps each known key (``model.lr``, ``data.split``, ``n_steps``, ...) to a
+:class:`Rule`; :func:`check` applies the rule of one key and raises one
+:class:`~seqforecast.errors.ConfigError` line naming the key, the value and what is allowed
+(``model.lr=-1 is not allowed: expected a number > 0``). The same table serves a composed
+Hydra config (:func:`seqforecast.config.validate_config`) and the constructors that take
+these values from Python or from a checkpoint (``ForecastModule``, ``build_net``, the
+DataModules, ``set_threads``), so each value is checked by one rule wherever it enters.
+
+Checks that need several values at once (a split that must fit the data, a head that must
+suit the target) live with the code that combines them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import PurePath
+from typing import Any
+
+from seqforecast.errors import ConfigError
+
+
+def _int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _seq(v: Any) -> bool:
+    """A list or tuple (a config gives lists; Python callers often tuples)."""
+    return isinstance(v, list | tuple)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A value is allowed when ``check(value)`` is true; ``allowed`` says what that means."""
+
+    check: Callable[[Any], bool]
+    allowed: str
+
+
+def choice(*options: Any) -> Rule:
+    return Rule(lambda v: v in options, f"one of {list(options)}")
+
+
+def int_at_least(low: int) -> Rule:
+    return Rule(lambda v: _int(v) and v >= low, f"an integer >= {low}")
+
+
+def int_between(low: int, high: int) -> Rule:
+    return Rule(lambda v: _int(v) and low <= v <= high, f"an integer from {low} to {high}")
+
+
+def or_null(rule: Rule) -> Rule:
+    return Rule(lambda v: v is None or rule.check(v), f"null or {rule.allowed}")
+
+
+POSITIVE = Rule(lambda v: _num(v) and v > 0, "a number > 0")
+INTEGER = Rule(_int, "an integer")
+BOOL = Rule(lambda v: isinstance(v, bool), "true or false")
+NAME = Rule(lambda v: isinstance(v, str) and len(v) > 0, "a non-empty string")
+PATH = Rule(lambda v: isinstance(v, str | PurePath) and str(v) != "", "a non-empty path")
+WIDTHS = Rule(
+    lambda v: _seq(v) and len(v) > 0 and all(_int(h) and h > 0 for h in v),
+    "a non-empty list of positive integers, e.g. [20, 20]",
+)
+SPLIT = Rule(
+    lambda v: (
+        _seq(v)
+        and (
+            (len(v) == 3 and all(_num(s) and s > 0 for s in v))
+            or (len(v) == 2 and all(isinstance(s, str) and s for s in v))
+        )
+    ),
+    "three positive counts or fractions [train, val, test], or (file data) two dates "
+    "[val_start, test_start]",
+)
+NAMES = Rule(
+    lambda v: _seq(v) and all(isinstance(s, str) and s for s in v),
+    "a list of column names, e.g. [aux]",
+)
+MONITORS = ("val/mse", "val/mse_last")
+
+
+@cache
+def rules() -> dict[str, Rule]:
+    """The table: every known key and its rule.
+
+    Built on first use: the choices come from the packages that define them (models, data,
+    fast), and those packages check their own values through this module.
+    """
+    from seqforecast.data.scaling import SCALINGS
+    from seqforecast.data.table import FILLS
+    from seqforecast.data.windows import MAX_STEPS, TARGETS
+    from seqforecast.fast import LAYERS
+    from seqforecast.models import HEADS, NETS
+    from seqforecast.models.init import INITS
+
+    return {
+        "seed": INTEGER,
+        "n_steps": int_between(2, MAX_STEPS),
+        "horizon": int_at_least(1),
+        "target": choice(*TARGETS),
+        "monitor": choice(*MONITORS),
+        "deterministic": BOOL,
+        "resume": Rule(lambda v: v is None or isinstance(v, str), "null or a path"),
+        "layers": choice(*LAYERS),
+        "threads": or_null(int_at_least(1)),
+        "data.n_series": int_at_least(1),
+        "data.split": SPLIT,
+        "data.batch_size": int_at_least(1),
+        "data.eval_batch_size": int_at_least(1),
+        "data.seed": INTEGER,
+        "data.shuffle_seed": INTEGER,
+        "data.path": PATH,
+        "data.target": NAME,
+        "data.inputs": NAMES,
+        "data.time": or_null(Rule(NAME.check, "a column name")),
+        "data.scaling": choice(*SCALINGS),
+        "data.fill": choice(None, *FILLS),
+        "data.target_kind": choice(*TARGETS),
+        "model.net": choice(*NETS),
+        "model.hidden": WIDTHS,
+        "model.head": choice(*HEADS),
+        "model.lr": POSITIVE,
+        "model.n_features": int_at_least(1),
+        "model.init": choice(*INITS),
+        "model.adam_eps": or_null(POSITIVE),
+        "model.filters": int_at_least(1),
+        "model.kernel_size": int_at_least(1),
+        "model.stride": int_at_least(1),
+        "model.dilations": WIDTHS,
+        "trainer.max_epochs": int_at_least(-1),
+        "trainer.accelerator": choice("auto", "cpu", "gpu", "cuda", "mps"),
+        "trainer.devices": Rule(
+            lambda v: v == "auto" or (_int(v) and (v > 0 or v == -1)) or isinstance(v, list),
+            "a positive integer, -1, 'auto' or a list of device ids",
+        ),
+        "trainer.gradient_clip_val": Rule(
+            lambda v: v is None or (_num(v) and v >= 0), "null or a number >= 0"
+        ),
+        "trainer.gradient_clip_algorithm": choice(None, "norm", "value"),
+        "trainer.accumulate_grad_batches": int_at_least(1),
+        "trainer.deterministic": BOOL,
+        "trainer.fast_dev_run": Rule(
+            lambda v: isinstance(v, bool) or (_int(v) and v >= 0), "true, false or batches >= 0"
+        ),
+        "trainer.log_every_n_steps": int_at_least(1),
+    }
+
+
+def check_value(key: str, value: Any, rule: Rule) -> Any:
+    """``value`` when ``rule`` allows it; else a :class:`ConfigError` naming ``key``."""
+    if not rule.check(value):
+        raise ConfigError(f"{key}={value!r} is not allowed: expected {rule.allowed}")
+    return value
+
+
+def check(key: str, value: Any) -> Any:
+    """``value`` when the rule of ``key`` (a key of :func:`rules`) allows it; else one line."""
+    return check_value(key, value, rules()[key])
