@@ -18,7 +18,7 @@ def main(cfg: DictConfig) -> None:
     log_through_hydra()
     command = " ".join(["python scripts/reproduce.py", *sys.argv[1:]])
     try:
-        reproduce(cfg, command=command)
+        reproduce(cfg, Path(__file__).with_name("train.py"), command=command)
     except SeqforecastError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

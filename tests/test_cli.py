@@ -31,20 +31,21 @@ def test_train_script_runs_and_prints_table(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_multirun_gives_each_job_its_folder(tmp_path: Path) -> None:
+def test_multirun_of_experiments_gives_each_job_its_folder(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = run_train(
         "-m",
-        "model=linear,deep_rnn_dense",
+        "experiment=ch15/linear_10,ch15/deep_rnn_dense",
         "debug=fast_dev_run",
         *TINY,
         f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    for job, net in (("0", "linear"), ("1", "rnn")):
+    for job, net, horizon in (("0", "linear", 10), ("1", "rnn", 1)):
         assert (sweep / job / "metrics.json").exists()
-        assert f"net: {net}" in (sweep / job / "config.yaml").read_text()
+        config = (sweep / job / "config.yaml").read_text()
+        assert f"net: {net}" in config and f"horizon: {horizon}\n" in config
 
 
 @pytest.mark.slow

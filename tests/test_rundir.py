@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import pickle
 import resource
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -16,8 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import script_command, script_env
+from lightning.pytorch.callbacks import Callback
 
-from seqforecast.callbacks import AtomicCheckpointIO
+from seqforecast.callbacks import AtomicCheckpointIO, TrainingInterrupted
 from seqforecast.errors import ConfigError, InputError, OutputError
 from seqforecast.outputs import RunLock, atomic_write_text, read_status
 from seqforecast.train import train
@@ -223,3 +226,97 @@ def test_run_files_get_the_users_umask(make_cfg, tmp_path) -> None:
         os.umask(old)
     for name in ("status", "config.yaml", "metrics.json", "checkpoints/best.ckpt"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
+class SignalAt(Callback):
+    """Send this process SIGTERM as training step ``step`` starts (a preemption, in-process)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+# 4 batches an epoch: SIGTERM in epoch 1, after its third batch (global step 6).
+AUTO = [*RUN, "trainer.max_epochs=3", "deterministic=true", "resume=auto"]
+PREEMPTED = [f"+callbacks.preempt._target_={__name__}.SignalAt", "+callbacks.preempt.step=6"]
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_resume_auto_continues_an_interrupted_run_and_keeps_its_log(make_cfg, tmp_path) -> None:
+    want = train(make_cfg(*AUTO, f"output_dir={tmp_path / 'ref'}"))
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        train(make_cfg(*AUTO, *PREEMPTED, f"output_dir={run}"))
+    assert read_status(run).startswith("interrupted")
+    assert [r["epoch"] for r in _csv(run / "logs" / "metrics.csv")] == ["0", "0"]
+    got = train(make_cfg(*AUTO, *PREEMPTED, f"output_dir={run}"))  # the same command again
+    assert got["resumed_from"] == str(run / "checkpoints" / "last.ckpt")
+    for key in ("val/mse", "val/mse_last", "test/mse", "epochs"):
+        assert got[key] == want[key], key
+    # Lightning's CSV logger deletes metrics.csv on resume; the epochs before are kept, and
+    # the whole log equals the uninterrupted run's (deterministic, same data order).
+    assert _csv(run / "logs" / "metrics.csv") == _csv(tmp_path / "ref" / "logs" / "metrics.csv")
+    assert sorted(p.name for p in (run / "logs").iterdir()) == ["hparams.yaml", "metrics.csv"]
+
+
+def test_resume_auto_continues_a_running_folder_whose_process_is_gone(make_cfg, tmp_path):
+    train(make_cfg(*AUTO))
+    atomic_write_text(tmp_path / "status", "running\n")  # killed after its last checkpoint
+    assert train(make_cfg(*AUTO))["resumed_from"] == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert read_status(tmp_path) == "finished"
+
+
+def test_resume_auto_reuses_a_finished_run_without_training(make_cfg, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    first = train(make_cfg(*AUTO, f"output_dir={run}"))
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
+
+    def no_training(cfg):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr("seqforecast.train.build_trainer", no_training)
+    assert train(make_cfg(*AUTO, f"output_dir={run}")) == first
+    # Where the run lives does not count: the folder moved holds the same run.
+    shutil.copytree(run, tmp_path / "moved")
+    assert train(make_cfg(*AUTO, f"output_dir={tmp_path / 'moved'}")) == first
+    for path, content in files.items():
+        assert path.read_bytes() == content, path
+
+
+@pytest.mark.parametrize("status", ["finished", "interrupted: SIGTERM received"])
+def test_resume_auto_refuses_a_run_with_other_settings(make_cfg, tmp_path, status) -> None:
+    train(make_cfg(*AUTO))
+    atomic_write_text(tmp_path / "status", status + "\n")
+    files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != ".lock"}
+    state = status.split(":")[0]
+    with pytest.raises(ConfigError, match=f"holds a {state} run with other settings") as err:
+        train(make_cfg(*AUTO, "model.lr=0.01"))
+    assert "\n" not in str(err.value)
+    for path, content in files.items():
+        assert path.read_bytes() == content, path
+
+
+def test_a_log_merge_repeated_after_a_kill_keeps_each_row_once(tmp_path) -> None:
+    from lightning.pytorch.loggers import CSVLogger
+
+    from seqforecast.resume import SET_ASIDE, keep_log_history
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    ckpt = tmp_path / "last.ckpt"
+    torch.save({"global_step": 8, "hyper_parameters": {}, "state_dict": {}}, ckpt)
+    rows = "epoch,step,val/mse\n0,3,0.5\n1,7,0.4\n2,11,0.3\n"
+    (logs / "metrics.csv").write_text(rows)
+    (logs / SET_ASIDE).write_text("epoch,step,val/mse\n0,3,0.5\n")  # killed before its removal
+    with keep_log_history(CSVLogger(tmp_path, name="logs", version=""), ckpt):
+        assert (logs / SET_ASIDE).read_text() == "epoch,step,val/mse\n0,3,0.5\n1,7,0.4\n"
+        (logs / "metrics.csv").write_text("epoch,step,val/mse\n2,11,0.25\n")  # the resumed run
+    assert (logs / "metrics.csv").read_text() == "epoch,step,val/mse\n0,3,0.5\n1,7,0.4\n2,11,0.25\n"
+    assert not (logs / SET_ASIDE).exists()

@@ -19,7 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from seqforecast.callbacks import AtomicCheckpointIO, TrainingInterrupted
 from seqforecast.config import validate_config
-from seqforecast.errors import ConfigError, InputError, OutputError, SeqforecastError
+from seqforecast.data.files import FileDataModule
+from seqforecast.errors import ConfigError, OutputError, SeqforecastError
+from seqforecast.evaluate import unit_errors
 from seqforecast.fast import use_layers
 from seqforecast.outputs import (
     atomic_write_json,
@@ -28,6 +30,8 @@ from seqforecast.outputs import (
     read_status,
     write_status,
 )
+from seqforecast.resume import AUTO, continue_run, keep_log_history, resume_checkpoint
+from seqforecast.rules import check
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +70,7 @@ def set_threads(threads: int | None) -> None:
     second thread adds synchronisation, not speed (docs/speed.md). Jobs run side by
     side by Hydra's joblib launcher are capped at their share of the cores.
     """
-    if threads is not None and (
-        not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
-    ):
-        raise ConfigError(f"threads must be a positive integer or null, got {threads!r}")
+    check("threads", threads)
     share = parallel_thread_share()
     if share is not None:
         threads = share if threads is None else min(threads, share)
@@ -123,68 +124,23 @@ def best_checkpoint(trainer: L.Trainer) -> str | None:
     return callbacks[0].best_model_path if callbacks else None
 
 
-def resume_checkpoint(resume: str) -> Path:
-    """The checkpoint to continue from: a run folder's ``last.ckpt``, or a ``.ckpt`` in one.
-
-    Checked before anything is written: it must lie in ``<run>/checkpoints/`` of a run folder
-    (resume writes into that folder, never beside a stray file), load safely and hold the
-    training state. A bad one is refused in one line that names it and, where the folder
-    holds another checkpoint that loads, offers that one.
-    """
-    path = Path(resume)
-    if path.is_dir():
-        path = path / "checkpoints" / "last.ckpt"
-        if not path.is_file():
-            raise ConfigError(
-                f"resume={resume}: no checkpoints/last.ckpt there; expected a run folder that "
-                "trained at least one epoch (or was interrupted), or a .ckpt file in one"
-            )
-    if not path.is_file():
-        raise ConfigError(
-            f"resume={resume}: no checkpoint there; expected a run folder holding "
-            "checkpoints/last.ckpt, or a .ckpt file"
-        )
-    run = path.parent.parent
-    if path.parent.name != "checkpoints" or not (run / "config.yaml").is_file():
-        raise ConfigError(
-            f"resume={resume}: not a checkpoint of a run folder (expected "
-            "<run>/checkpoints/<name>.ckpt written by train.py); resume continues a run in "
-            "its own folder"
-        )
-    problem = _unresumable(path)
-    if problem:
-        others = [p for p in sorted(path.parent.glob("*.ckpt")) if p != path]
-        good = next((p for p in others if not _unresumable(p)), None)
-        offer = f"; {good} loads: resume={good}" if good else ""
-        raise InputError(f"resume={resume}: {problem}{offer}")
-    return path
-
-
-def _unresumable(path: Path) -> str | None:
-    """Why ``path`` cannot resume training (one line), or None when it can."""
-    from seqforecast.predict.checkpoint import read_checkpoint  # the safe loader (weights_only)
-
-    try:
-        ckpt = read_checkpoint(path)
-    except InputError as err:
-        return str(err)
-    missing = [k for k in ("loops", "optimizer_states", "epoch") if k not in ckpt]
-    if missing:
-        return f"checkpoint {path} holds no training state ({missing} missing); it cannot resume"
-    return None
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit the configured model (unless it has nothing to fit), then score val and test.
 
     Scores come from the best checkpoint (``ModelCheckpoint`` on ``cfg.monitor``)
     when one was written. With ``cfg.resume`` the run continues in the folder of
-    that checkpoint. Writes ``config.yaml``, ``metrics.json`` and ``status`` to the
-    run folder and returns the metrics.
+    that checkpoint; ``resume=auto`` continues or reuses the run already in ``output_dir``
+    (:func:`seqforecast.resume.continue_run`). Writes ``config.yaml``, ``metrics.json``
+    and ``status`` to the run folder and returns the metrics.
     """
     try:
         validate_config(cfg)
-        resume = resume_checkpoint(cfg.resume) if cfg.get("resume") else None
+        if cfg.get("resume") == AUTO:
+            resume, finished = continue_run(cfg, Path(str(cfg.output_dir)))
+            if finished is not None:
+                return finished
+        else:
+            resume = resume_checkpoint(cfg.resume) if cfg.get("resume") else None
     except SeqforecastError as err:
         # Mark a fresh run folder (a sweep job's, say) as failed; never touch a used one.
         out = Path(str(cfg.output_dir))
@@ -258,38 +214,39 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
     use_layers(model, cfg.get("layers", "fast"))
     trainer = build_trainer(cfg)
 
-    start = time.perf_counter()
-    ckpt_path, epochs = None, 0
-    if model.trainable:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
-        epochs = trainer.current_epoch
-        ckpt_path = best_checkpoint(trainer)
-        if trainer.world_size > 1:
-            # Leave the process group, then evaluate on one device in rank 0 alone:
-            # every series once, in order.
-            trainer.strategy.barrier("fit-done")
-            torch.distributed.destroy_process_group()
-            if not trainer.is_global_zero:
-                return {}
-            trainer = single_device_trainer(cfg)
-    fit_s = time.perf_counter() - start
-    ckpt_path = ckpt_path or None
-    val = trainer.validate(
-        model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True
-    )
-    test = trainer.test(
-        model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True
-    )
-    if not model.trainable and not trainer.fast_dev_run:
-        # Nothing to fit, but predict still loads a checkpoint: save the (weightless) model.
-        ckpt_path = str(out / "checkpoints" / "best.ckpt")
-        trainer.save_checkpoint(ckpt_path, weights_only=False)
+    # A resumed run's logs/metrics.csv keeps the epochs logged before its checkpoint.
+    with keep_log_history(trainer.logger, resume):
+        start = time.perf_counter()
+        ckpt_path, epochs = None, 0
+        if model.trainable:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+            epochs = trainer.current_epoch
+            ckpt_path = best_checkpoint(trainer)
+            if trainer.world_size > 1:
+                # Leave the process group, then evaluate on one device in rank 0 alone:
+                # every series once, in order.
+                trainer.strategy.barrier("fit-done")
+                torch.distributed.destroy_process_group()
+                if not trainer.is_global_zero:
+                    return {}
+                trainer = single_device_trainer(cfg)
+        fit_s = time.perf_counter() - start
+        ckpt_path = ckpt_path or None
+        val = trainer.validate(
+            model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True
+        )
+        test = trainer.test(
+            model, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False, weights_only=True
+        )
+        if not model.trainable and not trainer.fast_dev_run:
+            # Nothing to fit, but predict still loads a checkpoint: save the (weightless) model.
+            ckpt_path = str(out / "checkpoints" / "best.ckpt")
+            trainer.save_checkpoint(ckpt_path, weights_only=False)
 
     metrics: dict[str, Any] = {**val[0], **test[0]}
     # File data also reports errors in the data's own units (the scaler is undone there).
-    unit_errors = getattr(datamodule, "original_unit_errors", None)
-    if unit_errors is not None:
-        metrics.update(unit_errors(model))
+    if isinstance(datamodule, FileDataModule):
+        metrics.update(unit_errors(model, datamodule))
     metrics.update(
         epochs=epochs,
         fit_s=round(fit_s, 3),
