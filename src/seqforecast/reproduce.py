@@ -13,7 +13,6 @@ the same settings and resumes interrupted ones. The rows come from the sweep's r
 from __future__ import annotations
 
 import csv
-import importlib.util
 import logging
 import os
 import subprocess
@@ -31,6 +30,7 @@ from seqforecast.errors import ConfigError, SeqforecastError
 from seqforecast.forecast import iterative_forecast
 from seqforecast.plots import plot_forecasts, plot_learning_curves
 from seqforecast.predict.checkpoint import load_module
+from seqforecast.predict.task import score
 from seqforecast.report import Run, check_orderings, summarise, write_csv, write_markdown
 from seqforecast.resume import AUTO, same_settings
 from seqforecast.rules import check_value, int_at_least
@@ -166,7 +166,7 @@ def iterative_run(name: str, base: Run, ahead: int) -> Run:
         module = load_module(base.run_dir / "checkpoints" / f"{which}.ckpt")
         with torch.no_grad():
             pred = iterative_forecast(module.forecast, torch.from_numpy(x), ahead, "growing")
-        scores[which] = float(np.mean((pred.numpy() - y) ** 2))
+        scores[which] = score(pred.numpy(), y)[0]["mse"]
     return Run(
         experiment=name,
         seed=base.seed,
@@ -204,11 +204,6 @@ def forecast_figure(run: Run, ahead: int | None, out: Path) -> Path:
 def _check(cfg: DictConfig) -> None:
     for key in ("seeds", "jobs"):
         check_value(key, cfg[key], int_at_least(1))
-    if cfg.jobs > 1 and importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is None:
-        raise ConfigError(
-            f"jobs={cfg.jobs} runs trainings side by side on Hydra's joblib launcher, which is "
-            "not installed: pip install -e '.[sweep]', or jobs=1"
-        )
 
 
 def reproduce(
