@@ -1,0 +1,149 @@
+"""Forecast scores in numpy: point errors, interval scores, quantile scores, conformal widths.
+
+Arrays broadcast: ``y`` and forecasts ``[N, k]`` (``N`` windows or origins, ``k`` steps
+ahead), interval bounds the same shape, quantile forecasts ``[..., Q]`` beside ``quantiles
+[Q]``. Every score is averaged in float64. Interval levels are percentages in (0, 100), as
+in ``levels=[80, 95]`` and the ``lo-80``/``hi-80`` column names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from itertools import pairwise
+
+import numpy as np
+
+from seqforecast.errors import ConfigError
+
+
+def _f64(a: np.ndarray) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+def mae(y: np.ndarray, forecast: np.ndarray) -> float:
+    """Mean absolute error."""
+    return float(np.mean(np.abs(_f64(y) - _f64(forecast))))
+
+
+def rmse(y: np.ndarray, forecast: np.ndarray) -> float:
+    """Root mean squared error."""
+    return float(np.sqrt(np.mean((_f64(y) - _f64(forecast)) ** 2)))
+
+
+def smape(y: np.ndarray, forecast: np.ndarray) -> float:
+    """Symmetric MAPE in percent, ``200 |y - f| / (|y| + |f|)``; a term with ``y = f = 0`` is 0."""
+    y, f = _f64(y), _f64(forecast)
+    denom = np.abs(y) + np.abs(f)
+    terms = np.divide(200.0 * np.abs(y - f), denom, out=np.zeros_like(denom), where=denom > 0)
+    return float(np.mean(terms))
+
+
+def seasonal_naive_mae(history: np.ndarray, season: int = 1) -> float:
+    """In-sample MAE of the seasonal-naive forecast ``y[t - season]`` over ``history [T]``:
+    the scale of MASE."""
+    history = _f64(history).reshape(-1)
+    if not isinstance(season, int) or season < 1 or season >= len(history):
+        raise ConfigError(
+            f"season_length={season!r} must be an integer from 1 to {len(history) - 1} "
+            f"(shorter than the {len(history)} training rows)"
+        )
+    return float(np.mean(np.abs(history[season:] - history[:-season])))
+
+
+def mase(y: np.ndarray, forecast: np.ndarray, history: np.ndarray, season: int = 1) -> float:
+    """Mean absolute scaled error: MAE over the in-sample seasonal-naive MAE of ``history``."""
+    scale = seasonal_naive_mae(history, season)
+    return mae(y, forecast) / scale if scale > 0 else math.inf
+
+
+def check_levels(levels: Sequence[float], key: str = "levels") -> list[float]:
+    """Interval levels as a sorted list of percentages strictly between 0 and 100."""
+    ok = isinstance(levels, Sequence) and not isinstance(levels, str)
+    values = list(levels) if ok else []
+    if not ok or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 100 for v in values
+    ):
+        raise ConfigError(
+            f"{key}={levels!r} is not allowed: expected a list of percentages in (0, 100), "
+            "e.g. [80, 95]"
+        )
+    return sorted(values)
+
+
+def level_name(level: float) -> str:
+    """``80 -> "80"``, ``97.5 -> "97.5"``: the suffix of the ``lo-80``/``hi-80`` columns."""
+    return f"{level:g}"
+
+
+def coverage(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """Share of ``y`` inside ``[lo, hi]``, in percent."""
+    y = _f64(y)
+    return float(np.mean((y >= lo) & (y <= hi)) * 100.0)
+
+
+def winkler(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, level: float) -> float:
+    """Mean interval (Winkler) score of ``[lo, hi]`` at ``level`` percent: the width, plus
+    ``2 / alpha`` times the distance by which ``y`` falls outside (``alpha = 1 - level/100``)."""
+    y, lo, hi = _f64(y), _f64(lo), _f64(hi)
+    alpha = 1.0 - level / 100.0
+    below = np.maximum(lo - y, 0.0)
+    above = np.maximum(y - hi, 0.0)
+    return float(np.mean((hi - lo) + (2.0 / alpha) * (below + above)))
+
+
+def interval_scores(
+    y: np.ndarray, bounds: dict[float, tuple[np.ndarray, np.ndarray]]
+) -> dict[str, float]:
+    """``coverage-80``, ``width-80`` and ``winkler-80`` (and so on) for ``{level: (lo, hi)}``."""
+    out = {}
+    for level, (lo, hi) in bounds.items():
+        name = level_name(level)
+        out[f"coverage-{name}"] = coverage(y, lo, hi)
+        out[f"width-{name}"] = float(np.mean(_f64(hi) - _f64(lo)))
+        out[f"winkler-{name}"] = winkler(y, lo, hi, level)
+    return out
+
+
+def conformal_width(residuals: np.ndarray, level: float) -> np.ndarray:
+    """Split-conformal half-widths per column of absolute ``residuals [N, k]`` (calibration
+    errors ``|y - f|`` per step ahead): the ``ceil((N + 1) level / 100)``-th smallest of each
+    column, so a new error falls within it with probability at least ``level`` percent.
+    ``inf`` when ``N`` is too small for the level."""
+    r = np.sort(np.abs(_f64(residuals)), axis=0)
+    n = r.shape[0]
+    rank = math.ceil((n + 1) * level / 100.0)
+    if rank > n:
+        return np.full(r.shape[1:], np.inf)
+    return r[rank - 1]
+
+
+def check_quantiles(quantiles: Sequence[float], key: str = "model.quantiles") -> list[float]:
+    """Quantiles as a strictly increasing list of numbers in (0, 1)."""
+    ok = isinstance(quantiles, Sequence) and not isinstance(quantiles, str) and len(quantiles) > 0
+    values = list(quantiles) if ok else []
+    if not (
+        ok
+        and all(
+            isinstance(q, int | float) and not isinstance(q, bool) and 0 < q < 1 for q in values
+        )
+        and all(a < b for a, b in zip(values, values[1:], strict=False))
+    ):
+        raise ConfigError(
+            f"{key}={quantiles!r} is not allowed: expected increasing numbers in (0, 1), "
+            "e.g. [0.1, 0.5, 0.9]"
+        )
+    return values
+
+
+def pinball(y: np.ndarray, q_forecast: np.ndarray, quantiles: Sequence[float]) -> float:
+    """Mean pinball (quantile) loss of ``q_forecast [..., Q]`` for ``y [...]``."""
+    tau = _f64(quantiles)
+    diff = _f64(y)[..., np.newaxis] - _f64(q_forecast)  # [..., Q]
+    return float(np.mean(np.maximum(tau * diff, (tau - 1.0) * diff)))
+
+
+def crps_from_quantiles(y: np.ndarray, q_forecast: np.ndarray, quantiles: Sequence[float]) -> float:
+    """CRPS approximated from quantile forecasts: twice the pinball loss averaged over the
+    quantile levels (exact in the limit of a uniform grid of levels)."""
+    return 2.0 * pinball(y, q_forecast, quantiles)
