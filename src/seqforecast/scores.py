@@ -127,7 +127,7 @@ def check_quantiles(quantiles: Sequence[float], key: str = "model.quantiles") ->
         and all(
             isinstance(q, int | float) and not isinstance(q, bool) and 0 < q < 1 for q in values
         )
-        and all(a < b for a, b in zip(values, values[1:], strict=False))
+        and all(a < b for a, b in pairwise(values))
     ):
         raise ConfigError(
             f"{key}={quantiles!r} is not allowed: expected increasing numbers in (0, 1), "
