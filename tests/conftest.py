@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import runpy
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +55,88 @@ def run_script(
         text=True,
         timeout=timeout,
     )
+
+
+@contextmanager
+def _fresh_process_state() -> Iterator[None]:
+    """Undo what a Hydra app changes in this process: Hydra's singletons, logging, threads."""
+    GlobalHydra.instance().clear()
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    saved = [
+        (lg, lg.level, list(lg.handlers), lg.propagate, lg.disabled)
+        for lg in loggers
+        if isinstance(lg, logging.Logger)
+    ]
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None  # HydraConfig.initialized() is False again
+        for lg, level, handlers, propagate, disabled in saved:
+            for handler in set(lg.handlers) - set(handlers):  # Hydra's console and train.log
+                handler.close()
+            lg.setLevel(level)
+            lg.handlers[:] = handlers
+            lg.propagate, lg.disabled = propagate, disabled
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def run_main(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., subprocess.CompletedProcess]:
+    """Run ``scripts/<script> args`` in this process, as ``python scripts/<script>`` would.
+
+    The script runs as ``__main__`` with ``sys.argv`` set and ``cwd`` as the working
+    directory; its exit status, stdout and stderr (with those of the processes it starts)
+    come back as a ``CompletedProcess`` (what the test printed before the call is discarded).
+    For tests of what a script does, not of the process boundary (start-up, imports,
+    signals from outside, resource limits), which keep :func:`run_script`.
+    """
+
+    def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+        path = ROOT / "scripts" / script
+        capfd.readouterr()
+        code: int | str | None = 0
+        with monkeypatch.context() as m, _fresh_process_state():
+            m.chdir(cwd)
+            m.setattr(sys, "argv", [str(path), *args])
+            try:
+                runpy.run_path(str(path), run_name="__main__")
+            except SystemExit as stop:
+                code = stop.code
+            except Exception:  # as a process would end (Hydra re-raises under a tracer)
+                traceback.print_exc()
+                code = 1
+        out, err = capfd.readouterr()
+        if isinstance(code, str):  # sys.exit("message"): printed, status 1
+            err, code = err + code + "\n", 1
+        return subprocess.CompletedProcess([script, *args], code or 0, out, err)
+
+    return _run
+
+
+class SignalAt(Callback):
+    """Send this process ``signum`` as training step ``step`` starts (a preemption, in-process)."""
+
+    def __init__(self, step: int, signum: int = signal.SIGTERM) -> None:
+        self.step, self.signum = step, signum
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+class SignalAtEpochEnd(Callback):
+    """Send this process ``signum`` in the training epoch ``epoch``'s end hooks."""
+
+    def __init__(self, epoch: int, signum: int = signal.SIGTERM) -> None:
+        self.epoch, self.signum = epoch, signum
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.epoch:
+            os.kill(os.getpid(), self.signum)
 
 
 def compose_cfg(output_dir: Path, *overrides: str, tiny: bool = True) -> DictConfig:

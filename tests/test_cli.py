@@ -1,13 +1,19 @@
-"""The real command line: ``scripts/train.py`` run, multirun and bad input, as subprocesses."""
+"""The real command line: ``scripts/train.py`` run and multirun as subprocesses; bad input."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import run_script
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 
 TINY = ["data.n_series=48", "data.split=[32,8,8]", "trainer.accelerator=cpu"]
 
@@ -48,17 +54,31 @@ def test_multirun_of_experiments_gives_each_job_its_folder(tmp_path: Path) -> No
         assert f"net: {net}" in config and f"horizon: {horizon}\n" in config
 
 
-@pytest.mark.slow
-def test_bad_value_exits_nonzero_with_one_line(tmp_path: Path) -> None:
-    proc = run_train("horizon=0", *TINY, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+def test_bad_value_exits_nonzero_with_one_line(tmp_path: Path, run_main) -> None:
+    proc = run_main(
+        "train.py", "horizon=0", *TINY, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path
+    )
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last == "error: horizon=0 is not allowed: expected an integer >= 1"
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-@pytest.mark.slow
-def test_unknown_model_option_lists_choices(tmp_path: Path) -> None:
-    proc = run_train("model=transformer", cwd=tmp_path)
+def test_unknown_model_option_lists_choices(tmp_path: Path, run_main) -> None:
+    proc = run_main("train.py", "model=transformer", cwd=tmp_path)
     assert proc.returncode != 0
     assert "model/transformer" in proc.stderr and "seq2seq" in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing composed, nothing written
+
+
+def test_a_script_run_in_process_leaves_no_state_behind(tmp_path: Path, run_main) -> None:
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level, os.getcwd(), torch.get_num_threads())
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    run_dir = tmp_path / "run"
+    proc = run_main("train.py", "model=naive", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "mse_last" in proc.stdout and (run_dir / "train.log").exists()  # Hydra's file log
+    assert not GlobalHydra.instance().is_initialized() and not HydraConfig.initialized()
+    assert (list(root.handlers), root.level, os.getcwd(), torch.get_num_threads()) == before
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers

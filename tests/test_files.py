@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import MODEL_OPTIONS, compose_cfg, run_script
+from conftest import MODEL_OPTIONS, compose_cfg
 from omegaconf import DictConfig
 
 from seqforecast import load_forecaster
@@ -42,9 +42,10 @@ def write_csv(path: Path, frame: pd.DataFrame) -> Path:
     return path
 
 
-@pytest.fixture
-def sine_csv(tmp_path: Path) -> Path:
-    return write_example(tmp_path / "sine.csv", rows=400)
+@pytest.fixture(scope="module")
+def sine_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example CSV, 400 daily rows (read only: tests write their files elsewhere)."""
+    return write_example(tmp_path_factory.mktemp("sine") / "sine.csv", rows=400)
 
 
 @pytest.fixture
@@ -243,14 +244,12 @@ def test_every_model_trains_on_file_data(
         assert metrics["params"] == 20 * (2 if inputs == "[aux]" else 1) + 1
 
 
-@pytest.fixture
-def trained_run(tmp_path: Path, sine_csv: Path) -> Path:
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory: pytest.TempPathFactory, sine_csv: Path) -> Path:
     """A 1-epoch seq2seq model (horizon 10) on the example CSV with its date column."""
-    cfg = file_cfg(
-        tmp_path / "run", sine_csv, "model=seq2seq", "data.time=date", "trainer.max_epochs=1"
-    )
-    train(cfg)
-    return tmp_path / "run" / "checkpoints" / "best.ckpt"
+    run = tmp_path_factory.mktemp("trained") / "run"
+    train(file_cfg(run, sine_csv, "model=seq2seq", "data.time=date", "trainer.max_epochs=1"))
+    return run / "checkpoints" / "best.ckpt"
 
 
 def test_checkpoint_carries_the_scaler_as_plain_numbers(trained_run: Path, sine_csv: Path) -> None:
@@ -263,9 +262,8 @@ def test_checkpoint_carries_the_scaler_as_plain_numbers(trained_run: Path, sine_
     assert ckpt["datamodule_hyper_parameters"]["target_column"] == "value"
 
 
-@pytest.mark.slow
 def test_predict_past_the_end_matches_a_hand_forecast(
-    trained_run: Path, sine_csv: Path, tmp_path: Path
+    trained_run: Path, sine_csv: Path, tmp_path: Path, run_main
 ) -> None:
     f = load_forecaster(trained_run, device="cpu")
     table = f.forecast_table(sine_csv, ahead=7)
@@ -281,7 +279,7 @@ def test_predict_past_the_end_matches_a_hand_forecast(
     assert list(table["date"]) == list(expected)
 
     out = tmp_path / "pred"
-    result = run_script(
+    result = run_main(
         "predict.py",
         f"ckpt_path={trained_run}",
         f"input={sine_csv}",
@@ -457,9 +455,8 @@ def test_parquet_without_engine_names_the_package(tmp_path: Path) -> None:
         load_table(path, ["value"])
 
 
-@pytest.mark.slow
-def test_train_cli_bad_column_one_line_exit_2(tmp_path: Path, sine_csv: Path) -> None:
-    result = run_script(
+def test_train_cli_bad_column_one_line_exit_2(tmp_path: Path, sine_csv: Path, run_main) -> None:
+    result = run_main(
         "train.py",
         "data=csv",
         f"data.path={sine_csv}",
@@ -475,13 +472,12 @@ def test_train_cli_bad_column_one_line_exit_2(tmp_path: Path, sine_csv: Path) ->
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-@pytest.mark.slow
 def test_predict_file_with_other_columns_or_irregular_times(
-    trained_run: Path, sine_csv: Path, tmp_path: Path
+    trained_run: Path, sine_csv: Path, tmp_path: Path, run_main
 ) -> None:
     other = write_csv(tmp_path / "other.csv", pd.read_csv(sine_csv).rename(columns={"value": "v"}))
     out = tmp_path / "pred"
-    result = run_script(
+    result = run_main(
         "predict.py",
         f"ckpt_path={trained_run}",
         f"input={other}",

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CONF, compose_cfg, run_script
+from conftest import CONF, compose_cfg
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -31,10 +31,6 @@ def predict_cfg(output_dir: Path, *overrides: str) -> DictConfig:
         return compose(
             "predict", overrides=[f"output_dir={output_dir}", "progress=false", *overrides]
         )
-
-
-def run_predict(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return run_script("predict.py", *args, cwd=cwd)
 
 
 def trained(tmp_path_factory: pytest.TempPathFactory, option: str) -> tuple[Path, dict]:
@@ -73,11 +69,10 @@ def book_series(horizon: int, split: str) -> np.ndarray:
 # --- round trips ---------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_cli_and_python_api_give_identical_numbers(seq2seq, tmp_path) -> None:
+def test_cli_and_python_api_give_identical_numbers(seq2seq, tmp_path, run_main) -> None:
     ckpt, train_metrics = seq2seq
     run_dir = tmp_path / "run"
-    proc = run_predict(f"ckpt_path={ckpt}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    proc = run_main("predict.py", f"ckpt_path={ckpt}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "direct (10-step model, last time step's outputs)" in proc.stdout
     assert "predict:" in proc.stderr  # the progress bar
@@ -268,13 +263,15 @@ def test_malicious_checkpoint_is_refused_not_run(one_step, tmp_path, container) 
         assert marker.exists()
 
 
-@pytest.mark.slow
-def test_cli_refuses_malicious_checkpoint_in_one_line(one_step, tmp_path) -> None:
+def test_cli_refuses_malicious_checkpoint_in_one_line(one_step, tmp_path, run_main) -> None:
     raw = torch.load(one_step[0], weights_only=True)
     raw["callbacks"] = Payload(tmp_path / "pwned")
     torch.save(raw, tmp_path / "evil.ckpt")
-    proc = run_predict(
-        f"ckpt_path={tmp_path / 'evil.ckpt'}", f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path
+    proc = run_main(
+        "predict.py",
+        f"ckpt_path={tmp_path / 'evil.ckpt'}",
+        f"hydra.run.dir={tmp_path / 'r'}",
+        cwd=tmp_path,
     )
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
@@ -282,9 +279,8 @@ def test_cli_refuses_malicious_checkpoint_in_one_line(one_step, tmp_path) -> Non
     assert not (tmp_path / "pwned").exists()
 
 
-@pytest.mark.slow
-def test_cli_without_ckpt_path_says_it_is_required(tmp_path) -> None:
-    proc = run_predict(f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
+def test_cli_without_ckpt_path_says_it_is_required(tmp_path, run_main) -> None:
+    proc = run_main("predict.py", f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ckpt_path is required")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import CONF, ROOT, TINY, run_script
+from conftest import CONF, ROOT, TINY
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -48,11 +49,16 @@ BOOK_ROWS = {
 }
 
 
-def _reproduce_cfg(tmp_path: Path, *overrides: str, epochs: int = 2):
+def _train_overrides(epochs: int) -> str:
+    """``train_overrides=[...]``: the tiny data and ``epochs`` for every training."""
     train = ",".join(f"'{o}'" for o in [*TINY_TRAIN, f"trainer.max_epochs={epochs}"])
+    return f"train_overrides=[{train}]"
+
+
+def _reproduce_cfg(tmp_path: Path, *overrides: str, epochs: int = 2):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         return compose(
-            "reproduce", overrides=[f"out_dir={tmp_path}", f"train_overrides=[{train}]", *overrides]
+            "reproduce", overrides=[f"out_dir={tmp_path}", _train_overrides(epochs), *overrides]
         )
 
 
@@ -198,10 +204,17 @@ def _iterative_by_hand(ckpt: Path, x: np.ndarray, y: np.ndarray) -> float:
 
 
 @pytest.mark.slow
-def test_reproduction_report_numbers_rerun_and_refusal(tmp_path: Path, capfd) -> None:
-    cfg = _reproduce_cfg(tmp_path, "only=[naive,iterative,linear]", "seeds=2")
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        reproduce(cfg, TRAIN_SCRIPT)
+def test_reproduce_script_report_numbers_rerun_and_refusal(tmp_path: Path, capfd, run_main) -> None:
+    # One real reproduction through the script (in this process): its training multirun runs
+    # as a process on joblib, two trainings side by side, each with its share of the cores.
+    chosen = ["only=[naive,iterative,linear]", "seeds=2", "threads=null"]
+    proc = run_main(
+        "reproduce.py", f"out_dir={tmp_path}", *chosen, _train_overrides(2), cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
+    report = (tmp_path / "chapter15.md").read_text()
+    assert report in proc.stdout  # the script prints the report it wrote
     rows = _rows(tmp_path / "chapter15.csv")
     # iterative pulls in the 1-step model it rolls forward.
     assert list(rows) == ["naive", "linear", "deep_rnn_dense", "iterative"]
@@ -215,6 +228,7 @@ def test_reproduction_report_numbers_rerun_and_refusal(tmp_path: Path, capfd) ->
 
     # Linear: the last epoch's val/mse_last from the log, the best from metrics.json.
     finals, bests, speeds = [], [], []
+    share = max(1, (os.cpu_count() or 1) // 2)
     for seed in (42, 43):
         run = runs / "linear" / f"seed{seed}"
         with (run / "logs" / "metrics.csv").open() as f:
@@ -223,13 +237,20 @@ def test_reproduction_report_numbers_rerun_and_refusal(tmp_path: Path, capfd) ->
         metrics = json.loads((run / "metrics.json").read_text())
         bests.append(metrics["val/mse_last"])
         speeds.append(metrics["fit_s"] / metrics["epochs"])
+        assert metrics["threads"] == share  # cores // n_jobs
     linear = rows["linear"]
     assert float(linear["val_mse"]) == pytest.approx(np.mean(finals), rel=1e-6)
     assert float(linear["val_mse_best_epoch"]) == pytest.approx(np.mean(bests), rel=1e-6)
     assert float(linear["s_per_epoch"]) == pytest.approx(np.mean(speeds), rel=1e-6)
     assert linear["params"] == "51"
     # What `train.py experiment=ch15/linear seed=43` trains (with the sweep's display).
-    asked = ["experiment=ch15/linear", "seed=43", *TINY_TRAIN, "trainer.max_epochs=2"]
+    asked = [
+        "experiment=ch15/linear",
+        "seed=43",
+        "threads=null",
+        *TINY_TRAIN,
+        "trainer.max_epochs=2",
+    ]
     assert same_settings(_train_cfg(*asked, *DISPLAY_OVERRIDES), runs / "linear" / "seed43")
 
     # Iterative: the final 1-step weights fed their own forecasts, growing the input.
@@ -245,26 +266,31 @@ def test_reproduction_report_numbers_rerun_and_refusal(tmp_path: Path, capfd) ->
         np.std(scores, ddof=1), rel=1e-4
     )
 
-    report = (tmp_path / "chapter15.md").read_text()
+    assert f"Command: `python scripts/reproduce.py out_dir={tmp_path} " in report
     assert "| linear |" in report and "Seeds: 2" in report and "2 training(s) at a time" in report
+    assert "naive (" in report and "naive_10" not in report  # an ordering with no rows: skipped
     for name in ("linear", "deep_rnn_dense"):
         assert (tmp_path / "curves" / f"{name}.png").stat().st_size > 0
     for name in rows:
         assert (tmp_path / "forecasts" / f"{name}.png").stat().st_size > 0
     assert not (tmp_path / "curves" / "naive.png").exists()  # nothing trained, no curve
 
-    # A rerun trains nothing: every run is reused, its files untouched, the same report.
+    # A rerun trains nothing: every run is reused, its files untouched, the same rows. Hydra's
+    # basic launcher this time (jobs=1): the launcher is not a training setting.
     files = {p: p.read_bytes() for p in runs.rglob("*") if p.suffix in (".ckpt", ".json", ".csv")}
+    again = _reproduce_cfg(tmp_path, *chosen, "jobs=1")
     capfd.readouterr()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        reproduce(cfg, TRAIN_SCRIPT)
+        reproduce(again, TRAIN_SCRIPT)
     out = "".join(capfd.readouterr())
     assert out.count("reusing the finished run") == 6 and "Trainer.fit" not in out
+    assert "Joblib" not in out
     assert all(p.read_bytes() == content for p, content in files.items())
     assert _rows(tmp_path / "chapter15.csv") == rows
+    assert "1 training(s) at a time" in (tmp_path / "chapter15.md").read_text()
 
     # Other settings into the same folders are refused in one line, never overwritten.
-    other = _reproduce_cfg(tmp_path, "only=[linear]", epochs=3)
+    other = _reproduce_cfg(tmp_path, "only=[linear]", "threads=null", "jobs=1", epochs=3)
     with (
         initialize_config_dir(config_dir=str(CONF), version_base="1.3"),
         pytest.raises(ConfigError, match="holds a finished run with other settings"),
@@ -273,17 +299,8 @@ def test_reproduction_report_numbers_rerun_and_refusal(tmp_path: Path, capfd) ->
     assert all(p.read_bytes() == content for p, content in files.items())
 
 
-@pytest.mark.slow
-def test_reproduce_script_runs_and_refuses_bad_input(tmp_path: Path) -> None:
-    def script(*args: str) -> subprocess.CompletedProcess:
-        return run_script("reproduce.py", f"out_dir={tmp_path}", "jobs=1", *args, cwd=tmp_path)
-
-    proc = script("only=[naive,naive_10]")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "| naive_10 | 0." in proc.stdout and (tmp_path / "chapter15.csv").exists()
-    assert "ok: naive_10" not in proc.stdout  # one-member orderings are skipped
-    assert "1 training(s) at a time" in proc.stdout
-    assert (tmp_path / "runs" / "ch15" / "naive_10" / "seed42" / "metrics.json").exists()
-    bad = script("only=[transformer]")
+def test_reproduce_script_refuses_bad_input_in_one_line(tmp_path: Path, run_main) -> None:
+    bad = run_main("reproduce.py", f"out_dir={tmp_path}", "only=[transformer]", cwd=tmp_path)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("error: only=['transformer'] are unknown")
+    assert not (tmp_path / "runs").exists()

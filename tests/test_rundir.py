@@ -7,7 +7,6 @@ import os
 import pickle
 import resource
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -17,8 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import script_command, script_env
-from lightning.pytorch.callbacks import Callback
+from conftest import compose_cfg, script_command, script_env
 
 from seqforecast.callbacks import AtomicCheckpointIO, TrainingInterrupted
 from seqforecast.errors import ConfigError, InputError, OutputError
@@ -28,8 +26,18 @@ from seqforecast.train import train
 RUN = ["model=linear", "trainer.max_epochs=2"]
 
 
-def test_a_live_runs_folder_is_refused_without_suggesting_resume(make_cfg, tmp_path) -> None:
-    train(make_cfg(*RUN))  # a run with checkpoints ...
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished ``RUN`` folder, trained once; tests change copies of it."""
+    out = tmp_path_factory.mktemp("finished")
+    train(compose_cfg(out, *RUN))
+    return out
+
+
+def test_a_live_runs_folder_is_refused_without_suggesting_resume(
+    make_cfg, tmp_path, finished_run: Path
+) -> None:
+    shutil.copytree(finished_run, tmp_path, dirs_exist_ok=True)  # a run with checkpoints ...
     lock = RunLock(tmp_path)  # ... that another live process holds again
     assert lock.acquire()
     atomic_write_text(tmp_path / "status", "running\n")
@@ -82,9 +90,9 @@ def _saved(obj) -> bytes:
 
 @pytest.mark.parametrize("kind", ["empty", "truncated", "text", "pickled", "foreign"])
 def test_a_bad_last_checkpoint_is_refused_in_one_line_and_offers_a_good_one(
-    make_cfg, tmp_path, kind: str
+    make_cfg, tmp_path, finished_run: Path, kind: str
 ) -> None:
-    train(make_cfg(*RUN))
+    shutil.copytree(finished_run, tmp_path, dirs_exist_ok=True)
     last = tmp_path / "checkpoints" / "last.ckpt"
     last.write_bytes(_bad_checkpoints(tmp_path / "checkpoints" / "best.ckpt")[kind])
     files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.name != ".lock"}
@@ -100,15 +108,16 @@ def test_a_bad_last_checkpoint_is_refused_in_one_line_and_offers_a_good_one(
         assert path.read_bytes() == content, path
 
 
-def test_resume_of_a_checkpoint_outside_a_run_folder_is_refused(make_cfg, tmp_path) -> None:
-    train(make_cfg(*RUN, f"output_dir={tmp_path / 'run'}"))
+def test_resume_of_a_checkpoint_outside_a_run_folder_is_refused(
+    make_cfg, tmp_path, finished_run: Path
+) -> None:
     stray = tmp_path / "elsewhere" / "model.ckpt"
     stray.parent.mkdir()
-    shutil.copy(tmp_path / "run" / "checkpoints" / "best.ckpt", stray)
+    shutil.copy(finished_run / "checkpoints" / "best.ckpt", stray)
     with pytest.raises(ConfigError, match="not a checkpoint of a run folder"):
         train(make_cfg(*RUN, f"output_dir={tmp_path / 'fresh'}", f"resume={stray}"))
     assert sorted(p.name for p in stray.parent.iterdir()) == ["model.ckpt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "fresh", "run"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "fresh"]
 
 
 def test_checkpoints_are_written_beside_their_target_with_the_umask(tmp_path, monkeypatch) -> None:
@@ -178,8 +187,10 @@ def test_a_file_size_limit_while_checkpointing_is_one_line_exit_2(tmp_path: Path
     assert not (run / "metrics.json").exists()
 
 
-def test_a_failed_runs_checkpoints_are_never_mixed_with_a_new_run(make_cfg, tmp_path) -> None:
-    train(make_cfg(*RUN))
+def test_a_failed_runs_checkpoints_are_never_mixed_with_a_new_run(
+    make_cfg, tmp_path, finished_run: Path
+) -> None:
+    shutil.copytree(finished_run, tmp_path, dirs_exist_ok=True)
     atomic_write_text(tmp_path / "status", "failed: NonFiniteLossError: ...\n")
     with pytest.raises(ConfigError, match="holds the checkpoints of a failed run"):
         train(make_cfg(*RUN))
@@ -228,20 +239,9 @@ def test_run_files_get_the_users_umask(make_cfg, tmp_path) -> None:
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
 
 
-class SignalAt(Callback):
-    """Send this process SIGTERM as training step ``step`` starts (a preemption, in-process)."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
-        if trainer.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-
 # 4 batches an epoch: SIGTERM in epoch 1, after its third batch (global step 6).
 AUTO = [*RUN, "trainer.max_epochs=3", "deterministic=true", "resume=auto"]
-PREEMPTED = [f"+callbacks.preempt._target_={__name__}.SignalAt", "+callbacks.preempt.step=6"]
+PREEMPTED = ["+callbacks.preempt._target_=conftest.SignalAt", "+callbacks.preempt.step=6"]
 
 
 def _csv(path: Path) -> list[dict[str, str]]:
