@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
 from conftest import CONF, compose_cfg
-from omegaconf import OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from seqforecast.config import validate_config
 from seqforecast.data.files import FileDataModule
@@ -37,6 +38,13 @@ WRONG = {
     "data.split": [[7000, 2000], "7000", ["2020-01-01"], ["2020-01-01", ""]],
     "data.batch_size": [0, 32.0],
     "data.eval_batch_size": [-1, "big"],
+    "model.loss": ["mae", None, 1],
+    "model.quantiles": [[0.9, 0.5, 0.1], [0.1, 0.9], [0, 0.5, 1], "0.5", [0.5, 0.5], [True, 0.5]],
+    "n_windows": [0, "all"],
+    "step_size": [0, 1.5],
+    "refit": ["always", 0],
+    "season_length": [0, "7"],
+    "baselines": ["naive", ["arima"], ["naive", "naive"]],
     "data.seed": ["s", None],
     "data.shuffle_seed": [1.5, "x"],
     "data.path": ["", 3],
@@ -70,6 +78,20 @@ WRONG = {
 }
 
 
+@pytest.fixture(scope="module")
+def composed(tmp_path_factory: pytest.TempPathFactory) -> DictConfig:
+    """``model=seq2seq`` on tiny data, composed once; each test changes a deep copy."""
+    return compose_cfg(tmp_path_factory.mktemp("run"), "model=seq2seq")
+
+
+def with_value(cfg: DictConfig, key: str, value: object) -> DictConfig:
+    """A copy of ``cfg`` with ``key`` set to ``value`` (added if absent)."""
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        OmegaConf.update(cfg, key, value, force_add=True)
+    return cfg
+
+
 def test_every_rule_has_bad_values() -> None:
     assert set(WRONG) == set(rules())
 
@@ -81,12 +103,9 @@ def test_every_option_of_every_group_validates(tmp_path: Path, group: str, optio
 
 
 @pytest.mark.parametrize(("key", "value"), [(k, v) for k, vs in WRONG.items() for v in vs])
-def test_bad_value_names_key_value_and_allowed(tmp_path: Path, key: str, value: object) -> None:
-    cfg = compose_cfg(tmp_path, "model=seq2seq")
-    with open_dict(cfg):
-        OmegaConf.update(cfg, key, value, force_add=True)
+def test_bad_value_names_key_value_and_allowed(composed, key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=rf"^{key}=.* is not allowed: expected "):
-        validate_config(cfg)
+        validate_config(with_value(composed, key, value))
 
 
 @pytest.mark.parametrize("node", ["model", "data"])
@@ -130,10 +149,14 @@ BY_HAND = {
     "model.kernel_size": lambda v: ForecastModule(**CONV, kernel_size=v),
     "model.stride": lambda v: ForecastModule(**CONV, stride=v),
     "model.dilations": lambda v: ForecastModule(net="wavenet", target="seq2seq", dilations=v),
+    "model.loss": lambda v: ForecastModule(loss=v),
+    "model.quantiles": lambda v: ForecastModule(loss="quantile", quantiles=v),
 }
 # Keys only a composed config holds (the run's own settings and Lightning's Trainer); ``layers``
 # is applied by seqforecast.fast.use_layers.
 CONFIG_ONLY = {"seed", "monitor", "deterministic", "resume", "layers"}
+# The backtest's own settings (conf/backtest.yaml), applied by seqforecast.backtest.
+CONFIG_ONLY |= {"n_windows", "step_size", "refit", "season_length", "baselines"}
 
 
 def test_every_rule_is_applied_by_hand_or_only_in_configs() -> None:
@@ -144,15 +167,12 @@ def test_every_rule_is_applied_by_hand_or_only_in_configs() -> None:
 @pytest.mark.parametrize(
     ("key", "value"), [(k, v) for k, vs in WRONG.items() if k in BY_HAND for v in vs]
 )
-def test_by_hand_and_config_give_the_same_line(tmp_path: Path, key: str, value: object) -> None:
+def test_by_hand_and_config_give_the_same_line(composed, key: str, value: object) -> None:
     """One rule per key: a constructor given the value raises the line validate_config does."""
     with pytest.raises(ConfigError) as by_hand:
         BY_HAND[key](value)
-    cfg = compose_cfg(tmp_path, "model=seq2seq")
-    with open_dict(cfg):
-        OmegaConf.update(cfg, key, value, force_add=True)
     with pytest.raises(ConfigError) as in_config:
-        validate_config(cfg)
+        validate_config(with_value(composed, key, value))
     assert str(by_hand.value) == str(in_config.value)
 
 

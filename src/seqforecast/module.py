@@ -8,15 +8,16 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanSquaredError
 
 from seqforecast.errors import ConfigError, NonFiniteLossError
+from seqforecast.losses import build_loss
 from seqforecast.models import build_net, output_steps
 from seqforecast.models.init import adam_eps, keras_init_
 from seqforecast.rules import check
 from seqforecast.schedules import build_scheduler, check_scheduler, set_total_steps
+from seqforecast.scores import check_quantiles
 
 EVAL_STAGES = ("val", "test")
 # Hyperparameters that checkpoints of earlier versions carry and that no longer mean anything
@@ -57,7 +58,7 @@ class EpochLoss:
 
 
 class ForecastModule(L.LightningModule):
-    """Builds its network from primitive hparams; MSE loss, Adam, per-stage MSE metrics.
+    """Builds its network from primitive hparams; its loss, Adam, per-stage metrics.
 
     Batches are ``(x [B, T, F], y)`` with ``y [B, k]`` (``target="next"``) or
     ``[B, T, k]`` (``target="seq2seq"``); a seq2seq net with fewer output steps than
@@ -78,6 +79,12 @@ class ForecastModule(L.LightningModule):
     Logged metrics: ``train/loss`` (epoch mean, weighted by batch size), ``{val,test}/mse``
     (over every output) and ``{val,test}/mse_last`` (the last time step's ``k`` outputs,
     the chapter's ``last_time_step_mse``; equal to ``mse`` for ``next`` targets).
+
+    ``loss``: ``mse``, ``quantile`` (pinball at ``quantiles``) or ``gaussian`` (NLL), see
+    :mod:`seqforecast.losses`. The last two widen the net's output ``P`` times, keep
+    ``forward`` the point forecast (median or mean; :meth:`forward_dist` and
+    :meth:`forecast_quantiles` give the distribution) and also log ``{val,test}/pinball``,
+    ``/crps`` and ``/coverage-<L>`` on the last step's ``k`` outputs.
     """
 
     def __init__(
@@ -97,6 +104,8 @@ class ForecastModule(L.LightningModule):
         stride: int = 2,
         dilations: list[int] | None = None,
         scheduler: dict[str, Any] | None = None,
+        loss: str = "mse",
+        quantiles: list[float] | None = None,
         **legacy: Any,
     ) -> None:
         super().__init__()
@@ -108,11 +117,14 @@ class ForecastModule(L.LightningModule):
         check("model.adam_eps", adam_eps)
         self.schedule = check_scheduler(scheduler)
         self.save_hyperparameters(ignore=list(legacy))
+        self.objective = build_loss(loss, quantiles, net, head, EVAL_STAGES)
+        self.hparams.quantiles = self.objective.level_list  # saved resolved (mse: None)
         self.net = build_net(
             net,
             n_steps=n_steps,
             n_features=n_features,
-            horizon=horizon,
+            # P values per forecast step ([B, k * P], viewed as [B, k, P]); 1 for mse.
+            horizon=horizon * self.objective.n_params,
             target=target,
             hidden=hidden,
             head=head,
@@ -142,8 +154,22 @@ class ForecastModule(L.LightningModule):
         return any(p.requires_grad for p in self.net.parameters())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x [B, T, F] -> [B, k]`` or ``[B, T, k]``."""
-        return self.net(x)
+        """``x [B, T, F] -> [B, k]`` or ``[B, T, k]``: the point forecast (median or mean)."""
+        return self.objective.point(self.net(x))  # [B, (T,) k * P] -> [B, (T,) k]
+
+    def forward_dist(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, T, F] -> [B, k, P]`` or ``[B, T, k, P]``: the quantiles at
+        ``hparams.quantiles`` (``quantile``), the mean and scale (``gaussian``) or the point
+        (``mse``, ``P = 1``)."""
+        return self.objective.dist(self.net(x))
+
+    def forecast_quantiles(
+        self, x: torch.Tensor, quantiles: list[float] | None = None
+    ) -> torch.Tensor:
+        """Quantiles of the direct forecast, ``[B, T, F] -> [B, k, Q]``, at ``quantiles``
+        (default ``hparams.quantiles``; a quantile model has only its own levels)."""
+        levels = None if quantiles is None else check_quantiles(quantiles, "quantiles")
+        return self.objective.quantiles(self.last_step(self.forward_dist(x)), levels)
 
     def last_step(self, y: torch.Tensor) -> torch.Tensor:
         """The forecast of the last input step: ``[B, T, k] -> [B, k]``; ``[B, k]`` unchanged."""
@@ -158,9 +184,10 @@ class ForecastModule(L.LightningModule):
         return y if self.steps is None else y[:, self.steps.to(y.device)]
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> Any:
-        """The MSE loss of one ``(x, y)`` batch, added to the epoch's running sum."""
+        """The loss of one ``(x, y)`` batch, added to the epoch's running sum."""
         x, y = batch
-        loss = F.mse_loss(self(x), self.align(y))
+        # MSE, pinball or Gaussian NLL of every aligned output.
+        loss = self.objective.loss(self.forward_dist(x), self.align(y))
         self.epoch_loss.add(loss, len(x))
         if loss.device.type == "cpu" and not math.isfinite(value := loss.item()):
             self._stop(f"at epoch {self.current_epoch}, batch {batch_idx}", value)
@@ -184,11 +211,14 @@ class ForecastModule(L.LightningModule):
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         x, y = batch
-        y, y_hat = self.align(y), self(x)
+        y, raw = self.align(y), self.net(x)
+        y_hat = self.objective.point(raw)
         # update(), not forward: the epoch's value is what is logged, no per-batch value.
         self.mse[stage].update(y_hat.reshape(-1), y.reshape(-1))
         last, last_hat = self.last_step(y).reshape(-1), self.last_step(y_hat).reshape(-1)
         self.mse_last[stage].update(last_hat, last)
+        dist = self.last_step(self.objective.dist(raw))  # [B, k, P]
+        self.objective.update_scores(stage, dist, self.last_step(y))  # none for mse
 
     def _log_eval(self, stage: str) -> None:
         # Once per epoch: Lightning computes each metric (reduced across processes under
@@ -197,6 +227,8 @@ class ForecastModule(L.LightningModule):
         bar = stage == "val"
         self.log(f"{stage}/mse", self.mse[stage], prog_bar=bar)
         self.log(f"{stage}/mse_last", self.mse_last[stage], prog_bar=bar)
+        for name, mean in self.objective.stage_means(stage):  # none for mse
+            self.log(f"{stage}/{name}", mean)
 
     def on_train_start(self) -> None:
         # Step schedules learn the run's length now that Lightning has the train loader

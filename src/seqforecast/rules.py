@@ -85,6 +85,16 @@ NAMES = Rule(
     "a list of column names, e.g. [aux]",
 )
 MONITORS = ("val/mse", "val/mse_last")
+QUANTILES = Rule(
+    lambda v: (
+        _seq(v)
+        and all(_num(q) and 0 < q < 1 for q in v)
+        and list(v) == sorted(set(v))  # strictly increasing
+        and 0.5 in v
+    ),
+    "increasing numbers in (0, 1) that include 0.5 (the median is the point "
+    "forecast), e.g. [0.1, 0.5, 0.9]",
+)
 
 
 @cache
@@ -94,10 +104,12 @@ def rules() -> dict[str, Rule]:
     Built on first use: the choices come from the packages that define them (models, data,
     fast), and those packages check their own values through this module.
     """
+    from seqforecast.backtest.baselines import BASELINES
     from seqforecast.data.scaling import SCALINGS
     from seqforecast.data.table import FILLS
     from seqforecast.data.windows import MAX_STEPS, TARGETS
     from seqforecast.fast import LAYERS
+    from seqforecast.losses import LOSSES
     from seqforecast.models import HEADS, NETS
     from seqforecast.models.init import INITS
 
@@ -135,6 +147,8 @@ def rules() -> dict[str, Rule]:
         "model.kernel_size": int_at_least(1),
         "model.stride": int_at_least(1),
         "model.dilations": WIDTHS,
+        "model.loss": choice(*LOSSES),
+        "model.quantiles": or_null(QUANTILES),
         "trainer.max_epochs": int_at_least(-1),
         "trainer.accelerator": choice("auto", "cpu", "gpu", "cuda", "mps"),
         "trainer.devices": Rule(
@@ -151,6 +165,18 @@ def rules() -> dict[str, Rule]:
             lambda v: isinstance(v, bool) or (_int(v) and v >= 0), "true, false or batches >= 0"
         ),
         "trainer.log_every_n_steps": int_at_least(1),
+        # scripts/backtest.py (conf/backtest.yaml)
+        "n_windows": or_null(int_at_least(1)),
+        "step_size": int_at_least(1),
+        "refit": Rule(
+            lambda v: v == "never" or (_int(v) and v >= 1),
+            "never or an integer >= 1 (retrain every N origins)",
+        ),
+        "season_length": int_at_least(1),
+        "baselines": Rule(
+            lambda v: _seq(v) and all(b in BASELINES for b in v) and len(set(v)) == len(v),
+            f"a list naming each baseline once, from {list(BASELINES)}",
+        ),
     }
 
 
