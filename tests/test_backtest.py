@@ -1,0 +1,373 @@
+"""Rolling-origin backtests (scripts/backtest.py): origins, windows, metrics, the poisoned future,
+batched forecasts, refits, the CLI and its bad options."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import CONF, compose_cfg, run_script
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+
+from seqforecast import load_forecaster
+from seqforecast.backtest.neural import model_forecasts
+from seqforecast.backtest.origins import input_windows, span_cutoffs, target_rows
+from seqforecast.backtest.refit import refit_split
+from seqforecast.backtest.table import conformal_bounds, metrics_frame, model_metrics
+from seqforecast.backtest.task import Options, backtest, origin_forecasts
+from seqforecast.data.example import write_example
+from seqforecast.data.table import load_table
+from seqforecast.errors import ConfigError
+from seqforecast.train import train
+
+ROWS, SPLIT = 300, (180, 80, 40)  # the example file's rows and the training split
+N_STEPS = 20
+
+
+def backtest_cfg(output_dir: Path, *overrides: str) -> DictConfig:
+    """The real ``conf/backtest.yaml`` composed with ``overrides``."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("backtest", overrides=[f"output_dir={output_dir}", *overrides])
+
+
+def trained(root: Path, *overrides: str) -> Path:
+    """A checkpoint trained one epoch on the example file at ``root / sine.csv``."""
+    csv = root / "sine.csv"
+    if not csv.exists():
+        write_example(csv, rows=ROWS)
+    cfg = compose_cfg(
+        root / "run",
+        "data=csv",
+        f"data.path={csv}",
+        "data.time=date",
+        f"data.split=[{SPLIT[0]},{SPLIT[1]},{SPLIT[2]}]",
+        f"n_steps={N_STEPS}",
+        "trainer.max_epochs=1",
+        "trainer.accelerator=cpu",
+        "trainer.enable_model_summary=false",
+        *overrides,
+        tiny=False,
+    )
+    return Path(train(cfg)["best_ckpt"])
+
+
+@pytest.fixture(scope="module")
+def seq2seq(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seq2seq checkpoint (horizon 10) trained on the 300-row example file."""
+    return trained(tmp_path_factory.mktemp("bt"), "model=seq2seq")
+
+
+@pytest.fixture(scope="module")
+def forecaster(seq2seq: Path):
+    return load_forecaster(seq2seq, device="cpu")
+
+
+# --- origins and windows ---------------------------------------------------------------------
+
+
+def test_origins_are_end_aligned_and_their_targets_stay_in_the_span() -> None:
+    # Span rows 100..139 (40 rows), horizon 5: cutoffs 99..134 (36 of them).
+    every = span_cutoffs(100, 140, 5)
+    np.testing.assert_array_equal(every, np.arange(99, 135))
+    some = span_cutoffs(100, 140, 5, n_windows=4, step_size=10)
+    np.testing.assert_array_equal(some, [104, 114, 124, 134])
+    rows = target_rows(some, 5)
+    assert rows.min() >= 100 and rows.max() == 139
+    np.testing.assert_array_equal(rows[0], [105, 106, 107, 108, 109])
+    assert len(span_cutoffs(100, 140, 5, step_size=7)) == 6  # 0, 7, .., 35 <= 40 - 5
+
+
+def test_a_backtest_longer_than_the_span_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"n_windows=5 x step_size=10 does not fit the test span"):
+        span_cutoffs(100, 140, 5, n_windows=5, step_size=10)  # 4 x 10 + 5 = 45 > 40 rows
+    with pytest.raises(ConfigError, match=r"horizon=41 is longer than the test span"):
+        span_cutoffs(100, 140, 41)
+
+
+def test_input_windows_are_the_rows_up_to_each_origin() -> None:
+    table = np.arange(60.0).reshape(30, 2)  # [R=30, F=2]
+    cutoffs = np.array([4, 7, 10, 13])
+    x = input_windows(table, cutoffs, 5)
+    assert x.shape == (4, 5, 2) and np.shares_memory(x, table)  # evenly spaced: a view
+    for i, c in enumerate(cutoffs):
+        np.testing.assert_array_equal(x[i], table[c - 4 : c + 1])
+    uneven = np.array([4, 9, 29])
+    x = input_windows(table, uneven, 5)
+    for i, c in enumerate(uneven):
+        np.testing.assert_array_equal(x[i], table[c - 4 : c + 1])
+
+
+# --- metrics and intervals through the table code, against numpy by hand ---------------------
+
+
+def test_metrics_against_numpy_by_hand() -> None:
+    history = np.array([1.0, 3.0, 2.0, 5.0, 4.0, 6.0])  # training rows
+    actual = np.array([[2.0, 4.0], [5.0, -1.0], [0.0, 3.0]])  # [n=3, h=2]
+    forecast = np.array([[1.0, 4.5], [5.0, 1.0], [0.0, 2.0]])
+    lo, hi = forecast - 1.0, forecast + 1.0
+    m = model_metrics(actual, forecast, {80: (lo, hi)}, history, season=2)
+    # Absolute errors: 1, 0.5 / 0, 2 / 0, 1.
+    scale = np.mean([abs(2 - 1), abs(5 - 3), abs(4 - 2), abs(6 - 5)])  # lag-2 naive: 1.5
+    assert m["overall"]["mae"] == pytest.approx(4.5 / 6)
+    assert m["overall"]["rmse"] == pytest.approx(math.sqrt((1 + 0.25 + 4 + 1) / 6))
+    assert m["overall"]["mase"] == pytest.approx((4.5 / 6) / scale)
+    smape = [200 * 1 / 3, 200 * 0.5 / 8.5, 0, 200 * 2 / 2, 0, 200 * 1 / 5]  # 0/0 counts as 0
+    assert m["overall"]["smape"] == pytest.approx(np.mean(smape))
+    assert m["overall"]["coverage-80"] == pytest.approx(100 * 5 / 6)  # only -1 vs [0, 2] misses
+    # Winkler: width 2, plus 2 / 0.2 times the miss (1) for the one outside.
+    assert m["overall"]["winkler-80"] == pytest.approx((6 * 2 + 10 * 1) / 6)
+    step2 = m["per_step"][1]
+    assert step2["step"] == 2 and step2["mae"] == pytest.approx(3.5 / 3)
+    assert step2["mase"] == pytest.approx((3.5 / 3) / scale)
+    frame = metrics_frame({"m": m})
+    assert list(frame["step"]) == [1, 2, "all"]
+
+
+def test_conformal_half_width_is_the_ranked_calibration_error_per_step() -> None:
+    rng = np.random.default_rng(1)
+    cal_actual, cal_forecast = rng.normal(size=(19, 3)), rng.normal(size=(19, 3))
+    forecast = np.zeros((2, 3))
+    bounds = conformal_bounds(cal_actual, cal_forecast, forecast, [80, 95])
+    errors = np.sort(np.abs(cal_actual - cal_forecast), axis=0)
+    # ceil((19 + 1) * 0.8) = 16th and ceil(20 * 0.95) = 19th smallest of each column.
+    np.testing.assert_allclose(bounds[80][1][0], errors[15])
+    np.testing.assert_allclose(bounds[95][0][1], -errors[18])
+
+
+# --- the checkpoint's forecasts ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("horizon", [10, 23])  # direct; iterative past the model's 10 steps
+def test_batched_forecasts_equal_one_by_one(forecaster, horizon: int) -> None:
+    values = load_table(forecaster.data["path"], ["value"], "date").values  # [R, 1]
+    cutoffs = span_cutoffs(SPLIT[0] + SPLIT[1], ROWS, horizon, step_size=3)
+    batched = model_forecasts(forecaster, values, cutoffs, horizon, batch_size=5)
+    assert batched.shape == (len(cutoffs), horizon)
+    scaler = forecaster.scaler
+    for i, c in enumerate(cutoffs):
+        window = (values[c - N_STEPS + 1 : c + 1, 0] - scaler.center[0]) / scaler.scale[0]
+        one = forecaster.predict(window[np.newaxis].astype(np.float32), horizon)[0]
+        np.testing.assert_allclose(batched[i], one * scaler.scale[0] + scaler.center[0], 1e-5)
+
+
+def test_multivariate_windows_carry_every_input_column(tmp_path: Path) -> None:
+    ckpt = trained(tmp_path, "model=linear", "data.inputs=[aux]")
+    model = load_forecaster(ckpt, device="cpu")
+    values = load_table(model.data["path"], ["value", "aux"], "date").values  # [R, 2]
+    cutoffs = span_cutoffs(SPLIT[0] + SPLIT[1], ROWS, 1, n_windows=6, step_size=5)
+    got = model_forecasts(model, values, cutoffs, 1)  # [6, 1]
+    center, scale = model.scaler.center, model.scaler.scale
+    for i, c in enumerate(cutoffs):
+        window = ((values[c - N_STEPS + 1 : c + 1] - center) / scale).astype(np.float32)
+        want = model.predict(window[np.newaxis])[0] * scale[0] + center[0]  # [20, 2] -> [1]
+        np.testing.assert_allclose(got[i], want, rtol=1e-5)
+
+
+def poisoned_forecasts_stay(forecaster, baselines: list[str], poison: float) -> None:
+    """Forecast from every test origin (2 rows apart), then again with every row after each
+    origin poisoned: no model's forecast from that origin or an earlier one may move."""
+    values = load_table(forecaster.data["path"], ["value"], "date").values.astype(np.float64)
+    opts = Options(None, 1, None, "never", [80], 7, baselines, 64, None)
+    cutoffs = span_cutoffs(SPLIT[0] + SPLIT[1], ROWS, 10, step_size=2)
+    fit_rows = np.full(len(cutoffs), SPLIT[0])
+    clean = origin_forecasts(forecaster, "rnn", values, cutoffs, 10, opts, fit_rows)
+    for i, c in enumerate(cutoffs):
+        poisoned = values.copy()
+        poisoned[c + 1 :] = poison  # every row after origin i
+        got = origin_forecasts(
+            forecaster, "rnn", poisoned, cutoffs[: i + 1], 10, opts, fit_rows[: i + 1]
+        )
+        assert list(got) == ["rnn", *baselines]
+        for model, f in got.items():
+            # Other batch sizes may round differently; a leak shows as NaN or a large change.
+            np.testing.assert_allclose(f, clean[model][: i + 1], rtol=1e-6, err_msg=model)
+
+
+@pytest.mark.parametrize("poison", [np.nan, 1e30], ids=["nan", "huge"])
+def test_no_forecast_moves_when_the_future_is_poisoned(forecaster, poison: float) -> None:
+    poisoned_forecasts_stay(forecaster, ["naive", "seasonal_naive", "drift"], poison)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("poison", [np.nan, 1e30], ids=["nan", "huge"])
+def test_no_statistical_forecast_moves_when_the_future_is_poisoned(forecaster, poison) -> None:
+    pytest.importorskip("statsforecast")
+    poisoned_forecasts_stay(forecaster, ["auto_arima", "auto_ets"], poison)
+
+
+# --- the task: files and their numbers --------------------------------------------------------
+
+
+def test_backtest_writes_the_long_table_and_metrics_that_recompute_by_hand(
+    seq2seq: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bt"
+    cfg = backtest_cfg(
+        out,
+        f"ckpt_path={seq2seq}",
+        "n_windows=8",
+        "step_size=4",
+        "horizon=6",
+        "season_length=7",
+        "device=cpu",
+    )
+    summary = backtest(cfg)
+    table = pd.read_csv(out / "backtest.csv")
+    assert list(table.columns) == [
+        "model",
+        "origin",
+        "step",
+        "time",
+        "actual",
+        "forecast",
+        "lo-80",
+        "hi-80",
+        "lo-95",
+        "hi-95",
+    ]
+    assert list(table["model"].unique()) == ["rnn", "naive", "seasonal_naive", "drift"]
+    assert len(table) == 4 * 8 * 6
+    series = pd.read_csv(load_forecaster(seq2seq, "cpu").data["path"])
+    y, dates = series["value"].to_numpy(), series["date"].to_numpy()
+    # The last origin's targets end at the file's last row; origins are 4 rows apart.
+    last = table[table["model"] == "naive"].tail(6)
+    np.testing.assert_array_equal(last["time"], dates[-6:])
+    np.testing.assert_allclose(last["actual"], y[-6:], rtol=1e-6)
+    np.testing.assert_allclose(last["forecast"], y[-7], rtol=1e-6)  # naive: the origin's value
+    origins = table[table["model"] == "rnn"]["origin"].unique()
+    np.testing.assert_array_equal(origins, dates[ROWS - 7 - 4 * np.arange(7, -1, -1)])
+    # Metrics from the long table with numpy, against metrics.csv and metrics.json.
+    scale = np.mean(np.abs(y[7 : SPLIT[0]] - y[: SPLIT[0] - 7]))  # training rows, lag 7
+    metrics = pd.read_csv(out / "metrics.csv")
+    saved = json.loads((out / "metrics.json").read_text())
+    for model, rows in table.groupby("model"):
+        err = rows["actual"] - rows["forecast"]
+        inside = (rows["actual"] >= rows["lo-80"]) & (rows["actual"] <= rows["hi-80"])
+        overall = metrics[(metrics["model"] == model) & (metrics["step"] == "all")].iloc[0]
+        assert overall["mae"] == pytest.approx(np.abs(err).mean(), rel=1e-6)
+        assert overall["rmse"] == pytest.approx(np.sqrt((err**2).mean()), rel=1e-6)
+        assert overall["mase"] == pytest.approx(np.abs(err).mean() / scale, rel=1e-6)
+        assert overall["coverage-80"] == pytest.approx(100 * inside.mean())
+        assert saved["models"][model]["overall"]["mase"] == pytest.approx(overall["mase"])
+        step3 = rows[rows["step"] == 3]
+        row3 = metrics[(metrics["model"] == model) & (metrics["step"] == "3")].iloc[0]
+        assert row3["mae"] == pytest.approx(
+            np.abs(step3["actual"] - step3["forecast"]).mean(), 1e-6
+        )
+    assert summary["n_origins"] == 8 and summary["calibration_origins"] == SPLIT[1] - 6 + 1
+    assert (out / "backtest.png").stat().st_size > 0
+
+
+def test_intervals_are_calibrated_on_the_val_span(forecaster, seq2seq: Path, tmp_path) -> None:
+    out = tmp_path / "bt"
+    backtest(backtest_cfg(out, f"ckpt_path={seq2seq}", "horizon=4", "device=cpu", "levels=[90]"))
+    table = pd.read_csv(out / "backtest.csv")
+    values = load_table(forecaster.data["path"], ["value"], "date").values  # [R, 1]
+    y = values[:, 0].astype(np.float64)
+    cal = np.arange(SPLIT[0] - 1, SPLIT[0] + SPLIT[1] - 4)  # every val origin, step 1
+    errors = np.abs(y[target_rows(cal, 4)] - np.repeat(y[cal][:, None], 4, axis=1))  # naive
+    rank = math.ceil((len(cal) + 1) * 0.9)
+    width = np.sort(errors, axis=0)[rank - 1]  # [4]
+    naive = table[table["model"] == "naive"]
+    half = (naive["hi-90"] - naive["forecast"]).to_numpy().reshape(-1, 4)
+    np.testing.assert_allclose(half, np.broadcast_to(width, half.shape), rtol=1e-6)
+
+
+def test_refit_retrains_on_the_history_up_to_each_group(
+    seq2seq: Path, forecaster, tmp_path: Path
+) -> None:
+    before = seq2seq.read_bytes()
+    out = tmp_path / "bt"
+    cfg = backtest_cfg(
+        out,
+        f"ckpt_path={seq2seq}",
+        "n_windows=4",
+        "step_size=10",
+        "refit=2",
+        "device=cpu",
+        "plot=false",
+    )
+    assert backtest(cfg)["refits"] == 2
+    folders = sorted((out / "refits").iterdir())
+    assert [f.name for f in folders] == ["origin-0000", "origin-0002"]
+    cutoffs = span_cutoffs(SPLIT[0] + SPLIT[1], ROWS, 10, 4, 10)  # rows 259, 269, 279, 289
+    values = load_table(forecaster.data["path"], ["value"], "date").values  # [R, 1]
+    table = pd.read_csv(out / "backtest.csv")
+    got = table[table["model"] == "rnn"]["forecast"].to_numpy().reshape(4, 10)
+    for k, folder in enumerate(folders):
+        history = pd.read_csv(folder / "history.csv")
+        c = cutoffs[2 * k]
+        np.testing.assert_allclose(history["value"], values[: c + 1, 0])  # nothing after c
+        split = OmegaConf.load(folder / "config.yaml").data.split
+        assert list(split) == [c + 1 - SPLIT[1], SPLIT[1] - 30, 30]  # window 20 + 10
+        # The group's forecasts are the retrained checkpoint's.
+        model = load_forecaster(folder / "checkpoints" / "best.ckpt", "cpu")
+        want = model_forecasts(model, values, cutoffs[2 * k : 2 * k + 2], 10)
+        np.testing.assert_allclose(got[2 * k : 2 * k + 2], want, rtol=1e-6)
+    # At the first test origin the training rows are the original ones: the same scaler.
+    refit = load_forecaster(folders[0] / "checkpoints" / "best.ckpt", "cpu")
+    np.testing.assert_allclose(refit.scaler.center, forecaster.scaler.center)
+    np.testing.assert_allclose(refit.scaler.scale, forecaster.scaler.scale)
+    assert seq2seq.read_bytes() == before  # the original run is left as it was
+
+
+def test_refit_split_keeps_the_original_training_rows_or_says_why_not() -> None:
+    # History of 260 rows (train 180 + val 80), window 30: train 180, val 50, test 30.
+    assert refit_split(260, 80, 30) == [180, 50, 30]
+    with pytest.raises(ConfigError, match=r"refit needs a val split of at least 2 x .* = 60 rows"):
+        refit_split(260, 50, 30)
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_cli_writes_the_run_folder_and_prints_the_table(seq2seq: Path, tmp_path: Path) -> None:
+    proc = run_script(
+        "backtest.py", f"ckpt_path={seq2seq}", "n_windows=5", "device=cpu", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "seasonal_naive" in proc.stdout and "mase" in proc.stdout
+    (run,) = (tmp_path / "outputs" / "backtest").glob("*/*")
+    for name in ("backtest.csv", "metrics.csv", "metrics.json", "backtest.png", "config.yaml"):
+        assert (run / name).is_file(), name
+
+
+BAD_OPTIONS = [
+    (["levels=[0,95]"], r"levels=\[0, 95\] is not allowed: expected a list of percentages"),
+    (["levels=[80,100]"], r"levels=\[80, 100\] is not allowed"),
+    (["season_length=180"], r"season_length=180 must be an integer from 1 to 179"),
+    (["n_windows=40"], r"n_windows=40 x step_size=1 does not fit the test span"),
+    (["horizon=41"], r"horizon=41 is longer than the test span"),
+    (["baselines=[naive,prophet]"], r"baselines=\['naive', 'prophet'\] is not allowed"),
+    (["refit=0"], r"refit=0 is not allowed: expected never or an integer >= 1"),
+    (["step_size=0"], r"step_size=0 is not allowed"),
+    (["input=missing.csv"], r"data file not found: missing.csv"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "match"), BAD_OPTIONS, ids=[o[0] for o, _ in BAD_OPTIONS])
+def test_bad_options_stop_in_one_line_with_exit_2(
+    seq2seq: Path, tmp_path: Path, run_main, overrides: list[str], match: str
+) -> None:
+    proc = run_main("backtest.py", f"ckpt_path={seq2seq}", "device=cpu", *overrides, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert re.search(match, lines[0]), lines[0]
+
+
+def test_a_checkpoint_not_trained_on_a_file_is_refused(tmp_path: Path, run_main) -> None:
+    ckpt = Path(train(compose_cfg(tmp_path / "run", "model=naive"))["best_ckpt"])
+    proc = run_main("backtest.py", f"ckpt_path={ckpt}", "device=cpu", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: checkpoint {ckpt} was not trained on a file (data=csv); a backtest needs the "
+        "file's rows and split"
+    )
