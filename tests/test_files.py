@@ -68,7 +68,9 @@ def ramp_module(path: Path, **kw) -> FileDataModule:
     return dm
 
 
-def test_next_windows_stay_inside_their_split(ramp_csv: Path) -> None:
+def test_train_windows_stay_inside_train_and_eval_targets_inside_their_split(
+    ramp_csv: Path,
+) -> None:
     dm = ramp_module(ramp_csv)
     x, y = dm.arrays("train")
     # Rows 0..9: windows start at 0..5 (the last target, rows 8 and 9, is still train).
@@ -77,12 +79,13 @@ def test_next_windows_stay_inside_their_split(ramp_csv: Path) -> None:
     np.testing.assert_array_equal(y[0], [3, 4])
     np.testing.assert_array_equal(y[-1], [8, 9])
     assert y.max() < 10  # no training target lies in val/test
-    xv, yv = dm.arrays("val")  # rows 10..14: one window
-    np.testing.assert_array_equal(xv[:, :, 0], [[10, 11, 12]])
-    np.testing.assert_array_equal(yv, [[13, 14]])
-    xt, yt = dm.arrays("test")
-    np.testing.assert_array_equal(xt[:, :, 0], [[15, 16, 17]])
-    np.testing.assert_array_equal(yt, [[18, 19]])
+    # Val rows 10..14: forecasts from origins 9..12, inputs from the rows before them.
+    xv, yv = dm.arrays("val")
+    np.testing.assert_array_equal(xv[:, :, 0], [[7, 8, 9], [8, 9, 10], [9, 10, 11], [10, 11, 12]])
+    np.testing.assert_array_equal(yv, [[10, 11], [11, 12], [12, 13], [13, 14]])
+    xt, yt = dm.arrays("test")  # test rows 15..19: origins 14..17
+    np.testing.assert_array_equal(xt[[0, -1], :, 0], [[12, 13, 14], [15, 16, 17]])
+    np.testing.assert_array_equal(yt, [[15, 16], [16, 17], [17, 18], [18, 19]])
     assert dm.bounds == (0, 10, 15, 20)
 
 
@@ -123,18 +126,23 @@ def test_split_by_fractions_and_by_dates(ramp_csv: Path) -> None:
 def test_file_splits_equal_an_independent_numpy_windowing(
     ramp_csv: Path, split: list, kind: str
 ) -> None:
-    """Chronological blocks of rows (np.split), each windowed by a loop over its own rows."""
+    """Every window of the whole file, kept by a loop where its forecast target row falls:
+    train also keeps its inputs in rows 0..10; val's target in 11..15, test's in 16..19."""
     dm = ramp_module(ramp_csv, split=split, inputs=["aux"], target_kind=kind, horizon=1)
     frame = pd.read_csv(ramp_csv)[["value", "aux"]].to_numpy(np.float32)
-    for stage, rows in zip(("train", "val", "test"), np.split(frame, [11, 16]), strict=True):
+    starts = {"train": [], "val": [], "test": []}
+    for s in range(len(frame) - 3):  # n_steps 3, horizon 1: the target is row s + 3
+        stage = "train" if s + 3 < 11 else "val" if s + 3 < 16 else "test"
+        starts[stage].append(s)
+    for stage, kept in starts.items():
         x, y = dm.arrays(stage)
-        starts = range(len(rows) - 3)  # n_steps 3, horizon 1
-        np.testing.assert_array_equal(x, np.stack([rows[s : s + 3] for s in starts]))
+        np.testing.assert_array_equal(x, np.stack([frame[s : s + 3] for s in kept]))
         if kind == "next":
-            expected = np.stack([rows[s + 3 : s + 4, 0] for s in starts])  # [N, 1]
+            expected = np.stack([frame[s + 3 : s + 4, 0] for s in kept])  # [N, 1]
         else:
-            expected = np.stack([rows[s + 1 : s + 4, :1] for s in starts])  # [N, 3, 1]
+            expected = np.stack([frame[s + 1 : s + 4, :1] for s in kept])  # [N, 3, 1]
         np.testing.assert_array_equal(y, expected)
+    assert [len(starts[s]) for s in starts] == [8, 5, 4]  # val and test: one per row
     assert dm.bounds == (0, 11, 16, 20)
 
 
@@ -193,10 +201,10 @@ def test_train_reports_original_unit_errors(tmp_path: Path, sine_csv: Path) -> N
     cfg = file_cfg(tmp_path / "run", sine_csv, "model=naive", "horizon=3", "data.scaling=minmax")
     metrics = train(cfg)
     value = pd.read_csv(sine_csv)["value"].to_numpy()
-    test = value[360:]  # split [0.7, 0.2, 0.1] of 400 rows: test is rows 360..399
-    n = len(test) - 20 - 3 + 1
-    last = np.stack([test[19 : 19 + n]] * 3, axis=1)  # [n, 3] the window's last value
-    future = np.stack([test[20 + j : 20 + j + n] for j in range(3)], axis=1)  # [n, 3]
+    # Split [0.7, 0.2, 0.1] of 400 rows: test is rows 360..399, forecast from origins 359..396.
+    n = 40 - 3 + 1
+    last = np.stack([value[359 : 359 + n]] * 3, axis=1)  # [n, 3] the origin's value
+    future = np.stack([value[360 + j : 360 + j + n] for j in range(3)], axis=1)  # [n, 3]
     assert metrics["test/mae"] == pytest.approx(np.abs(future - last).mean(), rel=1e-5)
     assert metrics["test/rmse"] == pytest.approx(np.sqrt(((future - last) ** 2).mean()), rel=1e-5)
     lo, hi = value[:280].min(), value[:280].max()  # minmax on the 280 training rows
@@ -216,14 +224,14 @@ def test_unit_errors_against_numpy(sine_csv: Path, kind: str) -> None:
     errors = unit_errors(model, dm)
     value = pd.read_csv(sine_csv)["value"].to_numpy()
     mean, std = value[:280].mean(), value[:280].std()  # standard scaling on the 280 train rows
-    for stage, rows in (("val", value[280:360]), ("test", value[360:])):
-        n = len(rows) - 22
-        x = np.stack([rows[s : s + 20] for s in range(n)])[..., None]  # [n, 20, 1]
+    for stage, lo, hi in (("val", 280, 360), ("test", 360, 400)):
+        origins = range(lo - 1, hi - 3)  # every forecast whose 3 targets lie in lo..hi - 1
+        x = np.stack([value[o - 19 : o + 1] for o in origins])[..., None]  # [n, 20, 1]
         with torch.inference_mode():
             scaled = torch.tensor((x - mean) / std, dtype=torch.float32)
             out = model(scaled).numpy()
         pred = (out[:, -1] if kind == "seq2seq" else out) * std + mean  # [n, 3]
-        actual = np.stack([rows[s + 20 : s + 23] for s in range(n)])  # [n, 3]
+        actual = np.stack([value[o + 1 : o + 4] for o in origins])  # [n, 3]
         assert errors[f"{stage}/mae"] == pytest.approx(np.abs(pred - actual).mean(), rel=1e-5)
         rmse = np.sqrt(((pred - actual) ** 2).mean())
         assert errors[f"{stage}/rmse"] == pytest.approx(rmse, rel=1e-5)
@@ -432,14 +440,24 @@ def test_time_gaps_are_errors_unless_filled(tmp_path: Path) -> None:
 
 
 def test_series_too_short_says_how_many_rows(tmp_path: Path) -> None:
-    path = write_example(tmp_path / "short.csv", rows=120)
+    path = write_example(tmp_path / "short.csv", rows=25)
     dm = FileDataModule(path=str(path), n_steps=20, horizon=1)
-    with pytest.raises(
-        InputError,
-        match=r"the test split has 12 of 120 rows, fewer than n_steps \+ horizon = 21 .*"
-        r"needs at least 210 rows",
-    ):
+    with pytest.raises(InputError) as err:
         dm.setup()
+    assert str(err.value) == (
+        f"{path}: the train split has 18 of 25 rows, fewer than n_steps + horizon = 21 rows "
+        "for one training window; with data.split=[0.7, 0.2, 0.1] the file needs at least 30 rows"
+    )
+    FileDataModule(path=str(write_example(tmp_path / "ok.csv", rows=30)), n_steps=20).setup()
+    # Val and test need only the horizon: each row is forecast from the history before it.
+    dm = FileDataModule(path=str(path), n_steps=5, horizon=3, split=[20, 3, 2])
+    with pytest.raises(InputError) as err:
+        dm.setup()
+    assert str(err.value) == (
+        f"{path}: the test split has 2 of 25 rows, fewer than horizon = 3 rows for one forecast"
+    )
+    dm = FileDataModule(path=str(path), n_steps=5, horizon=3, split=[19, 3, 3])
+    assert [len(dm.arrays(s)[0]) for s in ("train", "val", "test")] == [12, 1, 1]
 
 
 def test_parquet_without_engine_names_the_package(tmp_path: Path) -> None:

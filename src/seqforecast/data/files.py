@@ -1,17 +1,20 @@
 """``FileDataModule``: one long series from a CSV/Parquet file, split in time, scaled, windowed.
 
 The rows are split chronologically into train/val/test (fractions, counts, or two dates
-where val and test begin); each split is cut into stride-1 windows of ``n_steps`` inputs
-from its own rows only, so no target of a training window lies in val or test. Scaling is
-fitted on the training rows only. Model input feature 0 is the ``target`` column, then
-``inputs`` in order (the naive model and iterative forecasts use feature 0).
+where val and test begin) and cut into stride-1 windows of ``n_steps`` inputs
+(:func:`split_origins`): a training window lies wholly in the training rows, inputs and
+every target; a val (test) window is one whose forecast targets, the ``k`` rows after its
+last input, lie in the val (test) rows, its inputs taken from any rows before them. So every
+val and test row is forecast from the history before it (with ``k = 1``, each exactly once),
+and no target of a training window lies in val or test. Scaling is fitted on the training
+rows only. Model input feature 0 is the ``target`` column, then ``inputs`` in order (the
+naive model and iterative forecasts use feature 0).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -26,13 +29,35 @@ from seqforecast.rules import check
 
 
 def series_windows(
-    rows: np.ndarray, n_steps: int, horizon: int, target: str
+    rows: np.ndarray, n_steps: int, horizon: int, target: str, origins: range
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Every stride-1 window of one series ``rows [R, F]`` -> ``x [R - n_steps - horizon + 1,
-    n_steps, F]`` and ``y`` (``[N, k]`` next, ``[N, n_steps, k]`` seq2seq) of feature 0."""
+    """The stride-1 windows of one series ``rows [R, F]`` at ``origins`` (consecutive) ->
+    ``x [N, n_steps, F]`` and ``y`` (``[N, k]`` next, ``[N, n_steps, k]`` seq2seq) of feature 0.
+
+    A window's origin is the row of its last input: window ``o`` has inputs ``rows[o -
+    n_steps + 1 : o + 1]`` and forecast targets ``rows[o + 1 : o + 1 + k, 0]``.
+    """
     length = n_steps + horizon
-    windows = np.lib.stride_tricks.sliding_window_view(rows, length, axis=0)  # [N, F, L]
+    windows = np.lib.stride_tricks.sliding_window_view(rows, length, axis=0)  # [R - L + 1, F, L]
+    windows = windows[origins.start - n_steps + 1 : origins.stop - n_steps + 1]  # [N, F, L]
     return make_windows(np.ascontiguousarray(windows.transpose(0, 2, 1)), n_steps, horizon, target)
+
+
+def split_origins(bounds: Sequence[int], n_steps: int, horizon: int) -> list[range]:
+    """The forecast origins (row of the last input) of the train, val and test windows.
+
+    ``bounds = (0, train, train + val, rows)``. Training windows lie wholly in the training
+    rows: origins ``n_steps - 1 .. train - k - 1``. A val (test) window is one whose ``k``
+    forecast targets lie in the val (test) rows: origins ``lo - 1 .. hi - k - 1`` for the
+    split's rows ``lo:hi``, i.e. ``hi - lo - k + 1`` windows, the first forecast from the row
+    before the split; their inputs are earlier rows, known at the origin.
+    """
+    _, train, val_end, rows = bounds
+    return [
+        range(n_steps - 1, train - horizon),
+        range(train - 1, val_end - horizon),
+        range(val_end - 1, rows - horizon),
+    ]
 
 
 class FileDataModule(SplitDataModule):
@@ -88,32 +113,51 @@ class FileDataModule(SplitDataModule):
             self.table = load_table(self.path, self.columns, self.time, self.fill)
         return self.table
 
+    def split_needs(self) -> tuple[int, int, int]:
+        """The fewest rows of each split: one training window (``n_steps + horizon``, which
+        is also the history the first val forecast reads), one forecast of ``horizon``."""
+        return self.n_steps + self.horizon, self.horizon, self.horizon
+
     def split_sizes(self) -> tuple[int, int, int]:
-        """Rows per split of the file; each must hold one window of ``n_steps + horizon``."""
+        """Rows per split of the file, each at least :meth:`split_needs`."""
         table = self.read()
         n = len(table.values)
         sizes = resolve_split(self.split, n, f"the {n} rows of {self.path}", table.times)
-        need = self.n_steps + self.horizon
-        for name, size in zip(STAGES, sizes, strict=True):
+        needs = self.split_needs()
+        for name, size, need in zip(STAGES, sizes, needs, strict=True):
             if size < need:
-                fractions = all(isinstance(s, float) for s in self.split) and len(self.split) == 3
-                hint = (
-                    f"; with data.split={self.split} the file needs at least "
-                    f"{max(math.ceil(need / f) for f in self.split)} rows"
-                    if fractions
-                    else ""
+                what = (
+                    f"n_steps + horizon = {need} rows for one training window"
+                    if name == "train"
+                    else f"horizon = {need} rows for one forecast"
                 )
                 raise InputError(
                     f"{self.path}: the {name} split has {size} of {n} rows, fewer than "
-                    f"n_steps + horizon = {need} rows for one window{hint}"
+                    f"{what}{self._rows_hint(needs)}"
                 )
         return sizes
 
+    def _rows_hint(self, needs: Sequence[int]) -> str:
+        """With three fractions: the fewest rows a file needs to give every split its rows."""
+        if not (len(self.split) == 3 and all(isinstance(f, float) for f in self.split)):
+            return ""
+        # resolve_split rounds train and val (the test rest is off by up to a row), so a split
+        # of fraction f holds `need` rows from n >= (need - 1) / f at the earliest: scan up.
+        rows = max(1, *(math.floor((n - 1) / f) for n, f in zip(needs, self.split, strict=True)))
+        while np.less(resolve_split(self.split, rows, ""), needs).any():
+            rows += 1
+        return f"; with data.split={self.split} the file needs at least {rows} rows"
+
     def memory_bytes(self, sizes: Sequence[int]) -> int:
         """About the peak bytes of :meth:`cut` for splits of ``sizes`` rows: every split's
-        windows twice (numpy, then the tensors kept) plus the largest split's ``[N, L, F]``."""
+        windows (the tensors kept), plus the largest split's numpy windows and ``[N, L, F]``.
+
+        Windows per split: ``train - n_steps - k + 1`` and ``rows - k + 1`` for val and test.
+        """
         length = self.n_steps + self.horizon
-        n = [max(size - length + 1, 0) for size in sizes]  # windows per split
+        bounds = np.cumsum([0, *sizes]).tolist()
+        origins = split_origins(bounds, self.n_steps, self.horizon)
+        n = [len(o) for o in origins]  # windows per split
         kept = window_bytes(sum(n), self.n_steps, self.horizon, self.n_features, self.target_kind)
         largest = window_bytes(
             max(n), self.n_steps, self.horizon, self.n_features, self.target_kind
@@ -127,13 +171,17 @@ class FileDataModule(SplitDataModule):
         )
 
     def cut(self, bounds: tuple[int, int, int, int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Fit the scaler on the training rows, scale every row, window each split's own rows."""
+        """Fit the scaler on the training rows, scale every row, cut each split's windows
+        (:func:`split_origins`)."""
         values = self.read().values  # [rows, F]
         self.scaler.fit(values[: bounds[1]])
         scaled = self.scaler.transform(values)  # [rows, F]
         splits = []
-        for lo, hi in pairwise(bounds):
-            x, y = series_windows(scaled[lo:hi], self.n_steps, self.horizon, self.target_kind)
+        for origins in split_origins(bounds, self.n_steps, self.horizon):
+            end = origins.stop + self.horizon  # past the split's last target: no later row is read
+            x, y = series_windows(
+                scaled[:end], self.n_steps, self.horizon, self.target_kind, origins
+            )
             splits.append((torch.tensor(x), torch.tensor(y)))  # copies: views are read-only
         return splits
 

@@ -110,7 +110,9 @@ class SplitDataModule(L.LightningDataModule, ABC):
 
     @abstractmethod
     def cut(self, bounds: tuple[int, int, int, int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The ``(x, y)`` tensors of train, val and test, items ``bounds[i]:bounds[i + 1]``."""
+        """The ``(x, y)`` tensors of train, val and test: split ``i`` scores items
+        ``bounds[i]:bounds[i + 1]`` (a series split keeps whole series; a file's val and
+        test windows may take their inputs from earlier rows)."""
 
     def setup(self, stage: str | None = None) -> None:
         """Size, check and cut the splits once; later calls (one per Lightning stage) are no-ops."""
