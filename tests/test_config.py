@@ -34,6 +34,8 @@ WRONG = {
     "deterministic": ["yes", 1],
     "resume": [3, ["a"]],
     "threads": [0, "all"],
+    "levels": [[0, 80], [100], "80", [80, 80], [True]],
+    "intervals": ["bootstrap", None],
     "data.n_series": [0, "many"],
     "data.split": [[7000, 2000], "7000", ["2020-01-01"], ["2020-01-01", ""]],
     "data.batch_size": [0, 32.0],
@@ -157,6 +159,8 @@ BY_HAND = {
 CONFIG_ONLY = {"seed", "monitor", "deterministic", "resume", "layers"}
 # The backtest's own settings (conf/backtest.yaml), applied by seqforecast.backtest.
 CONFIG_ONLY |= {"n_windows", "step_size", "refit", "season_length", "baselines"}
+# Prediction intervals (levels, intervals), applied by train and predict (seqforecast.intervals).
+CONFIG_ONLY |= {"levels", "intervals"}
 
 
 def test_every_rule_is_applied_by_hand_or_only_in_configs() -> None:

@@ -3,9 +3,11 @@ checkpoint writer the Trainer uses (atomic, beside its target)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import random
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from seqforecast.errors import SeqforecastError
 from seqforecast.outputs import atomic_write_bytes
@@ -37,18 +40,24 @@ class PreemptionCheckpoint(Callback):
     resumes from exactly: its loops and the train loader's position are in the
     checkpoint), then :class:`TrainingInterrupted` is raised. The process RNG states travel
     in the checkpoint, so a resumed run continues the same stream.
+
+    A SIGTERM that arrives outside a training batch (in an epoch's end hooks, say) meets
+    Lightning's own handling first: it stops at its next safe point with ``SIGTERMException``.
+    If that point lies in training (between batches, or after an epoch), ``on_exception``
+    saves the checkpoint there; :meth:`interruption` then gives the error to raise instead.
     """
 
     def __init__(self, dirpath: str, filename: str = "last.ckpt") -> None:
         self.path = Path(dirpath) / filename
         self._signum: int | None = None
         self._previous: dict[int, Any] = {}
+        self._stopped: TrainingInterrupted | None = None
 
     def _handle(self, signum: int, frame: Any) -> None:
         self._signum = signum
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._signum = None
+        self._signum, self._stopped = None, None
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)
 
@@ -59,6 +68,21 @@ class PreemptionCheckpoint(Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
         self._restore()
+        if isinstance(exception, SIGTERMException) and trainer.training:
+            trainer.save_checkpoint(self.path, weights_only=False)
+            self._stopped = self._interrupted(trainer, signal.SIGTERM, "")
+
+    def interruption(self) -> TrainingInterrupted | None:
+        """The error for a SIGTERM that Lightning stopped on and this callback saved, if any."""
+        return self._stopped
+
+    def _interrupted(self, trainer: L.Trainer, signum: int, after: str) -> TrainingInterrupted:
+        name = signal.Signals(signum).name
+        return TrainingInterrupted(
+            f"{name} received: saved {self.path} at epoch {trainer.current_epoch}{after}; "
+            f"continue with resume={self.path.parent.parent}",
+            signum,
+        )
 
     def _restore(self) -> None:
         for sig, handler in self._previous.items():
@@ -77,12 +101,7 @@ class PreemptionCheckpoint(Callback):
         if signum is None:
             return
         trainer.save_checkpoint(self.path, weights_only=False)
-        name = signal.Signals(signum).name
-        raise TrainingInterrupted(
-            f"{name} received: saved {self.path} at epoch {trainer.current_epoch} after "
-            f"{batch_idx + 1} batches; continue with resume={self.path.parent.parent}",
-            signum,
-        )
+        raise self._interrupted(trainer, signum, f" after {batch_idx + 1} batches")
 
     def state_dict(self) -> dict[str, Any]:
         return {"torch_rng": torch.get_rng_state(), "python_rng": random.getstate()}
@@ -90,6 +109,29 @@ class PreemptionCheckpoint(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         torch.set_rng_state(state_dict["torch_rng"])
         random.setstate(state_dict["python_rng"])
+
+
+@contextlib.contextmanager
+def sigterm_interrupts(trainer: L.Trainer, run_dir: str | Path) -> Iterator[None]:
+    """Turn Lightning's ``SIGTERMException`` (a ``SystemExit`` with status 0) into
+    :class:`TrainingInterrupted`, so a stopped run ends ``interrupted`` with status 143.
+
+    When the signal stopped training, :class:`PreemptionCheckpoint` saved where Lightning
+    stopped; when it stopped validation or testing, the run's last checkpoint stays the one to
+    continue from.
+    """
+    try:
+        yield
+    except SIGTERMException:
+        saved = [c.interruption() for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint)]
+        stopped = next((s for s in saved if s is not None), None)
+        if stopped is None:
+            stopped = TrainingInterrupted(
+                f"SIGTERM received outside a training step: nothing new saved; continue with "
+                f"resume={run_dir}",
+                signal.SIGTERM,
+            )
+        raise stopped from None
 
 
 class ProgressBar(TQDMProgressBar):

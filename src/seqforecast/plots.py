@@ -40,12 +40,14 @@ def plot_forecasts(
     actual: np.ndarray | None = None,
     n_series: int = 3,
     title: str | None = None,
+    bands: dict[float, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Path:
     """The book's ``plot_multiple_forecasts``, one panel per series.
 
     ``history [S, T]`` is drawn as a line (``".-"``), ``actual [S, ahead]`` as blue
-    points (``"bo-"``) and ``forecast [S, ahead]`` as red crosses (``"rx-"``) after it.
-    Saves a PNG to ``path`` and returns it.
+    points (``"bo-"``) and ``forecast [S, ahead]`` as red crosses (``"rx-"``) after it;
+    ``bands`` ``{level: (lo, hi)}`` (each ``[S, ahead]``) as shaded intervals, the wider
+    levels lighter. Saves a PNG to ``path`` and returns it.
     """
     plt = _pyplot()
     n = min(n_series, len(history))
@@ -54,6 +56,13 @@ def plot_forecasts(
     for i, ax in enumerate(axes[0]):
         ax.plot(np.arange(n_steps), history[i], ".-", label="History")
         steps = np.arange(n_steps, n_steps + ahead)
+        for j, (level, (lo, hi)) in enumerate(sorted((bands or {}).items(), reverse=True)):
+            if not (np.isfinite(lo[i]).all() and np.isfinite(hi[i]).all()):
+                continue  # too few calibration windows for this level: no finite band
+            alpha = 0.15 + 0.2 * j / max(1, len(bands) - 1)  # the narrowest band darkest
+            ax.fill_between(
+                steps, lo[i], hi[i], color="red", alpha=alpha, lw=0, label=f"{level:g} % interval"
+            )
         if actual is not None:
             ax.plot(steps, actual[i], "bo-", label="Actual")
         ax.plot(steps, forecast[i], "rx-", markersize=10, label="Forecast")

@@ -95,6 +95,12 @@ QUANTILES = Rule(
     "increasing numbers in (0, 1) that include 0.5 (the median is the point "
     "forecast), e.g. [0.1, 0.5, 0.9]",
 )
+LEVELS = Rule(
+    lambda v: (
+        v is None or (_seq(v) and all(_num(x) and 0 < x < 100 for x in v) and len(set(v)) == len(v))
+    ),
+    "null or a list of distinct percentages in (0, 100), e.g. [80, 95] (null or []: none)",
+)
 
 
 @cache
@@ -109,6 +115,7 @@ def rules() -> dict[str, Rule]:
     from seqforecast.data.table import FILLS
     from seqforecast.data.windows import MAX_STEPS, TARGETS
     from seqforecast.fast import LAYERS
+    from seqforecast.intervals import METHODS
     from seqforecast.losses import LOSSES
     from seqforecast.models import HEADS, NETS
     from seqforecast.models.init import INITS
@@ -123,6 +130,8 @@ def rules() -> dict[str, Rule]:
         "resume": Rule(lambda v: v is None or isinstance(v, str), "null or a path"),
         "layers": choice(*LAYERS),
         "threads": or_null(int_at_least(1)),
+        "levels": LEVELS,
+        "intervals": choice(*METHODS),
         "data.n_series": int_at_least(1),
         "data.split": SPLIT,
         "data.batch_size": int_at_least(1),

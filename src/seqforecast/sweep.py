@@ -4,7 +4,8 @@ A job folder holds ``.hydra/overrides.yaml`` (what the sweep changed), ``status`
 and, when it finished, ``metrics.json``. :func:`collect` reads them all; failed or
 unfinished jobs become rows with their status instead of disappearing.
 :func:`summarize` sorts by the optimized metric and, when jobs differ only by
-``seed``, adds mean ± std over seeds.
+``seed``, adds mean ± std over seeds. Interval scores (``test/coverage-80``, ``width``,
+``winkler``) get a column per level when any job has them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import csv
 import io
 import json
 import math
+import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -86,11 +88,27 @@ def summarize(rows: list[dict[str, Any]], metric: str = "val/mse_last") -> list[
     return sorted(rows, key=order)
 
 
+# Interval scores of the test split (seqforecast.intervals): test/coverage-80 and so on.
+INTERVAL_SCORE = re.compile(r"^test/(coverage|width|winkler)-(\d+(?:\.\d+)?)$")
+INTERVAL_KINDS = ("coverage", "width", "winkler")
+
+
+def interval_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The rows' ``test/coverage-L``, ``test/width-L``, ``test/winkler-L``, by level."""
+    found = {k for row in rows for k in row if INTERVAL_SCORE.match(k)}
+
+    def order(key: str) -> tuple[float, int]:
+        kind, level = INTERVAL_SCORE.match(key).groups()
+        return float(level), INTERVAL_KINDS.index(kind)
+
+    return sorted(found, key=order)
+
+
 def columns(rows: list[dict[str, Any]], metric: str) -> list[str]:
     first = ["job", "overrides", "status", metric]
     seeds = [f"{metric} mean", f"{metric} std", "seeds"]
-    rest = ["val/mse", "val/mse_last", "test/mse", "test/mse_last", "epochs", "fit_s", "device"]
-    rest += ["threads", "params"]
+    rest = ["val/mse", "val/mse_last", "test/mse", "test/mse_last", *interval_columns(rows)]
+    rest += ["epochs", "fit_s", "device", "threads", "params"]
     cols = first + [c for c in seeds if any(c in r for r in rows)]
     cols += [c for c in rest if c != metric and any(c in r for r in rows)] + ["error"]
     return cols

@@ -17,7 +17,8 @@ from hydra.errors import InstantiationException
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from seqforecast.callbacks import AtomicCheckpointIO, TrainingInterrupted
+from seqforecast import intervals
+from seqforecast.callbacks import AtomicCheckpointIO, TrainingInterrupted, sigterm_interrupts
 from seqforecast.config import validate_config
 from seqforecast.data.files import FileDataModule
 from seqforecast.errors import ConfigError, OutputError, SeqforecastError
@@ -32,6 +33,7 @@ from seqforecast.outputs import (
 )
 from seqforecast.resume import AUTO, continue_run, keep_log_history, resume_checkpoint
 from seqforecast.rules import check
+from seqforecast.scores import check_levels
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +132,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     Scores come from the best checkpoint (``ModelCheckpoint`` on ``cfg.monitor``)
     when one was written. With ``cfg.resume`` the run continues in the folder of
     that checkpoint; ``resume=auto`` continues or reuses the run already in ``output_dir``
-    (:func:`seqforecast.resume.continue_run`). Writes ``config.yaml``, ``metrics.json``
-    and ``status`` to the run folder and returns the metrics.
+    (:func:`seqforecast.resume.continue_run`). With ``cfg.levels``, prediction intervals
+    are calibrated on the val windows after the test stage (:mod:`seqforecast.intervals`),
+    scored on the test windows and stored in the best checkpoint. Writes ``config.yaml``,
+    ``metrics.json`` and ``status`` to the run folder and returns the metrics.
     """
     try:
         validate_config(cfg)
@@ -212,10 +216,14 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
     # The input width comes from the data (file data: target + extra input columns).
     model = instantiate(cfg.model, n_features=datamodule.n_features)
     use_layers(model, cfg.get("layers", "fast"))
+    # Interval levels (null or []: none), checked against the model before it trains.
+    levels = check_levels(OmegaConf.to_container(cfg.levels)) if cfg.get("levels") else []
+    method = cfg.get("intervals") or "conformal"
+    intervals.check_method(model, method, levels)
     trainer = build_trainer(cfg)
 
     # A resumed run's logs/metrics.csv keeps the epochs logged before its checkpoint.
-    with keep_log_history(trainer.logger, resume):
+    with keep_log_history(trainer.logger, resume), sigterm_interrupts(trainer, out):
         start = time.perf_counter()
         ckpt_path, epochs = None, 0
         if model.trainable:
@@ -247,6 +255,11 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
     # File data also reports errors in the data's own units (the scaler is undone there).
     if isinstance(datamodule, FileDataModule):
         metrics.update(unit_errors(model, datamodule))
+    if levels:  # calibrated on the val windows with the weights scored above (docs/intervals.md)
+        calibration, found = intervals.evaluate(model, datamodule, levels, method)
+        metrics = intervals.merge_metrics(metrics, found, calibration)
+        if ckpt_path and trainer.is_global_zero:
+            intervals.store(ckpt_path, calibration)
     metrics.update(
         epochs=epochs,
         fit_s=round(fit_s, 3),
@@ -270,7 +283,8 @@ def format_table(metrics: dict[str, Any]) -> str:
     )
     rows = [["stage", *names]]
     for stage in ("val", "test"):
-        rows.append([stage, *(f"{metrics[f'{stage}/{n}']:.6f}" for n in names)])
+        values = (metrics.get(f"{stage}/{n}") for n in names)
+        rows.append([stage, *("" if v is None else f"{v:.6f}" for v in values)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -4,7 +4,7 @@
 pickled objects (code that could run on load) are refused, never executed;
 :func:`load_module` checks the hyperparameters against the weights' shapes, builds the module
 and picks its layers. ``predict``, the reproduction, resume checks and the Python API all
-load checkpoints through here.
+load checkpoints through here; :func:`resolve_device` says where a loaded model runs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from seqforecast.errors import InputError, SeqforecastError
+from seqforecast.errors import ConfigError, InputError, SeqforecastError
 from seqforecast.fast import use_layers
 from seqforecast.module import LEGACY_HPARAMS, ForecastModule
 
@@ -31,6 +31,20 @@ MODULE_ARGS = (
     ),
     *LEGACY_HPARAMS,
 )
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when present, else CPU; ``cuda`` on a host without a GPU is an error."""
+    if device not in DEVICES:
+        raise ConfigError(f"device must be one of {list(DEVICES)}, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA GPU is visible on this host; use device=cpu")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

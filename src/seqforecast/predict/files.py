@@ -15,12 +15,13 @@ from omegaconf import DictConfig
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.outputs import atomic_open
 from seqforecast.plots import plot_forecasts
+from seqforecast.scores import level_name
 
 if TYPE_CHECKING:  # pandas is imported where a table is read
     import pandas as pd
 
 INPUT_SUFFIXES = (".npy", ".csv")
-OUTPUT_NAMES = ("predictions", "metrics", "errors", "plot")
+OUTPUT_NAMES = ("predictions", "intervals", "metrics", "errors", "plot")
 
 
 class NpyRows:
@@ -114,6 +115,33 @@ def write_predictions(
             f.write(table.to_csv(index=False, float_format="%.9g").encode())
 
 
+def write_intervals(
+    out: Path, name: str, predictions: np.ndarray, bounds: np.ndarray, levels: list[float]
+) -> None:
+    """``<name>.npy``: the bounds ``[N, ahead, L, 2]`` (lo, hi; levels in the order of
+    ``levels``) and ``<name>.csv``: one row per series and step ahead, ``series, step,
+    forecast, lo-80, hi-80, ...`` (``%.9g``)."""
+    write_array(out / f"{name}.npy", bounds)
+    n, ahead = predictions.shape
+    columns = {
+        "series": np.repeat(np.arange(n), ahead),
+        "step": np.tile(np.arange(1, ahead + 1), n),
+        "forecast": predictions.reshape(-1),
+    }
+    for i, level in enumerate(levels):
+        columns[f"lo-{level_name(level)}"] = bounds[:, :, i, 0].reshape(-1)
+        columns[f"hi-{level_name(level)}"] = bounds[:, :, i, 1].reshape(-1)
+    with atomic_open(out / f"{name}.csv") as f:
+        np.savetxt(
+            f,
+            np.column_stack(list(columns.values())),
+            delimiter=",",
+            fmt="%.9g",
+            header=",".join(columns),
+            comments="",
+        )
+
+
 def write_figure(
     path: Path,
     windows: np.ndarray | NpyRows,
@@ -121,11 +149,20 @@ def write_figure(
     actual: np.ndarray | None,
     n_series: int,
     title: str,
+    bounds: np.ndarray | None = None,
+    levels: list[float] | None = None,
 ) -> None:
-    """The first ``n_series`` windows ``[N, T(, F)]`` (their first feature), forecasts and
-    targets (when known), one panel each."""
+    """The first ``n_series`` windows ``[N, T(, F)]`` (their first feature), forecasts,
+    targets (when known) and interval bands (``bounds [N, ahead, L, 2]`` at ``levels``),
+    one panel each."""
     history = np.asarray(windows[:n_series], dtype=np.float32)
     history = history[..., 0] if history.ndim == 3 else history  # [S, T]
+    bands = {}
+    if bounds is not None:
+        bands = {
+            lv: (bounds[:n_series, :, i, 0], bounds[:n_series, :, i, 1])
+            for i, lv in enumerate(levels or [])
+        }
     plot_forecasts(
         history,
         predictions[:n_series],
@@ -133,4 +170,5 @@ def write_figure(
         actual=None if actual is None else actual[:n_series],
         n_series=n_series,
         title=title,
+        bands=bands,
     )

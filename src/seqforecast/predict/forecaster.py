@@ -8,7 +8,7 @@ iterative beyond it (:func:`seqforecast.forecast.iterative_forecast`), in stream
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from seqforecast import intervals
 from seqforecast.data.files import FileDataModule
 from seqforecast.data.scaling import Scaler
 from seqforecast.data.table import future_times
@@ -25,27 +26,16 @@ from seqforecast.errors import ConfigError, InputError
 from seqforecast.fast import use_layers
 from seqforecast.forecast import WINDOWS, iterative_forecast
 from seqforecast.module import ForecastModule
-from seqforecast.predict.checkpoint import build_module, read_checkpoint
+from seqforecast.predict.checkpoint import build_module, read_checkpoint, resolve_device
 from seqforecast.predict.files import NpyRows
+from seqforecast.predict.intervals import predict_intervals
 from seqforecast.predict.training_data import (
     FILE_NEEDS_INPUT,
     check_data_settings,
     read_table,
     rebuild_series,
 )
-
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; ``cuda`` on a host without a GPU is an error."""
-    if device not in DEVICES:
-        raise ConfigError(f"device must be one of {list(DEVICES)}, got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda but no CUDA GPU is visible on this host; use device=cpu")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
+from seqforecast.scores import level_name
 
 
 class Forecaster:
@@ -63,11 +53,13 @@ class Forecaster:
         device: torch.device,
         data: dict[str, Any] | None = None,
         scaler: Scaler | None = None,
+        calibration: intervals.Calibration | None = None,
     ) -> None:
         self.module = module.to(device).eval()
         self.device = device
         self.data = data  # the DataModule settings of training, when the checkpoint has them
         self.scaler = scaler  # file data: the scaler fitted on the training rows
+        self.calibration = calibration  # the intervals calibrated by train.py, if any
         self.last_history: np.ndarray | None = None  # [T] target rows of the last forecast_table
 
     @property
@@ -94,6 +86,11 @@ class Forecaster:
     @property
     def n_features(self) -> int:
         return self.module.hparams.n_features
+
+    @property
+    def levels(self) -> list[float]:
+        """The interval levels calibrated in the checkpoint (``[]``: none)."""
+        return list(self.calibration.levels) if self.calibration else []
 
     def method(self, ahead: int, window: str = "sliding") -> str:
         """How ``ahead`` steps are forecast, in words (printed and written to metrics.json)."""
@@ -143,7 +140,7 @@ class Forecaster:
                 "model has a fixed window; use window=sliding"
             )
 
-    def _batches(
+    def batches(
         self, x: np.ndarray | NpyRows, batch_size: int, progress: bool
     ) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield ``(lo, x_batch [b, T, F] on the device)``, with a progress bar over series."""
@@ -192,7 +189,7 @@ class Forecaster:
         out = np.empty((len(x), ahead), dtype=np.float32)
         forecast = self.module.forecast  # [B, T, F] -> [B, k]
         with torch.inference_mode():
-            for lo, batch in self._batches(x, batch_size, progress):
+            for lo, batch in self.batches(x, batch_size, progress):
                 if ahead <= self.horizon:
                     y = forecast(batch)[:, :ahead]  # [b, ahead]
                 else:
@@ -208,7 +205,7 @@ class Forecaster:
         self.check_input(x)
         out = None
         with torch.inference_mode():
-            for lo, batch in self._batches(x, batch_size, progress):
+            for lo, batch in self.batches(x, batch_size, progress):
                 y = self.module(batch).cpu().numpy()  # [b, T, k] | [b, k]
                 if out is None:
                     out = np.empty((len(x), *y.shape[1:]), dtype=np.float32)
@@ -216,7 +213,12 @@ class Forecaster:
         return out
 
     def forecast_table(
-        self, path: str | Path, ahead: int | None = None, window: str = "sliding"
+        self,
+        path: str | Path,
+        ahead: int | None = None,
+        window: str = "sliding",
+        levels: Sequence[float] = (),
+        method: str | None = None,
     ) -> pd.DataFrame:
         """Forecast ``ahead`` steps past the last row of a file like the training file.
 
@@ -224,7 +226,8 @@ class Forecaster:
         ``n_steps`` rows are scaled with the training scaler, forecast (iteratively past the
         horizon, univariate models only) and mapped back to the data's units. Returns a
         frame with ``step`` (1..ahead), the future timestamps (when the model has a time
-        column; inferred from its regular spacing) and the target column.
+        column; inferred from its regular spacing), the target column and, per level,
+        ``lo-L``/``hi-L`` in the data's units (:func:`~.intervals.predict_intervals`).
         """
         if not self.file_data:
             raise InputError("this checkpoint was not trained on a file (data=csv)")
@@ -234,7 +237,12 @@ class Forecaster:
         table = read_table(path, d, self.n_steps)
         recent = table.values[-self.n_steps :]  # [T, F], the target first
         x = self.scaler.transform(recent)[np.newaxis]  # [1, T, F]
-        y = self.scaler.inverse(self.predict(x, ahead, window)[0])  # [ahead]
+        bounds = None
+        if levels:
+            point, bounds = predict_intervals(self, x, ahead, levels, method)  # [1, ahead, L, 2]
+        else:
+            point = self.predict(x, ahead, window)
+        y = self.scaler.inverse(point[0])  # [ahead]
         result = {"step": np.arange(1, ahead + 1)}
         if d.get("time"):
             try:
@@ -242,6 +250,9 @@ class Forecaster:
             except InputError as err:
                 raise InputError(f"input {path}: {err}") from None
         result[d["target_column"]] = y
+        for i, level in enumerate(sorted(levels)):  # positive scale: lo stays below hi
+            result[f"lo-{level_name(level)}"] = self.scaler.inverse(bounds[0, :, i, 0])
+            result[f"hi-{level_name(level)}"] = self.scaler.inverse(bounds[0, :, i, 1])
         self.last_history = recent[:, 0]  # [T], for the figure
         return pd.DataFrame(result)
 
@@ -282,4 +293,6 @@ def load_forecaster(path: str | Path, device: str = "auto", layers: str = "fast"
     data = check_data_settings(ckpt.get("datamodule_hyper_parameters"), module, path)
     state = ckpt.get(FileDataModule.__qualname__)
     scaler = Scaler.from_dict(state["scaler"]) if isinstance(state, dict) and state else None
-    return Forecaster(module, dev, data, scaler)
+    stored, read = ckpt.get(intervals.CHECKPOINT_KEY), intervals.Calibration.from_dict
+    calibration = None if stored is None else read(stored, str(path), module.hparams.horizon)
+    return Forecaster(module, dev, data, scaler, calibration)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from seqforecast import intervals, scores
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.outputs import atomic_write_json, atomic_write_text
 from seqforecast.predict.files import (
@@ -21,10 +22,13 @@ from seqforecast.predict.files import (
     read_input,
     write_array,
     write_figure,
+    write_intervals,
     write_predictions,
 )
 from seqforecast.predict.forecaster import Forecaster, load_forecaster
+from seqforecast.predict.intervals import calibration_for, check_direct, predict_intervals
 from seqforecast.predict.training_data import FILE_NEEDS_INPUT
+from seqforecast.rules import check
 
 
 def forecast_targets(y: np.ndarray, target: str, ahead: int) -> np.ndarray:
@@ -47,6 +51,30 @@ def _check_count(cfg: DictConfig, key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ConfigError(f"{key} must be an integer >= 0, got {value!r}")
     return value
+
+
+def resolve_intervals(
+    cfg: DictConfig, forecaster: Forecaster, ahead: int
+) -> intervals.Calibration | None:
+    """The calibration of ``cfg.levels`` by ``cfg.intervals`` (``None``: no intervals).
+
+    ``levels: null`` takes the checkpoint's levels when the forecast is direct (an
+    iterative one has none); levels asked for with ``ahead`` past the horizon are refused.
+    """
+    method = cfg.get("intervals")
+    if method is not None:
+        check("intervals", method)
+    levels = cfg.get("levels")
+    if levels is None:
+        if ahead > forecaster.horizon or not forecaster.levels:
+            return None
+    else:
+        levels = OmegaConf.to_container(levels) if OmegaConf.is_config(levels) else levels
+        levels = check("levels", levels)
+        if not levels:
+            return None
+        check_direct(forecaster, ahead, levels)
+    return calibration_for(forecaster, levels, method)
 
 
 def _summary(
@@ -84,8 +112,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     forecaster = load_forecaster(cfg.ckpt_path, cfg.device, cfg.get("layers", "fast"))
     ahead = forecaster.horizon if cfg.ahead is None else cfg.ahead
     forecaster.check_options(ahead, cfg.window, cfg.batch_size)
+    calibration = resolve_intervals(cfg, forecaster, ahead)
     if forecaster.file_data:
-        return predict_file(forecaster, cfg, ahead, out, names, n_plot)
+        return predict_file(forecaster, cfg, ahead, out, names, n_plot, calibration)
     y, settings = None, None
     if cfg.input:
         x = read_input(cfg.input)
@@ -96,15 +125,32 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         source = f"generated {cfg.split} split"
 
     start = time.perf_counter()
-    predictions = forecaster.predict(x, ahead, cfg.window, cfg.batch_size, progress=cfg.progress)
+    bounds, levels = None, []
+    if calibration is None:
+        predictions = forecaster.predict(x, ahead, cfg.window, cfg.batch_size, cfg.progress)
+    else:
+        levels = calibration.levels
+        predictions, bounds = predict_intervals(
+            forecaster,
+            x,
+            ahead,
+            batch_size=cfg.batch_size,
+            progress=cfg.progress,
+            calibration=calibration,
+        )
     summary = _summary(cfg, forecaster, source, len(predictions), ahead, start)
     write_predictions(out, names["predictions"], predictions)
+    if bounds is not None:
+        write_intervals(out, names["intervals"], predictions, bounds, levels)
+        summary["intervals"] = calibration.to_dict()
 
     actual = None
     if y is not None:
         actual = forecast_targets(y, settings["target"], ahead)
         metrics, errors = score(predictions, actual)
         summary.update(metrics)
+        if bounds is not None:
+            summary.update(intervals.score(actual, bounds, levels))
         write_array(out / f"{names['errors']}.npy", errors)
         steps_scored = (
             forecaster.target == "seq2seq"
@@ -119,7 +165,9 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         atomic_write_json(out / names["metrics"], summary)
 
     if n_plot:
-        write_figure(out / names["plot"], x, predictions, actual, n_plot, summary["method"])
+        write_figure(
+            out / names["plot"], x, predictions, actual, n_plot, summary["method"], bounds, levels
+        )
     return summary
 
 
@@ -130,23 +178,43 @@ def predict_file(
     out: Path,
     names: dict[str, str],
     n_plot: int,
+    calibration: intervals.Calibration | None = None,
 ) -> dict[str, Any]:
     """A file-trained model: forecast ``ahead`` steps past the input file's last row.
 
     Writes ``predictions.csv`` (``step``, future timestamps when the model has a time
-    column, the target in its own units), ``predictions.npy`` ``[1, ahead]`` and the figure.
+    column, the target in its own units, and with intervals ``lo-L``/``hi-L`` in those
+    units), ``predictions.npy`` ``[1, ahead]``, ``intervals.npy`` ``[1, ahead, L, 2]``
+    and the figure.
     """
     if not cfg.input:
         raise InputError(FILE_NEEDS_INPUT.format(path=forecaster.data["path"]))
     start = time.perf_counter()
-    table = forecaster.forecast_table(cfg.input, ahead, cfg.window)
+    levels = calibration.levels if calibration else []
+    method = calibration.method if calibration else None
+    table = forecaster.forecast_table(cfg.input, ahead, cfg.window, levels, method)
     target = forecaster.data["target_column"]
     predictions = table[target].to_numpy(dtype=np.float32)[np.newaxis]  # [1, ahead]
     write_predictions(out, names["predictions"], predictions, table)
     summary = _summary(cfg, forecaster, str(cfg.input), 1, ahead, start)
+    bounds = None
+    if calibration:
+        sides = [f"{s}-{scores.level_name(lv)}" for lv in levels for s in ("lo", "hi")]
+        bounds = table[sides].to_numpy(np.float32).reshape(1, ahead, len(levels), 2)
+        write_array(out / f"{names['intervals']}.npy", bounds)
+        summary["intervals"] = calibration.to_dict()
     if n_plot:
         history = forecaster.last_history[np.newaxis]  # [1, T]
-        write_figure(out / names["plot"], history, predictions, None, n_plot, summary["method"])
+        write_figure(
+            out / names["plot"],
+            history,
+            predictions,
+            None,
+            n_plot,
+            summary["method"],
+            bounds,
+            levels,
+        )
     return summary
 
 
@@ -162,4 +230,17 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"mse:      {summary['mse']:.6f}  (per horizon step: {per})")
     if "mse_all_steps" in summary:
         lines.append(f"mse over every input step's outputs: {summary['mse_all_steps']:.6f}")
+    if "intervals" in summary:
+        info = summary["intervals"]
+        used = f"intervals: {info['method']} at levels {[f'{lv:g}' for lv in info['levels']]}"
+        if info["n_calibration"]:
+            used += f", calibrated on {info['n_calibration']} val windows"
+        lines.append(used)
+        for level in info["levels"]:
+            name = scores.level_name(level)
+            if f"coverage-{name}" in summary:
+                lines.append(
+                    f"  {name} %: coverage {summary[f'coverage-{name}']:.1f} %, mean width "
+                    f"{summary[f'width-{name}']:.4f}, Winkler {summary[f'winkler-{name}']:.4f}"
+                )
     return "\n".join(lines)

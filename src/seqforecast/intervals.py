@@ -1,0 +1,288 @@
+"""Prediction intervals for the direct ``k``-step forecast: calibrated, stored, applied, scored.
+
+Three methods (``intervals=``), each giving, per level ``L`` (percent) and step ahead, the
+bounds ``(lo, hi)`` of a central interval:
+
+- ``conformal`` (any model, the baselines included): split-conformal. The calibration
+  scores are the absolute errors ``|y - f| [N, k]`` of the point forecast on windows the
+  model was not trained on (the validation split); the half-width of step ``j`` is
+  :func:`seqforecast.scores.conformal_width` of column ``j``; bounds ``f -/+ width``.
+- ``model`` (``model.loss=quantile|gaussian``): the model's own quantiles at
+  ``0.5 -/+ L / 200``, uncalibrated. A quantile model has only the intervals its levels bound.
+- ``cqr`` (conformalized quantile regression, Romano et al. 2019): the model's quantiles,
+  calibrated. The score is ``max(lo - y, y - hi)`` (negative inside the interval), its
+  finite-sample quantile ``q`` per step (:func:`order_statistic`, the rank
+  :func:`~seqforecast.scores.conformal_width` uses); bounds ``(lo - q, hi + q)`` (``q < 0``
+  narrows them).
+
+A :class:`Calibration` holds the method, levels and per-step widths (``q`` for ``cqr``,
+zeros for ``model``) as plain numbers: ``train`` stores it in the best checkpoint under
+:data:`CHECKPOINT_KEY` (``torch.load(weights_only=True)`` still reads it) and in
+``metrics.json``. Widths are in the model's units (file data: scaled); standard and minmax
+scaling are affine per column with a positive scale, so bounds map back to the data's units
+through the scaler's inverse, ``lo * scale + center``. A level needs at least
+``ceil(L / (100 - L))`` calibration windows (19 for 95 %); with fewer its width is ``inf``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seqforecast import scores
+from seqforecast.errors import ConfigError, InputError
+from seqforecast.losses import interval_pairs
+from seqforecast.module import ForecastModule
+from seqforecast.outputs import atomic_open
+
+log = logging.getLogger(__name__)
+
+METHODS = ("conformal", "model", "cqr")
+CHECKPOINT_KEY = "intervals"
+
+
+def central(level: float) -> tuple[float, float]:
+    """The quantile levels bounding the central ``level`` % interval: ``80 -> (0.1, 0.9)``."""
+    return round(0.5 - level / 200, 9), round(0.5 + level / 200, 9)
+
+
+def check_method(module: ForecastModule, method: str, levels: Sequence[float]) -> None:
+    """``method`` fits ``module``: ``model``/``cqr`` need a probabilistic model whose
+    quantiles bound every level (a quantile model: only the pairs among its own levels)."""
+    if method not in METHODS:
+        raise ConfigError(f"intervals={method!r} is not allowed: expected one of {list(METHODS)}")
+    if method == "conformal" or not levels:
+        return
+    loss = module.hparams.get("loss", "mse")
+    if loss == "mse":
+        raise ConfigError(
+            f"intervals={method} reads the model's own quantiles, but this model has "
+            "model.loss=mse (point forecasts only); use intervals=conformal, or train with "
+            "model.loss=quantile or gaussian"
+        )
+    if loss == "quantile":
+        own = module.hparams.quantiles
+        missing = [lv for lv in levels if not set(central(lv)) <= set(own)]
+        if missing:
+            have = [p[2] for p in interval_pairs(own)]
+            raise ConfigError(
+                f"levels={list(levels)}: intervals={method} on a quantile model has only the "
+                f"central intervals of its levels model.quantiles={own}, i.e. levels={have} "
+                f"({missing} are not among them); use those, or intervals=conformal"
+            )
+
+
+def order_statistic(values: np.ndarray, level: float) -> np.ndarray:
+    """Per column of ``values [N, k]`` (signed), the ``ceil((N + 1) level / 100)``-th
+    smallest: ``[k]``; ``inf`` when ``N`` is too small. For absolute errors it equals
+    :func:`~seqforecast.scores.conformal_width`."""
+    v = np.sort(np.asarray(values, dtype=np.float64), axis=0)
+    rank = math.ceil((len(v) + 1) * level / 100.0)
+    return np.full(v.shape[1:], np.inf) if rank > len(v) else v[rank - 1]
+
+
+def forecast_batch(
+    module: ForecastModule, batch: torch.Tensor, levels: Sequence[float], method: str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The direct forecast of ``batch [B, T, F]``: the point ``[B, k]`` and, for
+    ``model``/``cqr``, the model's bounds ``[B, k, L, 2]`` (else ``None``); float64."""
+    point = module.forecast(batch).double().cpu().numpy()  # [B, k]
+    if method == "conformal" or not levels:
+        return point, None
+    quantiles = sorted({q for lv in levels for q in central(lv)})
+    pick = [[quantiles.index(q) for q in central(lv)] for lv in levels]  # [L, 2]
+    q = module.forecast_quantiles(batch, quantiles).double().cpu().numpy()  # [B, k, Q]
+    return point, q[..., pick]  # [B, k, L, 2]
+
+
+def forecast(
+    module: ForecastModule,
+    x: np.ndarray,
+    levels: Sequence[float] = (),
+    method: str = "conformal",
+    batch_size: int = 1024,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`forecast_batch` of windows ``x [N, T, F]``, ``batch_size`` at a time."""
+    module.eval()
+    parts = []
+    with torch.inference_mode():
+        for lo in range(0, len(x), batch_size):
+            batch = torch.as_tensor(np.asarray(x[lo : lo + batch_size], np.float32))
+            parts.append(forecast_batch(module, batch.to(module.device), levels, method))
+    point = np.concatenate([p for p, _ in parts])
+    return point, (None if parts[0][1] is None else np.concatenate([m for _, m in parts]))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-step widths ``[L, k]`` of ``method`` at ``levels``, from ``n_calibration`` windows."""
+
+    method: str
+    levels: list[float]
+    widths: np.ndarray  # [L, k]: conformal half-widths, cqr widenings, model zeros
+    n_calibration: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain numbers: the checkpoint's and ``metrics.json``'s stored form."""
+        return {
+            "method": self.method,
+            "levels": [float(lv) for lv in self.levels],
+            "widths": self.widths.tolist(),
+            "n_calibration": self.n_calibration,
+        }
+
+    @classmethod
+    def from_dict(cls, state: Any, where: str, steps: int) -> Calibration:
+        """The stored form read back for a model of ``steps`` steps ahead; anything
+        malformed is one line naming ``where``."""
+        try:
+            widths = np.asarray(state["widths"], dtype=np.float64)
+            cal = cls(
+                state["method"],
+                [float(v) for v in state["levels"]],
+                widths,
+                int(state["n_calibration"]),
+            )
+            ok = cal.method in METHODS and widths.shape == (len(cal.levels), steps)
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise InputError(
+                f"{where}: its '{CHECKPOINT_KEY}' entry is malformed; expected method, levels, "
+                f"widths [levels x {steps} steps] and n_calibration (written by train.py)"
+            )
+        return cal
+
+    def subset(self, levels: Sequence[float]) -> Calibration | None:
+        """The calibration of ``levels`` alone, or ``None`` when one was not calibrated."""
+        if not set(levels) <= set(self.levels):
+            return None
+        rows = [self.levels.index(lv) for lv in levels]
+        return Calibration(self.method, list(levels), self.widths[rows], self.n_calibration)
+
+    def bounds(self, point: np.ndarray, model: np.ndarray | None = None) -> np.ndarray:
+        """Bounds ``[N, a, L, 2]`` (lo, hi) of the first ``a`` steps: ``point [N, a]`` -/+ the
+        widths (``conformal``), or the model's ``[N, a, L, 2]`` widened (``cqr``) or as is."""
+        w = self.widths[:, : point.shape[1]].T  # [a, L]
+        if self.method == "conformal":
+            p = np.asarray(point, np.float64)[..., np.newaxis]  # [N, a, 1]
+            return np.stack([p - w, p + w], axis=-1)
+        if model is None:
+            raise ValueError(f"intervals={self.method} needs the model's quantile bounds")
+        return model + np.stack([-w, w], axis=-1)
+
+
+def calibrate(
+    module: ForecastModule,
+    x: np.ndarray,
+    y: np.ndarray,
+    levels: Sequence[float],
+    method: str = "conformal",
+    batch_size: int = 1024,
+) -> Calibration:
+    """Widths at ``levels`` from calibration windows ``x [N, T, F]`` and the ``k`` values
+    after each, ``y [N, k]``, forecast by ``module`` (its direct forecast)."""
+    check_method(module, method, levels)
+    point, model = forecast(module, x, levels, method, batch_size)
+    y = np.asarray(y, np.float64)
+    widths = np.zeros((len(levels), point.shape[1]))
+    for i, level in enumerate(levels):
+        if method == "conformal":
+            widths[i] = scores.conformal_width(y - point, level)
+        elif method == "cqr":
+            lo, hi = model[:, :, i, 0], model[:, :, i, 1]
+            widths[i] = order_statistic(np.maximum(lo - y, y - hi), level)
+        if method != "model" and not np.isfinite(widths[i]).all():
+            need = math.ceil(level / (100 - level))
+            log.warning(
+                f"level {level:g}: {len(y)} calibration windows are too few for a finite "
+                f"interval (at least {need} needed); its bounds are infinite"
+            )
+    return Calibration(method, list(levels), widths, len(y))
+
+
+def stream(
+    module: ForecastModule,
+    batches: Iterable[tuple[int, torch.Tensor]],
+    n: int,
+    ahead: int,
+    calibration: Calibration,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Forecasts and bounds of ``n`` windows arriving as ``(first row, batch [b, T, F])``:
+    float32 ``[n, ahead]`` and ``[n, ahead, L, 2]``, filled batch by batch."""
+    levels, method = calibration.levels, calibration.method
+    point = np.empty((n, ahead), np.float32)
+    bounds = np.empty((n, ahead, len(levels), 2), np.float32)
+    module.eval()
+    with torch.inference_mode():
+        for lo, batch in batches:
+            p, m = forecast_batch(module, batch, levels, method)
+            p, m = p[:, :ahead], None if m is None else m[:, :ahead]
+            point[lo : lo + len(p)] = p
+            bounds[lo : lo + len(p)] = calibration.bounds(p, m)
+    return point, bounds
+
+
+def score(y: np.ndarray, bounds: np.ndarray, levels: Sequence[float], prefix: str = "") -> dict:
+    """``{prefix}coverage-L``, ``width-L``, ``winkler-L`` of ``bounds [N, a, L, 2]`` for
+    ``y [N, a]`` (:func:`seqforecast.scores.interval_scores`)."""
+    pairs = {lv: (bounds[..., i, 0], bounds[..., i, 1]) for i, lv in enumerate(levels)}
+    return {f"{prefix}{k}": v for k, v in scores.interval_scores(y, pairs).items()}
+
+
+def last_step(y: np.ndarray, target: str) -> np.ndarray:
+    """The ``k`` values after each window: ``[N, T, k]`` (seq2seq) or ``[N, k]`` -> ``[N, k]``."""
+    return y[:, -1] if target == "seq2seq" else y
+
+
+def store(path: str | Path, calibration: Calibration) -> None:
+    """Add the calibration to the checkpoint at ``path``, rewritten atomically."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt[CHECKPOINT_KEY] = calibration.to_dict()
+    with atomic_open(path) as f:
+        torch.save(ckpt, f)
+
+
+def evaluate(
+    module: ForecastModule, datamodule: Any, levels: Sequence[float], method: str = "conformal"
+) -> tuple[Calibration, dict[str, Any]]:
+    """Calibrate on the datamodule's val windows and score the test windows' intervals.
+
+    Returns the calibration and ``test/coverage-L``, ``test/width-L``, ``test/winkler-L``
+    (file data: widths and Winkler scores in the data's units, through its ``scaler``).
+    """
+    target = module.hparams.target
+    x, y = datamodule.arrays("val")
+    cal = calibrate(module, x, last_step(y, target), levels, method, datamodule.eval_batch_size)
+    x, y = datamodule.arrays("test")
+    bounds = cal.bounds(*forecast(module, x, levels, method, datamodule.eval_batch_size))
+    y = last_step(y, target)
+    scaler = getattr(datamodule, "scaler", None)
+    if scaler is not None:
+        bounds, y = scaler.inverse(bounds), scaler.inverse(y)
+    return cal, score(y, bounds, levels, "test/")
+
+
+def merge_metrics(
+    metrics: dict[str, Any], found: dict[str, Any], calibration: Calibration
+) -> dict[str, Any]:
+    """``metrics`` with the interval scores ``found`` and the calibration (``intervals``).
+
+    A probabilistic model logs the coverage of its own quantiles as ``{stage}/coverage-L``.
+    ``test/coverage-L`` is that of the intervals in use; when those are another method's
+    (``conformal``, ``cqr``), the model's own test coverage is kept as
+    ``test/model_coverage-L``. ``val/coverage-L`` stays the model's own: the val windows are
+    the calibration set, where calibrated intervals are not scored.
+    """
+    if calibration.method != "model":
+        metrics = {
+            k.replace("test/coverage-", "test/model_coverage-", 1): v for k, v in metrics.items()
+        }
+    return {**metrics, **found, CHECKPOINT_KEY: calibration.to_dict()}
