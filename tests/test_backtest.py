@@ -50,6 +50,7 @@ def trained(root: Path, *overrides: str) -> Path:
         f"n_steps={N_STEPS}",
         "trainer.max_epochs=1",
         "trainer.accelerator=cpu",
+        "trainer.log_every_n_steps=1",  # a handful of batches an epoch
         "trainer.enable_model_summary=false",
         *overrides,
         tiny=False,
