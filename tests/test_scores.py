@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from seqforecast.errors import ConfigError
+from seqforecast.intervals import check_levels
+from seqforecast.rules import PROBABILITIES, check_value
 from seqforecast.scores import (
-    check_levels,
-    check_quantiles,
     conformal_width,
     coverage,
     crps_from_quantiles,
@@ -80,13 +80,17 @@ def test_pinball_and_crps_by_hand() -> None:
     assert crps_from_quantiles(y, q, [0.1, 0.9]) == pytest.approx(0.15)
 
 
-@pytest.mark.parametrize("levels", [[0, 80], [80, 100], ["80"], 80, [True]])
+@pytest.mark.parametrize("levels", [[0, 80], [80, 100], ["80"], 80, [True], [80, 80]])
 def test_bad_levels_are_refused(levels) -> None:
     with pytest.raises(ConfigError, match=r"levels=.*percentages in \(0, 100\)"):
         check_levels(levels)
 
 
+def test_levels_come_back_sorted() -> None:
+    assert check_levels([95, 80]) == [80, 95] and check_levels(None) == []
+
+
 @pytest.mark.parametrize("quantiles", [[0.9, 0.1], [0.0, 0.5], [0.5, 1.0], [], [0.5, 0.5]])
 def test_bad_quantiles_are_refused(quantiles) -> None:
     with pytest.raises(ConfigError, match=r"model.quantiles=.*increasing numbers in \(0, 1\)"):
-        check_quantiles(quantiles)
+        check_value("model.quantiles", quantiles, PROBABILITIES)

@@ -11,7 +11,7 @@ bounds ``(lo, hi)`` of a central interval:
   ``0.5 -/+ L / 200``, uncalibrated. A quantile model has only the intervals its levels bound.
 - ``cqr`` (conformalized quantile regression, Romano et al. 2019): the model's quantiles,
   calibrated. The score is ``max(lo - y, y - hi)`` (negative inside the interval), its
-  finite-sample quantile ``q`` per step (:func:`order_statistic`, the rank
+  finite-sample quantile ``q`` per step (:func:`~seqforecast.scores.order_statistic`, the rank
   :func:`~seqforecast.scores.conformal_width` uses); bounds ``(lo - q, hi + q)`` (``q < 0``
   narrows them).
 
@@ -41,10 +41,10 @@ from seqforecast.errors import ConfigError, InputError
 from seqforecast.losses import interval_pairs
 from seqforecast.module import ForecastModule
 from seqforecast.outputs import atomic_open
+from seqforecast.rules import INTERVALS, check
 
 log = logging.getLogger(__name__)
 
-METHODS = ("conformal", "model", "cqr")
 CHECKPOINT_KEY = "intervals"
 
 
@@ -53,11 +53,15 @@ def central(level: float) -> tuple[float, float]:
     return round(0.5 - level / 200, 9), round(0.5 + level / 200, 9)
 
 
+def check_levels(levels: Sequence[float] | None) -> list[float]:
+    """Interval levels as a sorted list (the ``levels`` rule; ``None``: none)."""
+    return sorted(check("levels", levels) or [])
+
+
 def check_method(module: ForecastModule, method: str, levels: Sequence[float]) -> None:
     """``method`` fits ``module``: ``model``/``cqr`` need a probabilistic model whose
     quantiles bound every level (a quantile model: only the pairs among its own levels)."""
-    if method not in METHODS:
-        raise ConfigError(f"intervals={method!r} is not allowed: expected one of {list(METHODS)}")
+    check("intervals", method)
     if method == "conformal" or not levels:
         return
     loss = module.hparams.get("loss", "mse")
@@ -77,15 +81,6 @@ def check_method(module: ForecastModule, method: str, levels: Sequence[float]) -
                 f"central intervals of its levels model.quantiles={own}, i.e. levels={have} "
                 f"({missing} are not among them); use those, or intervals=conformal"
             )
-
-
-def order_statistic(values: np.ndarray, level: float) -> np.ndarray:
-    """Per column of ``values [N, k]`` (signed), the ``ceil((N + 1) level / 100)``-th
-    smallest: ``[k]``; ``inf`` when ``N`` is too small. For absolute errors it equals
-    :func:`~seqforecast.scores.conformal_width`."""
-    v = np.sort(np.asarray(values, dtype=np.float64), axis=0)
-    rank = math.ceil((len(v) + 1) * level / 100.0)
-    return np.full(v.shape[1:], np.inf) if rank > len(v) else v[rank - 1]
 
 
 def forecast_batch(
@@ -150,7 +145,7 @@ class Calibration:
                 widths,
                 int(state["n_calibration"]),
             )
-            ok = cal.method in METHODS and widths.shape == (len(cal.levels), steps)
+            ok = cal.method in INTERVALS and widths.shape == (len(cal.levels), steps)
         except (KeyError, TypeError, ValueError):
             ok = False
         if not ok:
@@ -198,7 +193,7 @@ def calibrate(
             widths[i] = scores.conformal_width(y - point, level)
         elif method == "cqr":
             lo, hi = model[:, :, i, 0], model[:, :, i, 1]
-            widths[i] = order_statistic(np.maximum(lo - y, y - hi), level)
+            widths[i] = scores.order_statistic(np.maximum(lo - y, y - hi), level)
         if method != "model" and not np.isfinite(widths[i]).all():
             need = math.ceil(level / (100 - level))
             log.warning(

@@ -33,7 +33,6 @@ from seqforecast.errors import ConfigError
 from seqforecast.models import STACKS
 from seqforecast.rules import check
 
-LOSSES = ("mse", "quantile", "gaussian")
 # The levels a model forecasts and is scored at when model.quantiles is null.
 DEFAULT_LEVELS = {"quantile": (0.1, 0.5, 0.9), "gaussian": (0.025, 0.1, 0.5, 0.9, 0.975)}
 SCALE_EPS = 1e-4  # the smallest Gaussian scale

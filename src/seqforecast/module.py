@@ -15,9 +15,8 @@ from seqforecast.errors import ConfigError, NonFiniteLossError
 from seqforecast.losses import build_loss
 from seqforecast.models import build_net, output_steps
 from seqforecast.models.init import adam_eps, keras_init_
-from seqforecast.rules import check
+from seqforecast.rules import PROBABILITIES, check, check_value
 from seqforecast.schedules import build_scheduler, check_scheduler, set_total_steps
-from seqforecast.scores import check_quantiles
 
 EVAL_STAGES = ("val", "test")
 # Hyperparameters that checkpoints of earlier versions carry and that no longer mean anything
@@ -168,7 +167,7 @@ class ForecastModule(L.LightningModule):
     ) -> torch.Tensor:
         """Quantiles of the direct forecast, ``[B, T, F] -> [B, k, Q]``, at ``quantiles``
         (default ``hparams.quantiles``; a quantile model has only its own levels)."""
-        levels = None if quantiles is None else check_quantiles(quantiles, "quantiles")
+        levels = None if quantiles is None else check_value("quantiles", quantiles, PROBABILITIES)
         return self.objective.quantiles(self.last_step(self.forward_dist(x)), levels)
 
     def last_step(self, y: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from itertools import pairwise
 
 import numpy as np
 
@@ -57,20 +56,6 @@ def mase(y: np.ndarray, forecast: np.ndarray, history: np.ndarray, season: int =
     return mae(y, forecast) / scale if scale > 0 else math.inf
 
 
-def check_levels(levels: Sequence[float], key: str = "levels") -> list[float]:
-    """Interval levels as a sorted list of percentages strictly between 0 and 100."""
-    ok = isinstance(levels, Sequence) and not isinstance(levels, str)
-    values = list(levels) if ok else []
-    if not ok or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 100 for v in values
-    ):
-        raise ConfigError(
-            f"{key}={levels!r} is not allowed: expected a list of percentages in (0, 100), "
-            "e.g. [80, 95]"
-        )
-    return sorted(values)
-
-
 def level_name(level: float) -> str:
     """``80 -> "80"``, ``97.5 -> "97.5"``: the suffix of the ``lo-80``/``hi-80`` columns."""
     return f"{level:g}"
@@ -105,35 +90,19 @@ def interval_scores(
     return out
 
 
+def order_statistic(values: np.ndarray, level: float) -> np.ndarray:
+    """Per column of ``values [N, k]`` (signed), the ``ceil((N + 1) level / 100)``-th
+    smallest: ``[k]``; ``inf`` when ``N`` is too small for the level."""
+    v = np.sort(_f64(values), axis=0)
+    rank = math.ceil((len(v) + 1) * level / 100.0)
+    return np.full(v.shape[1:], np.inf) if rank > len(v) else v[rank - 1]
+
+
 def conformal_width(residuals: np.ndarray, level: float) -> np.ndarray:
-    """Split-conformal half-widths per column of absolute ``residuals [N, k]`` (calibration
-    errors ``|y - f|`` per step ahead): the ``ceil((N + 1) level / 100)``-th smallest of each
-    column, so a new error falls within it with probability at least ``level`` percent.
-    ``inf`` when ``N`` is too small for the level."""
-    r = np.sort(np.abs(_f64(residuals)), axis=0)
-    n = r.shape[0]
-    rank = math.ceil((n + 1) * level / 100.0)
-    if rank > n:
-        return np.full(r.shape[1:], np.inf)
-    return r[rank - 1]
-
-
-def check_quantiles(quantiles: Sequence[float], key: str = "model.quantiles") -> list[float]:
-    """Quantiles as a strictly increasing list of numbers in (0, 1)."""
-    ok = isinstance(quantiles, Sequence) and not isinstance(quantiles, str) and len(quantiles) > 0
-    values = list(quantiles) if ok else []
-    if not (
-        ok
-        and all(
-            isinstance(q, int | float) and not isinstance(q, bool) and 0 < q < 1 for q in values
-        )
-        and all(a < b for a, b in pairwise(values))
-    ):
-        raise ConfigError(
-            f"{key}={quantiles!r} is not allowed: expected increasing numbers in (0, 1), "
-            "e.g. [0.1, 0.5, 0.9]"
-        )
-    return values
+    """Split-conformal half-widths per column of ``residuals [N, k]`` (calibration errors
+    ``y - f`` per step ahead): the :func:`order_statistic` of their absolute values, so a new
+    error falls within it with probability at least ``level`` percent."""
+    return order_statistic(np.abs(_f64(residuals)), level)
 
 
 def pinball(y: np.ndarray, q_forecast: np.ndarray, quantiles: Sequence[float]) -> float:

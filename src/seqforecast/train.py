@@ -33,7 +33,6 @@ from seqforecast.outputs import (
 )
 from seqforecast.resume import AUTO, continue_run, keep_log_history, resume_checkpoint
 from seqforecast.rules import check
-from seqforecast.scores import check_levels
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +216,7 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
     model = instantiate(cfg.model, n_features=datamodule.n_features)
     use_layers(model, cfg.get("layers", "fast"))
     # Interval levels (null or []: none), checked against the model before it trains.
-    levels = check_levels(OmegaConf.to_container(cfg.levels)) if cfg.get("levels") else []
+    levels = sorted(OmegaConf.to_container(cfg.levels) or []) if cfg.get("levels") else []
     method = cfg.get("intervals") or "conformal"
     intervals.check_method(model, method, levels)
     trainer = build_trainer(cfg)

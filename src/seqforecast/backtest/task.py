@@ -74,7 +74,7 @@ def check_options(cfg: DictConfig) -> Options:
         step_size=check("step_size", plain.get("step_size")),
         horizon=check_value("horizon", plain.get("horizon"), or_null(int_at_least(1))),
         refit=check("refit", plain.get("refit")),
-        levels=scores.check_levels(plain.get("levels")),
+        levels=sorted(check("levels", plain.get("levels")) or []),
         season=check("season_length", plain.get("season_length")),
         baselines=check("baselines", plain.get("baselines")),
         batch_size=plain["batch_size"],

@@ -16,8 +16,14 @@ import numpy as np
 
 from seqforecast.data.windows import FLOAT32, check_memory
 from seqforecast.errors import ConfigError, InputError
-from seqforecast.intervals import Calibration, calibrate, check_method, last_step, stream
-from seqforecast.scores import check_levels
+from seqforecast.intervals import (
+    Calibration,
+    calibrate,
+    check_levels,
+    check_method,
+    last_step,
+    stream,
+)
 
 log = logging.getLogger(__name__)
 
