@@ -4,7 +4,6 @@ checkpoint writer the Trainer uses (atomic, beside its target)."""
 from __future__ import annotations
 
 import contextlib
-import io
 import random
 import signal
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from seqforecast.errors import SeqforecastError
-from seqforecast.outputs import atomic_write_bytes
+from seqforecast.outputs import atomic_open
 
 
 class TrainingInterrupted(SeqforecastError):
@@ -172,6 +171,5 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     ) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
-        atomic_write_bytes(path, buffer.getvalue())
+        with atomic_open(path) as f:  # streamed: no second copy of the checkpoint in memory
+            torch.save(checkpoint, f)

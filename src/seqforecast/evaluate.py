@@ -8,9 +8,9 @@ know how far off the forecasts are in the file's units (sales, degrees), so
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from seqforecast.data.files import FileDataModule
+from seqforecast.intervals import forecast, last_step
 from seqforecast.module import ForecastModule
 
 
@@ -25,13 +25,11 @@ def unit_errors(
     scaler (column 0, the target), then averaged over every window and step.
     """
     out = {}
-    model.eval()
-    with torch.inference_mode():
-        for stage in stages:
-            x, y = datamodule.arrays(stage)  # [N, T, F], [N, k] or [N, T, k]
-            pred = model.forecast(torch.from_numpy(x).to(model.device)).cpu().numpy()  # [N, k]
-            actual = y[:, -1] if datamodule.target_kind == "seq2seq" else y  # [N, k]
-            err = datamodule.scaler.inverse(pred) - datamodule.scaler.inverse(actual)
-            out[f"{stage}/mae"] = float(np.abs(err).mean())
-            out[f"{stage}/rmse"] = float(np.sqrt((err**2).mean()))
+    for stage in stages:
+        x, y = datamodule.arrays(stage)  # [N, T, F], [N, k] or [N, T, k]
+        pred, _ = forecast(model, x, batch_size=datamodule.eval_batch_size)  # [N, k]
+        actual = last_step(y, datamodule.target_kind)  # [N, k]
+        err = datamodule.scaler.inverse(pred) - datamodule.scaler.inverse(actual)
+        out[f"{stage}/mae"] = float(np.abs(err).mean())
+        out[f"{stage}/rmse"] = float(np.sqrt((err**2).mean()))
     return out

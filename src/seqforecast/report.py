@@ -7,7 +7,6 @@ the book's published range (:mod:`seqforecast.reference`); :func:`write_markdown
 
 from __future__ import annotations
 
-import csv
 import math
 import statistics
 from collections.abc import Sequence
@@ -16,7 +15,9 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from seqforecast.outputs import atomic_write_text
 from seqforecast.reference import book_values
+from seqforecast.sweep import to_csv
 
 
 @dataclass
@@ -105,11 +106,7 @@ CSV_FIELDS = (
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    return atomic_write_text(path, to_csv(rows, list(CSV_FIELDS)))
 
 
 def _book(row: dict[str, Any]) -> str:
@@ -164,5 +161,4 @@ def write_markdown(
         "`forecasts/<experiment>.png` (the first validation series).",
         "",
     ]
-    path.write_text("\n".join(lines))
-    return path
+    return atomic_write_text(path, "\n".join(lines))

@@ -33,7 +33,7 @@ from seqforecast.rules import check
 
 def forecast_targets(y: np.ndarray, target: str, ahead: int) -> np.ndarray:
     """The ``ahead`` values after each window: ``y [N, k]`` or ``[N, T, k]`` -> ``[N, ahead]``."""
-    return (y[:, -1] if target == "seq2seq" else y)[:, :ahead]
+    return intervals.last_step(y, target)[:, :ahead]
 
 
 def score(predictions: np.ndarray, targets: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
