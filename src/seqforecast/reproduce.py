@@ -21,21 +21,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import torch
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from seqforecast.errors import ConfigError, SeqforecastError
-from seqforecast.forecast import iterative_forecast
 from seqforecast.plots import plot_forecasts, plot_learning_curves
-from seqforecast.predict.checkpoint import load_module
-from seqforecast.predict.task import score
+from seqforecast.predict import Forecaster, load_forecaster
+from seqforecast.predict.task import forecast_targets, score
 from seqforecast.report import Run, check_orderings, summarise, write_csv, write_markdown
 from seqforecast.resume import AUTO, same_settings
 from seqforecast.rules import check_value, int_at_least
 from seqforecast.sweep import collect
-from seqforecast.train import instantiate
 
 log = logging.getLogger(__name__)
 
@@ -142,15 +138,8 @@ def trained_run(name: str, seed: int, row: dict | None, run_dir: Path) -> Run:
     )
 
 
-def validation_data(run_dir: Path, ahead: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The run's validation windows, regenerated from its ``config.yaml``.
-
-    With ``ahead``: the same series with the ``ahead`` values after each window as targets.
-    """
-    data = OmegaConf.load(run_dir / "config.yaml").data
-    if ahead is not None:
-        data.horizon, data.target = ahead, "next"
-    return instantiate(data).arrays("val")
+def _forecaster(run_dir: Path, which: str) -> Forecaster:
+    return load_forecaster(run_dir / "checkpoints" / f"{which}.ckpt", device="cpu")
 
 
 def iterative_run(name: str, base: Run, ahead: int) -> Run:
@@ -160,13 +149,11 @@ def iterative_run(name: str, base: Run, ahead: int) -> Run:
     the final weights (``last.ckpt``) for ``val_final`` and the best checkpoint for
     ``val_best``.
     """
-    x, y = validation_data(base.run_dir, ahead)
     scores = {}
     for which in ("last", "best"):
-        module = load_module(base.run_dir / "checkpoints" / f"{which}.ckpt")
-        with torch.no_grad():
-            pred = iterative_forecast(module.forecast, torch.from_numpy(x), ahead, "growing")
-        scores[which] = score(pred.numpy(), y)[0]["mse"]
+        forecaster = _forecaster(base.run_dir, which)
+        x, y, _ = forecaster.generated_data("val", ahead)  # y [N, ahead]
+        scores[which] = score(forecaster.predict(x, ahead, "growing"), y)[0]["mse"]
     return Run(
         experiment=name,
         seed=base.seed,
@@ -183,20 +170,15 @@ def iterative_run(name: str, base: Run, ahead: int) -> Run:
 
 def forecast_figure(run: Run, ahead: int | None, out: Path) -> Path:
     """Forecasts of the first validation series by the run's best checkpoint."""
-    module = load_module(run.run_dir / "checkpoints" / "best.ckpt")
-    x, y = validation_data(run.run_dir, ahead)
-    x, y = torch.from_numpy(x[:N_PLOTTED]), y[:N_PLOTTED]
-    with torch.no_grad():
-        if ahead:
-            pred = iterative_forecast(module.forecast, x, ahead, "growing")
-        else:
-            pred = module.forecast(x)  # [S, k]
-    actual = y[:, -1] if y.ndim == 3 else y  # seq2seq: the last step's k targets
+    forecaster = _forecaster(run.run_dir, "best")
+    x, y, settings = forecaster.generated_data("val", ahead)
+    x, y = x[:N_PLOTTED], y[:N_PLOTTED]
+    pred = forecaster.predict(x, ahead, "growing")  # [S, ahead]; direct when ahead <= k
     return plot_forecasts(
-        x[..., 0].numpy(),
-        pred.numpy(),
+        x[..., 0],
+        pred,
         out / "forecasts" / f"{run.experiment}.png",
-        actual=actual,
+        actual=forecast_targets(y, settings["target"], pred.shape[1]),
         title=run.experiment,
     )
 
