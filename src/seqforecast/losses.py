@@ -58,10 +58,6 @@ def monotone_quantiles(raw: torch.Tensor, median: int) -> torch.Tensor:
     return torch.cat([mid - down, mid, mid + up], dim=-1)
 
 
-def normal_cdf(z: torch.Tensor) -> torch.Tensor:
-    return 0.5 * (1 + torch.erf(z / math.sqrt(2)))
-
-
 def gaussian_nll(mean: torch.Tensor, scale: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Negative log-likelihood of ``y`` under ``N(mean, scale^2)``, elementwise (constant
     included): ``log scale + (y - mean)^2 / (2 scale^2) + log(2 pi) / 2``."""
@@ -74,7 +70,7 @@ def gaussian_crps(mean: torch.Tensor, scale: torch.Tensor, y: torch.Tensor) -> t
     ``scale (z (2 Phi(z) - 1) + 2 phi(z) - 1 / sqrt(pi))`` with ``z = (y - mean) / scale``."""
     z = (y - mean) / scale
     pdf = torch.exp(-0.5 * z.square()) / math.sqrt(2 * math.pi)
-    return scale * (z * (2 * normal_cdf(z) - 1) + 2 * pdf - 1 / math.sqrt(math.pi))
+    return scale * (z * (2 * torch.special.ndtr(z) - 1) + 2 * pdf - 1 / math.sqrt(math.pi))
 
 
 def gaussian_quantiles(
@@ -137,8 +133,8 @@ class DistributionLoss(nn.Module):
         super().__init__()
         self.level_list = [float(a) for a in levels]
         self.register_buffer("levels", torch.tensor(self.level_list), persistent=False)
-        pairs = interval_pairs(self.level_list)
-        self.score_names = ["pinball", "crps", *(f"coverage-{p[2]:g}" for p in pairs)]
+        self.pairs = interval_pairs(self.level_list)  # the central intervals scored
+        self.score_names = ["pinball", "crps", *(f"coverage-{p[2]:g}" for p in self.pairs)]
         self.means = nn.ModuleDict(
             {s: nn.ModuleList(MeanMetric() for _ in self.score_names) for s in stages}
         )
@@ -168,7 +164,7 @@ class DistributionLoss(nn.Module):
         interval the levels bound, each ``[..., k]``."""
         q = self.quantiles(dist)  # [..., k, Q]
         out = {"pinball": pinball_loss(q, y, self.levels), "crps": self.crps(dist, y)}
-        for lo, hi, level in interval_pairs(self.level_list):
+        for lo, hi, level in self.pairs:
             inside = (y >= q[..., lo]) & (y <= q[..., hi])
             out[f"coverage-{level:g}"] = inside.float() * 100
         return out
