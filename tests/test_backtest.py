@@ -341,7 +341,10 @@ def test_cli_writes_the_run_folder_and_prints_the_table(seq2seq: Path, tmp_path:
 
 
 BAD_OPTIONS = [
-    (["levels=[0,95]"], r"levels=\[0, 95\] is not allowed: expected null or a list of distinct percentages"),
+    (
+        ["levels=[0,95]"],
+        r"levels=\[0, 95\] is not allowed: expected null or a list of distinct percentages",
+    ),
     (["levels=[80,100]"], r"levels=\[80, 100\] is not allowed"),
     (["season_length=180"], r"season_length=180 must be an integer from 1 to 179"),
     (["n_windows=40"], r"n_windows=40 x step_size=1 does not fit the test span"),

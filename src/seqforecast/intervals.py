@@ -26,8 +26,6 @@ through the scaler's inverse, ``lo * scale + center``. A level needs at least
 
 from __future__ import annotations
 
-import logging
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +40,6 @@ from seqforecast.losses import interval_pairs
 from seqforecast.module import ForecastModule
 from seqforecast.outputs import atomic_open
 from seqforecast.rules import INTERVALS, check
-
-log = logging.getLogger(__name__)
 
 CHECKPOINT_KEY = "intervals"
 
@@ -194,12 +190,6 @@ def calibrate(
         elif method == "cqr":
             lo, hi = model[:, :, i, 0], model[:, :, i, 1]
             widths[i] = scores.order_statistic(np.maximum(lo - y, y - hi), level)
-        if method != "model" and not np.isfinite(widths[i]).all():
-            need = math.ceil(level / (100 - level))
-            log.warning(
-                f"level {level:g}: {len(y)} calibration windows are too few for a finite "
-                f"interval (at least {need} needed); its bounds are infinite"
-            )
     return Calibration(method, list(levels), widths, len(y))
 
 

@@ -8,12 +8,15 @@ in ``levels=[80, 95]`` and the ``lo-80``/``hi-80`` column names.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from seqforecast.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def _f64(a: np.ndarray) -> np.ndarray:
@@ -95,7 +98,13 @@ def order_statistic(values: np.ndarray, level: float) -> np.ndarray:
     smallest: ``[k]``; ``inf`` when ``N`` is too small for the level."""
     v = np.sort(_f64(values), axis=0)
     rank = math.ceil((len(v) + 1) * level / 100.0)
-    return np.full(v.shape[1:], np.inf) if rank > len(v) else v[rank - 1]
+    if rank <= len(v):
+        return v[rank - 1]
+    log.warning(
+        f"level {level:g}: {len(v)} calibration values are too few for a finite interval "
+        f"(at least {math.ceil(level / (100 - level))} needed); its bounds are infinite"
+    )
+    return np.full(v.shape[1:], np.inf)
 
 
 def conformal_width(residuals: np.ndarray, level: float) -> np.ndarray:
