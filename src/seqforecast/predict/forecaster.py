@@ -214,13 +214,14 @@ class Forecaster:
 
     def forecast_table(
         self,
-        path: str | Path,
+        path: str | Path | pd.DataFrame,
         ahead: int | None = None,
         window: str = "sliding",
         levels: Sequence[float] = (),
         method: str | None = None,
     ) -> pd.DataFrame:
-        """Forecast ``ahead`` steps past the last row of a file like the training file.
+        """Forecast ``ahead`` steps past the last row of a file like the training file
+        (``path``; or its rows as a DataFrame).
 
         The file must hold the training columns (target, inputs, time); its last
         ``n_steps`` rows are scaled with the training scaler, forecast (iteratively past the
@@ -248,7 +249,8 @@ class Forecaster:
             try:
                 result[d["time"]] = future_times(table.times, ahead, d["time"]).to_numpy()
             except InputError as err:
-                raise InputError(f"input {path}: {err}") from None
+                name = "request" if isinstance(path, pd.DataFrame) else path
+                raise InputError(f"input {name}: {err}") from None
         result[d["target_column"]] = y
         for i, level in enumerate(sorted(levels)):  # positive scale: lo stays below hi
             result[f"lo-{level_name(level)}"] = self.scaler.inverse(bounds[0, :, i, 0])
