@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from seqforecast.data import SineDataModule, make_windows, two_sine_series
-from seqforecast.data.batches import BatchIndexSampler, tensor_loader
+from seqforecast.data.batches import BatchIndexSampler, TensorPairs, batch_loader
 from seqforecast.errors import ConfigError
 
 
@@ -87,9 +87,9 @@ def test_seq2seq_alignment_against_a_loop() -> None:
 def test_setup_is_idempotent() -> None:
     dm = SineDataModule(n_series=30, split=[10, 10, 10])
     dm.setup("fit")
-    first = dm.splits["train"][0]
+    first = dm.splits["train"].x
     dm.setup("test")
-    assert dm.splits["train"][0] is first
+    assert dm.splits["train"].x is first
 
 
 def test_fraction_split() -> None:
@@ -176,14 +176,14 @@ def test_sampler_shards_are_disjoint_and_cover() -> None:
 
 def test_loader_yields_index_slices() -> None:
     x, y = torch.arange(10.0).view(10, 1, 1), torch.arange(10.0).view(10, 1)
-    batches = list(tensor_loader(x, y, 4))
+    batches = list(batch_loader(TensorPairs(x, y), 4))
     assert [b[0].shape for b in batches] == [(4, 1, 1), (4, 1, 1), (2, 1, 1)]
     assert torch.equal(torch.cat([b[1] for b in batches]), y)
 
 
 def test_loader_state_resumes_mid_epoch_with_the_next_batch() -> None:
     x, y = torch.arange(70.0).view(70, 1, 1), torch.arange(70.0).view(70, 1)
-    loader = tensor_loader(x, y, 8, shuffle=True, seed=3)
+    loader = batch_loader(TensorPairs(x, y), 8, shuffle=True, seed=3)
     loader.sampler.set_epoch(2)
     full = [b[1] for b in loader]
     assert len(full) == len(loader) == 9
@@ -192,7 +192,7 @@ def test_loader_state_resumes_mid_epoch_with_the_next_batch() -> None:
     state = loader.state_dict()
     assert state == {"epoch": 2, "batches": 3}
     # A fresh loader (the resumed process) gets the state, then Lightning sets the epoch.
-    resumed = tensor_loader(x, y, 8, shuffle=True, seed=3)
+    resumed = batch_loader(TensorPairs(x, y), 8, shuffle=True, seed=3)
     resumed.load_state_dict(state)
     resumed.sampler.set_epoch(2)
     rest = [b[1] for b in resumed]
@@ -204,10 +204,10 @@ def test_loader_state_resumes_mid_epoch_with_the_next_batch() -> None:
 
 def test_loader_state_from_an_epoch_end_skips_nothing_in_the_next() -> None:
     x, y = torch.arange(70.0).view(70, 1, 1), torch.arange(70.0).view(70, 1)
-    loader = tensor_loader(x, y, 8, shuffle=True, seed=3)
+    loader = batch_loader(TensorPairs(x, y), 8, shuffle=True, seed=3)
     state = (list(loader), loader.state_dict())[1]
     assert state == {"epoch": 0, "batches": 9}
-    resumed = tensor_loader(x, y, 8, shuffle=True, seed=3)
+    resumed = batch_loader(TensorPairs(x, y), 8, shuffle=True, seed=3)
     resumed.load_state_dict(state)
     resumed.sampler.set_epoch(1)
     loader.sampler.set_epoch(1)

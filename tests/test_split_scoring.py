@@ -18,7 +18,7 @@ import torch
 from conftest import compose_cfg
 
 from seqforecast.data.files import FileDataModule
-from seqforecast.data.windows import FLOAT32, window_bytes
+from seqforecast.data.windows import FLOAT32
 from seqforecast.module import ForecastModule
 from seqforecast.predict.checkpoint import load_module
 from seqforecast.train import train
@@ -127,13 +127,18 @@ def test_training_windows_hold_no_val_or_test_row(index_csv: Path, kind: str) ->
         assert yv[0, 0, 0] == TRAIN - N_STEPS + 1 and yv[:, -1].min() == TRAIN
 
 
-def test_memory_estimate_counts_the_windows_setup_keeps(index_csv: Path) -> None:
+def test_windows_are_indexed_not_stored(index_csv: Path) -> None:
+    """The splits share one scaled copy of the rows; windows are gathered per batch."""
     dm = module(index_csv, "counts", target_kind="seq2seq")
-    held = sum(t.nbytes for pair in dm.splits.values() for t in pair)
-    n = 22  # the largest split: train, 30 - 6 - 3 + 1 windows (val and test: 15 - 3 + 1)
-    numpy_peak = window_bytes(n, N_STEPS, 3, 2, "seq2seq") + FLOAT32 * n * (N_STEPS + 3) * 2
-    assert held == FLOAT32 * (22 + 13 + 13) * (N_STEPS * 2 + N_STEPS * 3)  # x [N,6,2], y [N,6,3]
-    assert dm.memory_bytes([TRAIN, 15, 15]) == held + numpy_peak
+    rows = dm.splits["train"].rows
+    assert all(split.rows is rows for split in dm.splits.values())
+    assert tuple(rows.shape) == (TRAIN + 30, 2)  # the file's rows x (value, aux)
+    assert [len(split) for split in dm.splits.values()] == [22, 13, 13]
+    stored = [t for split in dm.splits.values() for t in vars(split).values()]
+    big = [t for t in stored if isinstance(t, torch.Tensor) and t is not rows and t.numel() > 30]
+    assert big == []  # nothing else grows with the windows: origins are arithmetic
+    # The estimate: rows read and scaled, and the larger eval split's targets and forecasts.
+    assert dm.memory_bytes([TRAIN, 15, 15]) == FLOAT32 * (2 * (TRAIN + 30) * 2 + 15 * (2 + 3 * 3))
 
 
 # --- the poisoned future ----------------------------------------------------------------------

@@ -241,17 +241,15 @@ def evaluate(
     """Calibrate on the datamodule's val windows and score the test windows' intervals.
 
     Returns the calibration and ``test/coverage-L``, ``test/width-L``, ``test/winkler-L``
-    (file data: widths and Winkler scores in the data's units, through its ``scaler``).
+    (file data: widths and Winkler scores in the data's units, through its ``to_units``).
     """
-    target = module.hparams.target
-    x, y = datamodule.arrays("val")
-    cal = calibrate(module, x, last_step(y, target), levels, method, datamodule.eval_batch_size)
-    x, y = datamodule.arrays("test")
+    x, y, _ = datamodule.eval_windows("val")  # inputs, [N, k], series
+    cal = calibrate(module, x, y, levels, method, datamodule.eval_batch_size)
+    x, y, series = datamodule.eval_windows("test")
     bounds = cal.bounds(*forecast(module, x, levels, method, datamodule.eval_batch_size))
-    y = last_step(y, target)
-    scaler = getattr(datamodule, "scaler", None)
-    if scaler is not None:
-        bounds, y = scaler.inverse(bounds), scaler.inverse(y)
+    to_units = getattr(datamodule, "to_units", None)
+    if to_units is not None:
+        bounds, y = to_units(bounds, series), to_units(y, series)
     return cal, score(y, bounds, levels, "test/")
 
 

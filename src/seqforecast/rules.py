@@ -118,6 +118,7 @@ def rules() -> dict[str, Rule]:
     fast), and those packages check their own values through this module.
     """
     from seqforecast.backtest.baselines import BASELINES
+    from seqforecast.data.panel import CALENDAR
     from seqforecast.data.scaling import SCALINGS
     from seqforecast.data.table import FILLS
     from seqforecast.data.windows import MAX_STEPS, TARGETS
@@ -150,6 +151,18 @@ def rules() -> dict[str, Rule]:
         "data.scaling": choice(*SCALINGS),
         "data.fill": choice(None, *FILLS),
         "data.target_kind": choice(*TARGETS),
+        "data.id": or_null(
+            Rule(
+                lambda v: NAME.check(v) or (NAMES.check(v) and len(v) > 0),
+                "a column name or a list of them, e.g. store or [store, item]",
+            )
+        ),
+        "data.scaling_scope": choice("series", "global"),
+        "data.future_inputs": NAMES,
+        "data.calendar": Rule(
+            lambda v: _seq(v) and all(c in CALENDAR for c in v) and len(set(v)) == len(v),
+            f"a list naming each calendar feature once, from {list(CALENDAR)}",
+        ),
         "model.net": choice(*NETS),
         "model.hidden": WIDTHS,
         "model.head": choice(*HEADS),

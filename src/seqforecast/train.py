@@ -33,6 +33,7 @@ from seqforecast.outputs import (
 )
 from seqforecast.resume import AUTO, continue_run, keep_log_history, resume_checkpoint
 from seqforecast.rules import check
+from seqforecast.sweep import to_csv
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +254,12 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
     metrics: dict[str, Any] = {**val[0], **test[0]}
     # File data also reports errors in the data's own units (the scaler is undone there).
     if isinstance(datamodule, FileDataModule):
-        metrics.update(unit_errors(model, datamodule))
+        errors, per_series = unit_errors(model, datamodule)
+        metrics.update(errors)
+        if datamodule.ids:  # a panel: how many series, which were skipped, each one's errors
+            metrics.update(series=len(datamodule.keys), skipped_series=datamodule.skipped)
+            if trainer.is_global_zero:
+                atomic_write_text(out / "series_metrics.csv", to_csv(per_series, [*per_series[0]]))
     if levels:  # calibrated on the val windows with the weights scored above (docs/intervals.md)
         calibration, found = intervals.evaluate(model, datamodule, levels, method)
         metrics = intervals.merge_metrics(metrics, found, calibration)

@@ -1,6 +1,7 @@
 """In-memory batching: whole batches are index slices of tensors, no per-item collate.
 
-A ``DataLoader`` with ``batch_size=None`` over :class:`TensorPairs` and a
+A ``DataLoader`` with ``batch_size=None`` over :class:`TensorPairs` (or the lazy
+:class:`~seqforecast.data.lazy.Windows`) and a
 :class:`BatchIndexSampler` hands each step one ``(x[idx], y[idx])`` pair, so the cost per
 batch is one gather per tensor. The sampler reshuffles per epoch from ``seed + epoch``
 (Lightning calls ``set_epoch``), so the data order is reproducible; ``rank``/``world_size``
@@ -119,14 +120,15 @@ class ResumableLoader(DataLoader):
         self.sampler.resume_at(int(state_dict["epoch"]), int(state_dict["batches"]))
 
 
-def tensor_loader(
-    x: torch.Tensor,
-    y: torch.Tensor,
+def batch_loader(
+    dataset: Dataset,
     batch_size: int,
     shuffle: bool = False,
     seed: int = 0,
     **shard: int,
 ) -> ResumableLoader:
-    """A single-process loader of ``(x[idx], y[idx])`` batches of ``batch_size`` rows."""
-    sampler = BatchIndexSampler(len(x), batch_size, shuffle=shuffle, seed=seed, **shard)
-    return ResumableLoader(TensorPairs(x, y), sampler=sampler, batch_size=None)
+    """A single-process loader of ``dataset[idx]`` batches of ``batch_size`` items, for a
+    dataset indexed by a whole index tensor (:class:`TensorPairs`,
+    :class:`~seqforecast.data.lazy.Windows`)."""
+    sampler = BatchIndexSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, **shard)
+    return ResumableLoader(dataset, sampler=sampler, batch_size=None)

@@ -1,18 +1,26 @@
-"""``FileDataModule``: one long series from a CSV/Parquet file, split in time, scaled, windowed.
+"""``FileDataModule``: the series of a CSV/Parquet file (one, or a long table of many), split
+in time, scaled, windowed lazily.
 
-The rows are split chronologically into train/val/test (fractions, counts, or two dates
-where val and test begin) and cut into stride-1 windows of ``n_steps`` inputs
-(:func:`split_origins`): a training window lies wholly in the training rows, inputs and
-every target; a val (test) window is one whose forecast targets, the ``k`` rows after its
-last input, lie in the val (test) rows, its inputs taken from any rows before them. So every
-val and test row is forecast from the history before it (with ``k = 1``, each exactly once),
-and no target of a training window lies in val or test. Scaling is fitted on the training
-rows only. Model input feature 0 is the ``target`` column, then ``inputs`` in order (the
-naive model and iterative forecasts use feature 0).
+Each series' rows are split chronologically into train/val/test (fractions or counts per
+series, or two dates where val and test begin, shared by all) and cut into stride-1 windows
+of ``n_steps`` inputs (:func:`split_origins`): a training window lies wholly in the training
+rows, inputs and every target; a val (test) window is one whose forecast targets, the ``k``
+rows after its last input, lie in the val (test) rows, its inputs taken from any rows before
+them. So every val and test row is forecast from the history before it (with ``k = 1``, each
+exactly once), and no target of a training window lies in val or test. Scaling is fitted on
+the training rows only: per series (``scaling_scope=series``) or over all series
+(``global``). Windows are index arithmetic over the stored rows
+(:class:`~seqforecast.data.lazy.Windows`), gathered per batch.
+
+Model input feature 0 is the ``target`` column, then ``inputs``, ``future_inputs`` and the
+``calendar`` features in order (the naive model and iterative forecasts use feature 0);
+known-future features (``future_inputs`` and ``calendar``) also reach each input step for
+the ``k`` rows it forecasts (:mod:`seqforecast.data.lazy`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -20,27 +28,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from seqforecast.data.lazy import Windows, window_features
+from seqforecast.data.panel import (
+    Panel,
+    calendar_features,
+    calendar_names,
+    load_panel,
+    series_label,
+)
 from seqforecast.data.scaling import Scaler
 from seqforecast.data.splits import STAGES, SplitDataModule, resolve_split
-from seqforecast.data.table import Table, load_table
-from seqforecast.data.windows import FLOAT32, check_window, make_windows, window_bytes
-from seqforecast.errors import InputError
+from seqforecast.data.windows import FLOAT32, check_window
+from seqforecast.errors import ConfigError, InputError
 from seqforecast.rules import check
 
-
-def series_windows(
-    rows: np.ndarray, n_steps: int, horizon: int, target: str, origins: range
-) -> tuple[np.ndarray, np.ndarray]:
-    """The stride-1 windows of one series ``rows [R, F]`` at ``origins`` (consecutive) ->
-    ``x [N, n_steps, F]`` and ``y`` (``[N, k]`` next, ``[N, n_steps, k]`` seq2seq) of feature 0.
-
-    A window's origin is the row of its last input: window ``o`` has inputs ``rows[o -
-    n_steps + 1 : o + 1]`` and forecast targets ``rows[o + 1 : o + 1 + k, 0]``.
-    """
-    length = n_steps + horizon
-    windows = np.lib.stride_tricks.sliding_window_view(rows, length, axis=0)  # [R - L + 1, F, L]
-    windows = windows[origins.start - n_steps + 1 : origins.stop - n_steps + 1]  # [N, F, L]
-    return make_windows(np.ascontiguousarray(windows.transpose(0, 2, 1)), n_steps, horizon, target)
+log = logging.getLogger(__name__)
 
 
 def split_origins(bounds: Sequence[int], n_steps: int, horizon: int) -> list[range]:
@@ -61,13 +63,16 @@ def split_origins(bounds: Sequence[int], n_steps: int, horizon: int) -> list[ran
 
 
 class FileDataModule(SplitDataModule):
-    """A table's ``target`` (plus ``inputs``) as one series, chronologically split and scaled.
+    """A table's ``target`` (plus inputs) as one series, or as many (``id`` columns), each
+    chronologically split and scaled.
 
-    ``split``: three fractions, three row counts or two dates
-    (:func:`~seqforecast.data.splits.resolve_split`). Batches: ``x [B, n_steps, 1 +
-    len(inputs)]`` (scaled; feature 0 is the target) and ``y [B, k]``
-    (``target_kind="next"``) or ``[B, n_steps, k]`` (``"seq2seq"``), scaled. The fitted
-    scaler travels in checkpoints through ``state_dict()`` as plain numbers.
+    ``split``: three fractions or row counts (per series) or two dates (shared)
+    (:func:`~seqforecast.data.splits.resolve_split`). Batches: ``x [B, n_steps, F]`` (scaled;
+    feature 0 is the target; ``F = 1 + len(inputs) + P + k * P`` with ``P`` known-future
+    features) and ``y [B, k]`` (``target_kind="next"``) or ``[B, n_steps, k]``
+    (``"seq2seq"``), scaled. A panel's series too short for one window in each split are
+    skipped and listed in ``skipped`` (and the log). The fitted scaling travels in
+    checkpoints through ``state_dict()`` as plain numbers.
     """
 
     LOWER = "n_steps or horizon, or use a shorter file"
@@ -87,45 +92,79 @@ class FileDataModule(SplitDataModule):
         batch_size: int = 32,
         eval_batch_size: int = 1024,
         shuffle_seed: int = 42,
+        id: str | Sequence[str] | None = None,
+        scaling_scope: str = "series",
+        future_inputs: Sequence[str] = (),
+        calendar: Sequence[str] = (),
     ) -> None:
         super().__init__(batch_size, eval_batch_size, shuffle_seed)
         check_window(n_steps, horizon, target_kind, target_key="data.target_kind")
         self.path = str(check("data.path", path))
         self.target = check("data.target", target)
-        inputs = list(check("data.inputs", inputs))  # stored as a list
-        self.inputs = inputs
+        self.inputs = list(check("data.inputs", inputs))  # stored as lists
         self.time = check("data.time", time)
         self.split = list(check("data.split", split))
         self.fill = check("data.fill", fill)
         self.scaler = Scaler(scaling)
+        id = check("data.id", id)
+        self.ids = [id] if isinstance(id, str) else list(id or [])
+        self.scaling_scope = check("data.scaling_scope", scaling_scope)
+        self.future_inputs = list(check("data.future_inputs", future_inputs))
+        self.calendar = list(check("data.calendar", calendar))
+        if self.calendar and not self.time:
+            raise ConfigError(
+                f"data.calendar={self.calendar} derives features from the time column; "
+                "set data.time"
+            )
         # Plain values for the checkpoint. The column is stored as ``target_column``: Lightning
         # refuses a datamodule hparam ``target`` that differs from the model's (next|seq2seq).
-        self.save_hyperparameters(ignore=["target"])
+        self.save_hyperparameters(ignore=["target", "id"])
         self.hparams["target_column"] = target
+        self.hparams["id"] = list(self.ids)
         self.n_steps, self.horizon, self.target_kind = n_steps, horizon, target_kind
-        self.columns = [target, *self.inputs]
-        self.n_features = len(self.columns)
-        self.table: Table | None = None
+        self.columns = [target, *self.inputs, *self.future_inputs]  # read from the file
+        self.features = [*self.columns, *calendar_names(self.calendar)]  # per row
+        self.future = list(range(1 + len(self.inputs), len(self.features)))  # known-future
+        self.n_features = window_features(len(self.features), horizon, len(self.future))
+        self.panel: Panel | None = None
+        self.keys: list[tuple[str, ...]] = []  # the series kept, in order
+        self.skipped: list[str] = []  # the series too short for one window per split
 
-    def read(self) -> Table:
-        """The validated table (read once)."""
-        if self.table is None:
-            self.table = load_table(self.path, self.columns, self.time, self.fill)
-        return self.table
+    def read(self) -> Panel:
+        """The validated series with their calendar features (read once)."""
+        if self.panel is None:
+            panel = load_panel(self.path, self.columns, self.time, self.fill, self.ids)
+            if self.calendar:
+                cal = [calendar_features(t, self.calendar, self.time) for t in panel.times]
+                panel.values = np.concatenate([panel.values, np.concatenate(cal)], axis=1)
+                panel.columns = list(self.features)
+            self.panel = panel
+        return self.panel
+
+    def label(self, s: int) -> str:
+        """Series ``s`` of the file as errors and tables name it (the file for one series)."""
+        key = self.read().keys[s]
+        return f"series {series_label(self.ids, key)}" if self.ids else self.path
 
     def split_needs(self) -> tuple[int, int, int]:
         """The fewest rows of each split: one training window (``n_steps + horizon``, which
         is also the history the first val forecast reads), one forecast of ``horizon``."""
         return self.n_steps + self.horizon, self.horizon, self.horizon
 
-    def split_sizes(self) -> tuple[int, int, int]:
-        """Rows per split of the file, each at least :meth:`split_needs`."""
-        table = self.read()
-        n = len(table.values)
-        sizes = resolve_split(self.split, n, f"the {n} rows of {self.path}", table.times)
-        needs = self.split_needs()
-        for name, size, need in zip(STAGES, sizes, needs, strict=True):
-            if size < need:
+    def series_splits(self) -> list[tuple[int, tuple[int, int, int]]]:
+        """``(series, rows per split)`` of each series kept: every split at least
+        :meth:`split_needs` rows. One series too short is an error; a panel's are skipped."""
+        panel = self.read()
+        kept, skipped, needs = [], [], self.split_needs()
+        for s, n in enumerate(panel.lengths.tolist()):
+            times = None if panel.times is None else panel.times[s]
+            where = f"the {n} rows of {self.label(s)}"
+            sizes = resolve_split(self.split, n, where, times)
+            short = [(st, z, nd) for st, z, nd in zip(STAGES, sizes, needs, strict=True) if z < nd]
+            if not short:
+                kept.append((s, sizes))
+            elif not self.ids:
+                name, size, need = short[0]
                 what = (
                     f"n_steps + horizon = {need} rows for one training window"
                     if name == "train"
@@ -135,7 +174,28 @@ class FileDataModule(SplitDataModule):
                     f"{self.path}: the {name} split has {size} of {n} rows, fewer than "
                     f"{what}{self._rows_hint(needs)}"
                 )
-        return sizes
+            else:
+                skipped.append(f"{series_label(self.ids, panel.keys[s])} ({n} rows)")
+        if skipped:
+            log.warning(
+                "%s: skipped %d of %d series too short for one window in each split "
+                "(n_steps + horizon = %d training rows, horizon = %d val and test rows): %s",
+                self.path, len(skipped), len(panel.keys), needs[0], needs[1],
+                ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else ""),
+            )  # fmt: skip
+        if not kept:
+            raise InputError(
+                f"{self.path}: all {len(panel.keys)} series are too short for one window in "
+                f"each split with n_steps={self.n_steps}, horizon={self.horizon}, "
+                f"data.split={self.split}"
+            )
+        self.skipped = skipped
+        return kept
+
+    def split_sizes(self) -> tuple[int, int, int]:
+        """Rows per split, summed over the series kept."""
+        sizes = np.sum([z for _, z in self.series_splits()], axis=0)
+        return int(sizes[0]), int(sizes[1]), int(sizes[2])
 
     def _rows_hint(self, needs: Sequence[int]) -> str:
         """With three fractions: the fewest rows a file needs to give every split its rows."""
@@ -149,47 +209,60 @@ class FileDataModule(SplitDataModule):
         return f"; with data.split={self.split} the file needs at least {rows} rows"
 
     def memory_bytes(self, sizes: Sequence[int]) -> int:
-        """About the peak bytes of :meth:`cut` for splits of ``sizes`` rows: every split's
-        windows (the tensors kept), plus the largest split's numpy windows and ``[N, L, F]``.
-
-        Windows per split: ``train - n_steps - k + 1`` and ``rows - k + 1`` for val and test.
-        """
-        length = self.n_steps + self.horizon
-        bounds = np.cumsum([0, *sizes]).tolist()
-        origins = split_origins(bounds, self.n_steps, self.horizon)
-        n = [len(o) for o in origins]  # windows per split
-        kept = window_bytes(sum(n), self.n_steps, self.horizon, self.n_features, self.target_kind)
-        largest = window_bytes(
-            max(n), self.n_steps, self.horizon, self.n_features, self.target_kind
+        """About the peak bytes of :meth:`cut`: the rows twice (read and scaled), and for
+        evaluation each val/test window's ``k`` targets, series and forecast."""
+        rows = sum(sizes)
+        evaluated = max(sizes[1], sizes[2])  # windows of val or test: at most their rows
+        return FLOAT32 * 2 * rows * len(self.features) + evaluated * (
+            8 + 3 * FLOAT32 * self.horizon
         )
-        return kept + largest + FLOAT32 * max(n) * length * self.n_features
 
     def memory_use(self, sizes: Sequence[int]) -> str:
         return (
-            f"{self.path}: the windows of n_steps={self.n_steps}, horizon={self.horizon} "
-            f"({self.target_kind}) over its {sum(sizes)} rows x {self.n_features} columns"
+            f"{self.path}: its {sum(sizes)} rows x {len(self.features)} features and the "
+            f"forecasts of horizon={self.horizon}"
         )
 
-    def cut(self, bounds: tuple[int, int, int, int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Fit the scaler on the training rows, scale every row, cut each split's windows
-        (:func:`split_origins`)."""
-        values = self.read().values  # [rows, F]
-        self.scaler.fit(values[: bounds[1]])
-        scaled = self.scaler.transform(values)  # [rows, F]
-        splits = []
-        for origins in split_origins(bounds, self.n_steps, self.horizon):
-            end = origins.stop + self.horizon  # past the split's last target: no later row is read
-            x, y = series_windows(
-                scaled[:end], self.n_steps, self.horizon, self.target_kind, origins
-            )
-            splits.append((torch.tensor(x), torch.tensor(y)))  # copies: views are read-only
-        return splits
+    def cut(self, bounds: tuple[int, int, int, int]) -> list[Windows]:
+        """Fit the scaling on the training rows, scale every row, and index each split's
+        windows (:func:`split_origins`) per series."""
+        panel, kept = self.read(), self.series_splits()
+        train_rows = [panel.rows(s)[: z[0]] for s, z in kept]
+        if self.ids and self.scaling_scope == "series":
+            self.scaler.fit_series(train_rows)
+            scaled = [self.scaler.transform(panel.rows(s), i) for i, (s, _) in enumerate(kept)]
+        else:
+            self.scaler.fit(np.concatenate(train_rows))
+            scaled = [self.scaler.transform(panel.rows(s)) for s, _ in kept]
+        self.keys = [panel.keys[s] for s, _ in kept]
+        starts = np.cumsum([0, *(len(r) for r in scaled)])
+        rows = torch.from_numpy(np.concatenate(scaled))  # [R, F]: the series kept, in turn
+        plans = [([], []) for _ in STAGES]  # (first origin, windows) per split and series
+        for start, (_, sizes) in zip(starts, kept, strict=False):
+            bounds_s = np.cumsum([0, *sizes]).tolist()
+            for (first, counts), origins in zip(
+                plans, split_origins(bounds_s, self.n_steps, self.horizon), strict=True
+            ):
+                first.append(start + origins.start)
+                counts.append(len(origins))
+        return [
+            Windows(rows, first, counts, self.n_steps, self.horizon, self.target_kind, self.future)
+            for first, counts in plans
+        ]
+
+    def to_units(self, values: np.ndarray, series: np.ndarray | None) -> np.ndarray:
+        """Scaled target values ``[N, ...]`` of windows of ``series [N]`` in the data's units."""
+        return self.scaler.inverse(values, 0, series if self.scaler.per_series else None)
 
     def state_dict(self) -> dict[str, Any]:
-        """The fitted scaler and columns, plain values (saved in every checkpoint)."""
+        """The fitted scaler, features and (panels) the series' ids, plain values (saved in
+        every checkpoint)."""
         if self.scaler.center is None:
             return {}
-        return {"scaler": self.scaler.to_dict(), "columns": list(self.columns)}
+        state = {"scaler": self.scaler.to_dict(), "columns": list(self.features)}
+        if self.ids:
+            state["series"] = [list(k) for k in self.keys]
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if "scaler" in state_dict:

@@ -1,7 +1,9 @@
 """Per-column scaling fitted on the training rows only, stored as plain numbers.
 
 ``standard``: ``(x - mean) / std``; ``minmax``: ``(x - min) / (max - min)``; ``none``:
-identity. A constant column gets scale 1 (no division by zero).
+identity. A constant column gets scale 1 (no division by zero). One set of statistics for
+all rows (``center [F]``), or one per series of a panel (``center [S, F]``, from
+:meth:`Scaler.fit_series`), picked per row by the series index.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ SCALINGS = ("standard", "minmax", "none")
 
 
 class Scaler:
-    """``x_scaled = (x - center) / scale`` per column; ``center``/``scale`` are ``[F]``."""
+    """``x_scaled = (x - center) / scale`` per column; ``center``/``scale`` are ``[F]``, or
+    ``[S, F]`` per series (then every call names the series of its rows)."""
 
     def __init__(self, kind: str = "standard") -> None:
         self.kind = check("data.scaling", kind)
@@ -36,24 +39,53 @@ class Scaler:
         self.center, self.scale = center, np.where(scale > 0, scale, 1.0)
         return self
 
-    def _fitted(self) -> tuple[np.ndarray, np.ndarray]:
+    def fit_series(self, parts: list[np.ndarray]) -> Scaler:
+        """Statistics per series from each series' training rows ``parts[s] [rows_s, F]``."""
+        fitted = [Scaler(self.kind).fit(p) for p in parts]
+        self.center = np.stack([f.center for f in fitted])  # [S, F]
+        self.scale = np.stack([f.scale for f in fitted])  # [S, F]
+        return self
+
+    @property
+    def per_series(self) -> bool:
+        return self.center is not None and self.center.ndim == 2
+
+    def _fitted(self, series: np.ndarray | int | None, ndim: int) -> tuple[np.ndarray, ...]:
+        """``center``/``scale`` broadcastable to an array of ``ndim`` dims whose first axis
+        runs over ``series`` (an index per row, or one series for all)."""
         if self.center is None or self.scale is None:
             raise InputError("the scaler has not been fitted (no training statistics)")
-        return self.center, self.scale
+        if not self.per_series:
+            return self.center, self.scale
+        if series is None:
+            raise InputError("this scaler holds statistics per series; name the series")
+        center, scale = self.center[series], self.scale[series]  # [F] or [N, F]
+        if np.ndim(series) == 1:  # [N, F] -> [N, 1, ..., F]
+            shape = (len(center), *([1] * (ndim - 2)), center.shape[-1])
+            center, scale = center.reshape(shape), scale.reshape(shape)
+        return center, scale
 
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        """``x [..., F]`` -> scaled float32 ``[..., F]``."""
-        center, scale = self._fitted()
-        return ((np.asarray(x, dtype=np.float64) - center) / scale).astype(np.float32)
+    def transform(self, x: np.ndarray, series: np.ndarray | int | None = None) -> np.ndarray:
+        """``x [..., F]`` -> scaled float32 ``[..., F]`` (per series: ``series`` indexes
+        ``x``'s first axis, or one series scales all of ``x``)."""
+        x = np.asarray(x, dtype=np.float64)
+        center, scale = self._fitted(series, x.ndim)
+        return ((x - center) / scale).astype(np.float32)
 
-    def inverse(self, x: np.ndarray, column: int = 0) -> np.ndarray:
-        """Scaled values of one column (any shape) back to the data's own units (float64)."""
-        center, scale = self._fitted()
-        return np.asarray(x, dtype=np.float64) * scale[column] + center[column]
+    def inverse(
+        self, x: np.ndarray, column: int = 0, series: np.ndarray | int | None = None
+    ) -> np.ndarray:
+        """Scaled values of one column (any shape; per series: ``series`` indexes its first
+        axis, or one series for all) back to the data's own units (float64)."""
+        x = np.asarray(x, dtype=np.float64)
+        center, scale = self._fitted(series, x.ndim + 1)
+        return x * scale[..., column] + center[..., column]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers (safe for ``torch.load(weights_only=True)``)."""
-        center, scale = self._fitted()
+        if self.center is None or self.scale is None:
+            raise InputError("the scaler has not been fitted (no training statistics)")
+        center, scale = self.center, self.scale  # [F] or [S, F]
         return {"kind": self.kind, "center": center.tolist(), "scale": scale.tolist()}
 
     @classmethod

@@ -7,6 +7,7 @@ from itertools import pairwise
 
 import torch
 
+from seqforecast.data.batches import TensorPairs
 from seqforecast.data.generate import two_sine_series
 from seqforecast.data.splits import SplitDataModule, resolve_split
 from seqforecast.data.windows import FLOAT32, check_window, make_windows, window_bytes
@@ -73,10 +74,11 @@ class SineDataModule(SplitDataModule):
             f"({self.target}) with data.n_series={sum(sizes)}"
         )
 
-    def cut(self, bounds: tuple[int, int, int, int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def cut(self, bounds: tuple[int, int, int, int]) -> list[TensorPairs]:
         """Generate every series, window them, and take consecutive blocks (views, no copies)."""
         series = two_sine_series(self.n_series, self.n_steps + self.horizon, seed=self.seed)
         x, y = make_windows(series, self.n_steps, self.horizon, self.target)
         return [
-            (torch.from_numpy(x[lo:hi]), torch.from_numpy(y[lo:hi])) for lo, hi in pairwise(bounds)
+            TensorPairs(torch.from_numpy(x[lo:hi]), torch.from_numpy(y[lo:hi]))
+            for lo, hi in pairwise(bounds)
         ]

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
-import torch
 from torch.utils.data import DataLoader
 
-from seqforecast.data.batches import tensor_loader
+from seqforecast.data.batches import TensorPairs, batch_loader
+from seqforecast.data.lazy import Windows
 from seqforecast.data.windows import check_memory
 from seqforecast.errors import ConfigError
 from seqforecast.rules import check
@@ -93,7 +93,7 @@ class SplitDataModule(L.LightningDataModule, ABC):
         self.batch_size = check("data.batch_size", batch_size)
         self.eval_batch_size = check("data.eval_batch_size", eval_batch_size)
         self.shuffle_seed = check("data.shuffle_seed", shuffle_seed)
-        self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.splits: dict[str, TensorPairs | Windows] = {}
         self.bounds: tuple[int, int, int, int] | None = None
 
     @abstractmethod
@@ -109,8 +109,8 @@ class SplitDataModule(L.LightningDataModule, ABC):
         """What takes that memory, with the settings it comes from (for the error)."""
 
     @abstractmethod
-    def cut(self, bounds: tuple[int, int, int, int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The ``(x, y)`` tensors of train, val and test: split ``i`` scores items
+    def cut(self, bounds: tuple[int, int, int, int]) -> list[TensorPairs | Windows]:
+        """The windows of train, val and test (``dataset[idx] -> (x, y)``): split ``i`` scores items
         ``bounds[i]:bounds[i + 1]`` (a series split keeps whole series; a file's val and
         test windows may take their inputs from earlier rows)."""
 
@@ -129,8 +129,22 @@ class SplitDataModule(L.LightningDataModule, ABC):
         if stage not in STAGES:
             raise ConfigError(f"split {stage!r} is unknown; expected one of {list(STAGES)}")
         self.setup()
-        x, y = self.splits[stage]
-        return x.numpy(), y.numpy()
+        split = self.splits[stage]
+        if isinstance(split, Windows):  # materialised: for small data and tests
+            x, y = split[:]
+            return x.numpy(), y.numpy()
+        return split.x.numpy(), split.y.numpy()
+
+    def eval_windows(self, stage: str) -> tuple[Any, np.ndarray, np.ndarray | None]:
+        """Evaluation's view of one split: the inputs (sliceable into ``[b, T, F]`` numpy
+        batches), the ``k`` values after each window ``[N, k]``, and each window's series
+        (``[N]``; ``None`` when the split is not a panel's)."""
+        self.setup()
+        split = self.splits[stage]
+        if isinstance(split, Windows):
+            return split.inputs(), split.last_targets(), split.window_series()
+        y = split.y.numpy()
+        return split.x.numpy(), (y[:, -1] if y.ndim == 3 else y), None
 
     def _shard(self) -> dict[str, int]:
         if self.trainer is None:
@@ -138,13 +152,13 @@ class SplitDataModule(L.LightningDataModule, ABC):
         return {"rank": self.trainer.global_rank, "world_size": self.trainer.world_size}
 
     def train_dataloader(self) -> DataLoader:
-        x, y = self.splits["train"]
-        return tensor_loader(
-            x, y, self.batch_size, shuffle=True, seed=self.shuffle_seed, **self._shard()
+        split = self.splits["train"]
+        return batch_loader(
+            split, self.batch_size, shuffle=True, seed=self.shuffle_seed, **self._shard()
         )
 
     def val_dataloader(self) -> DataLoader:
-        return tensor_loader(*self.splits["val"], self.eval_batch_size, **self._shard())
+        return batch_loader(self.splits["val"], self.eval_batch_size, **self._shard())
 
     def test_dataloader(self) -> DataLoader:
-        return tensor_loader(*self.splits["test"], self.eval_batch_size, **self._shard())
+        return batch_loader(self.splits["test"], self.eval_batch_size, **self._shard())

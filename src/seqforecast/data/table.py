@@ -38,10 +38,18 @@ class Table:
     times: pd.Series | None
 
 
-def _where(path: Path, i: int, times: pd.Series | None = None, time: str | None = None) -> str:
-    """Data row ``i`` as the user finds it: the file line (CSV, the header is line 1) or the
-    1-based data row, and its time value when there is a time column."""
-    where = f"line {i + 2}" if path.suffix == ".csv" else f"data row {i + 1}"
+def _where(
+    path: Path,
+    i: int,
+    times: pd.Series | None = None,
+    time: str | None = None,
+    rows: pd.Index | None = None,
+) -> str:
+    """Data row ``i`` (a position; ``rows``: the file's row numbers of the positions, for one
+    series of a long table) as the user finds it: the file line (CSV, the header is line 1)
+    or the 1-based data row, and its time value when there is a time column."""
+    row = int(i if rows is None else rows[i])
+    where = f"line {row + 2}" if path.suffix == ".csv" else f"data row {row + 1}"
     return where if times is None else f"{where}, {time} {times.iloc[i]}"
 
 
@@ -82,7 +90,7 @@ def check_columns(frame: pd.DataFrame, wanted: Sequence[str], path: Path) -> Non
         raise InputError(f"{path}: columns {list(wanted)} name a column twice")
 
 
-def numeric(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+def numeric(frame: pd.DataFrame, column: str, path: Path, name: str | None = None) -> pd.Series:
     """The column as float64; a non-number (not an empty cell) is an error naming its row."""
     import pandas as pd
 
@@ -92,14 +100,18 @@ def numeric(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     if bad.any():
         i = int(np.argmax(bad.to_numpy()))
         raise InputError(
-            f"{path}: column {column!r} holds a non-numeric value {raw.iloc[i]!r} at "
-            f"{_where(path, i)} ({int(bad.sum())} such values); expected numbers"
+            f"{name or path}: column {column!r} holds a non-numeric value {raw.iloc[i]!r} at "
+            f"{_where(path, i, rows=raw.index)} ({int(bad.sum())} such values); expected numbers"
         )
     return values.astype(np.float64)
 
 
 def check_finite(
-    data: pd.DataFrame, path: Path, times: pd.Series | None = None, time: str | None = None
+    data: pd.DataFrame,
+    path: Path,
+    times: pd.Series | None = None,
+    time: str | None = None,
+    name: str | None = None,
 ) -> None:
     """Every value is finite and within float32's range; empty cells (NaN) are left to fill.
 
@@ -113,24 +125,29 @@ def check_finite(
         i, j = (int(k) for k in np.argwhere(bad)[0])  # the first row, then its first column
         n = int(bad.sum())
         raise InputError(
-            f"{path}: column {data.columns[j]!r} holds {values[i, j]:g} at "
-            f"{_where(path, i, times, time)}, infinite or too large for float32 "
+            f"{name or path}: column {data.columns[j]!r} holds {values[i, j]:g} at "
+            f"{_where(path, i, times, time, data.index)}, infinite or too large for float32 "
             f"(|x| > {FLOAT32_MAX:.4g}); first of {n} such value{'s' if n > 1 else ''} in "
             "the file; expected finite numbers"
         )
 
 
-def parse_times(raw: pd.Series, column: str, path: Path) -> pd.Series:
-    """Numbers stay numbers; anything else is parsed as dates. Must strictly increase."""
+def parse_times(raw: pd.Series, column: str, path: Path, name: str | None = None) -> pd.Series:
+    """Numbers stay numbers; anything else is parsed as dates. Must strictly increase: a
+    repeated time is a duplicate row, a smaller one an unsorted file (``name``: the file, or
+    one series of it, in errors)."""
     import pandas as pd
 
+    name = name or str(path)
     if raw.isna().any():
         i = int(np.argmax(raw.isna().to_numpy()))
         raise InputError(
-            f"{path}: time column {column!r} has {int(raw.isna().sum())} empty cells "
-            f"(first at {_where(path, i)}); every row needs a time"
+            f"{name}: time column {column!r} has {int(raw.isna().sum())} empty cells "
+            f"(first at {_where(path, i, rows=raw.index)}); every row needs a time"
         )
-    if pd.api.types.is_numeric_dtype(raw):
+    if pd.api.types.is_datetime64_any_dtype(raw):  # parsed already (one series of a panel)
+        times = raw
+    elif pd.api.types.is_numeric_dtype(raw):
         times = raw.astype(np.float64)
     else:
         try:
@@ -140,7 +157,7 @@ def parse_times(raw: pd.Series, column: str, path: Path) -> pd.Series:
                 times = pd.to_datetime(raw, format="mixed")  # e.g. dates, then date-times
         except (ValueError, TypeError) as err:
             raise InputError(
-                f"{path}: time column {column!r} is neither numbers nor dates "
+                f"{name}: time column {column!r} is neither numbers nor dates "
                 f"({str(err).splitlines()[0][:100]})"
             ) from None
     steps = times.diff().iloc[1:]
@@ -148,8 +165,14 @@ def parse_times(raw: pd.Series, column: str, path: Path) -> pd.Series:
     back = (steps <= zero).to_numpy()
     if back.any():
         i = int(np.argmax(back)) + 1
+        at = _where(path, i, rows=raw.index)
+        if steps.iloc[i - 1] == zero:
+            raise InputError(
+                f"{name}: duplicate rows for time {times.iloc[i]} "
+                f"({_where(path, i - 1, rows=raw.index)} and {at}); expected one row per time"
+            )
         raise InputError(
-            f"{path}: time column {column!r} does not increase at {_where(path, i)} "
+            f"{name}: time column {column!r} does not increase at {at} "
             f"({times.iloc[i - 1]} then {times.iloc[i]}); sort the file by time"
         )
     return times.reset_index(drop=True)
@@ -176,6 +199,7 @@ def load_table(
     time: str | None = None,
     fill: str | None = None,
     frame: pd.DataFrame | None = None,
+    series: str | None = None,
 ) -> Table:
     """Read ``columns`` (numbers) and the ``time`` column of ``path``; see the module doc.
 
@@ -184,20 +208,23 @@ def load_table(
     ends held constant) or ``drop`` (drop rows with a missing value; gaps are left as they
     are). With ``ffill``/``interpolate`` a gap in the time column is first filled with the
     skipped timestamps (empty rows), then filled like a missing value. ``frame``: the
-    file's contents when already read.
+    file's contents when already read (for one series of a long table: its rows, indexed
+    by their row numbers in the file, and ``series`` names it in errors).
     """
     import pandas as pd
 
     path = Path(path)
+    name = f"{path} series {series}" if series else str(path)
     check("data.fill", fill)
     frame = read_frame(path) if frame is None else frame
     check_columns(frame, [*columns, *([time] if time else [])], path)
     if frame.empty:
         raise InputError(f"data file {path} has a header but no rows")
-    data = pd.DataFrame({c: numeric(frame, c, path) for c in columns})
-    times = parse_times(frame[time], time, path) if time else None
+    data = pd.DataFrame({c: numeric(frame, c, path, name) for c in columns})
+    times = parse_times(frame[time], time, path, name) if time else None
     shown = frame[time].reset_index(drop=True) if time else None  # as written, for messages
-    check_finite(data, path, shown, time)
+    check_finite(data, path, shown, time, name)
+    rows = frame.index
 
     if times is not None:
         spacing, skipped = find_gaps(times)
@@ -206,8 +233,9 @@ def load_table(
             where = f"{times.iloc[first - 1]} -> {times.iloc[first]}"
             if fill is None:
                 raise InputError(
-                    f"{path}: time column {time!r} skips {int(skipped.sum())} timestamps in "
-                    f"{int((skipped > 0).sum())} gaps (first: {where}, {_where(path, first)}) "
+                    f"{name}: time column {time!r} skips {int(skipped.sum())} timestamps in "
+                    f"{int((skipped > 0).sum())} gaps (first: {where}, "
+                    f"{_where(path, first, rows=rows)}) "
                     f"at the usual spacing {spacing}; set data.fill=ffill|interpolate|drop"
                 )
             if fill != "drop":
@@ -224,8 +252,8 @@ def load_table(
             i = int(np.argmax(empty.any(axis=1).to_numpy()))
             n = int(empty.to_numpy().sum())
             raise InputError(
-                f"{path}: {n} missing value{'s' if n > 1 else ''} {counts} (first at "
-                f"{_where(path, i, shown, time)}); set data.fill=ffill|interpolate|drop"
+                f"{name}: {n} missing value{'s' if n > 1 else ''} {counts} (first at "
+                f"{_where(path, i, shown, time, rows)}); set data.fill=ffill|interpolate|drop"
             )
         if fill == "ffill":
             data = data.ffill()
@@ -235,7 +263,7 @@ def load_table(
         data = data[keep]
         times = None if times is None else times[keep].reset_index(drop=True)
     if data.empty:
-        raise InputError(f"data file {path} has no complete rows left after data.fill={fill}")
+        raise InputError(f"data file {name} has no complete rows left after data.fill={fill}")
     return Table(data.to_numpy(dtype=np.float32), list(columns), times)
 
 
