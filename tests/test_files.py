@@ -221,7 +221,7 @@ def test_unit_errors_against_numpy(sine_csv: Path, kind: str) -> None:
     torch.manual_seed(0)
     head = "per_step" if kind == "seq2seq" else "linear"
     model = ForecastModule(net="gru", hidden=[8], head=head, n_steps=20, horizon=3, target=kind)
-    errors = unit_errors(model, dm)
+    errors, per_series = unit_errors(model, dm)
     value = pd.read_csv(sine_csv)["value"].to_numpy()
     mean, std = value[:280].mean(), value[:280].std()  # standard scaling on the 280 train rows
     for stage, lo, hi in (("val", 280, 360), ("test", 360, 400)):
@@ -236,6 +236,7 @@ def test_unit_errors_against_numpy(sine_csv: Path, kind: str) -> None:
         rmse = np.sqrt(((pred - actual) ** 2).mean())
         assert errors[f"{stage}/rmse"] == pytest.approx(rmse, rel=1e-5)
     assert set(errors) == {"val/mae", "val/rmse", "test/mae", "test/rmse"}
+    assert per_series == []  # one series: no per-series table
 
 
 @pytest.mark.parametrize("inputs", ["[]", "[aux]"])

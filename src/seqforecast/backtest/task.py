@@ -140,6 +140,13 @@ def plan(cfg: DictConfig, opts: Options) -> Plan:
             "needs the file's rows and split"
         )
     data = forecaster.data
+    extra = {k: data.get(k) for k in ("id", "future_inputs", "calendar") if data.get(k)}
+    if extra:
+        settings = " ".join(f"data.{k}={v}" for k, v in extra.items())
+        raise InputError(
+            f"checkpoint {cfg.ckpt_path} was trained with {settings}; backtests run on one "
+            "series without known-future inputs (panels: see series_metrics.csv of the run)"
+        )
     path = str(cfg.input or data["path"])
     table = read_table(path, data, forecaster.n_steps)
     spans = split_spans(table, data["split"], path)

@@ -20,22 +20,19 @@ from tqdm.auto import tqdm
 from seqforecast import intervals
 from seqforecast.data.files import FileDataModule
 from seqforecast.data.scaling import Scaler
-from seqforecast.data.table import future_times
 from seqforecast.data.windows import FLOAT32, check_memory
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.fast import use_layers
 from seqforecast.forecast import WINDOWS, iterative_forecast
 from seqforecast.module import ForecastModule
+from seqforecast.predict import tables
 from seqforecast.predict.checkpoint import build_module, read_checkpoint, resolve_device
 from seqforecast.predict.files import NpyRows
-from seqforecast.predict.intervals import predict_intervals
 from seqforecast.predict.training_data import (
     FILE_NEEDS_INPUT,
     check_data_settings,
-    read_table,
     rebuild_series,
 )
-from seqforecast.scores import level_name
 
 
 class Forecaster:
@@ -54,13 +51,15 @@ class Forecaster:
         data: dict[str, Any] | None = None,
         scaler: Scaler | None = None,
         calibration: intervals.Calibration | None = None,
+        series: list[tuple[str, ...]] | None = None,
     ) -> None:
         self.module = module.to(device).eval()
         self.device = device
         self.data = data  # the DataModule settings of training, when the checkpoint has them
         self.scaler = scaler  # file data: the scaler fitted on the training rows
         self.calibration = calibration  # the intervals calibrated by train.py, if any
-        self.last_history: np.ndarray | None = None  # [T] target rows of the last forecast_table
+        self.series = series  # a panel's training series (id values), when scaled per series
+        self.last_history: np.ndarray | None = None  # [S, T] targets of the last forecast_table
 
     @property
     def file_data(self) -> bool:
@@ -220,43 +219,30 @@ class Forecaster:
         levels: Sequence[float] = (),
         method: str | None = None,
     ) -> pd.DataFrame:
-        """Forecast ``ahead`` steps past the last row of a file like the training file
-        (``path``; or its rows as a DataFrame).
+        """Forecast ``ahead`` steps past the last row of each series of a table like the
+        training file (``path``, or its rows as a DataFrame; :mod:`.tables`).
 
-        The file must hold the training columns (target, inputs, time); its last
-        ``n_steps`` rows are scaled with the training scaler, forecast (iteratively past the
-        horizon, univariate models only) and mapped back to the data's units. Returns a
-        frame with ``step`` (1..ahead), the future timestamps (when the model has a time
-        column; inferred from its regular spacing), the target column and, per level,
-        ``lo-L``/``hi-L`` in the data's units (:func:`~.intervals.predict_intervals`).
+        Each series' last ``n_steps`` rows (and, for known-future inputs, its future rows)
+        are scaled with the training scaling, forecast (iteratively past the horizon,
+        univariate models only) and mapped back to the data's units. Returns a long frame:
+        the id columns (panels), ``step`` (1..ahead), the future timestamps (when the model
+        has a time column), the target column and, per level, ``lo-L``/``hi-L`` in the
+        data's units (:func:`~.intervals.predict_intervals`).
         """
         if not self.file_data:
             raise InputError("this checkpoint was not trained on a file (data=csv)")
-        d = self.data
         ahead = self.horizon if ahead is None else ahead
         self.check_options(ahead, window, 1)
-        table = read_table(path, d, self.n_steps)
-        recent = table.values[-self.n_steps :]  # [T, F], the target first
-        x = self.scaler.transform(recent)[np.newaxis]  # [1, T, F]
-        bounds = None
-        if levels:
-            point, bounds = predict_intervals(self, x, ahead, levels, method)  # [1, ahead, L, 2]
-        else:
-            point = self.predict(x, ahead, window)
-        y = self.scaler.inverse(point[0])  # [ahead]
-        result = {"step": np.arange(1, ahead + 1)}
-        if d.get("time"):
-            try:
-                result[d["time"]] = future_times(table.times, ahead, d["time"]).to_numpy()
-            except InputError as err:
-                name = "request" if isinstance(path, pd.DataFrame) else path
-                raise InputError(f"input {name}: {err}") from None
-        result[d["target_column"]] = y
-        for i, level in enumerate(sorted(levels)):  # positive scale: lo stays below hi
-            result[f"lo-{level_name(level)}"] = self.scaler.inverse(bounds[0, :, i, 0])
-            result[f"hi-{level_name(level)}"] = self.scaler.inverse(bounds[0, :, i, 1])
-        self.last_history = recent[:, 0]  # [T], for the figure
-        return pd.DataFrame(result)
+        return tables.forecast_table(self, path, ahead, window, levels, method)
+
+    def scale(self, rows: np.ndarray, series: int | None = None) -> np.ndarray:
+        """One series' rows ``[R, F]`` scaled as in training (``series``: its row of a
+        per-series scaling)."""
+        return self.scaler.transform(rows, series)
+
+    def unscale(self, values: np.ndarray, series: np.ndarray | None = None) -> np.ndarray:
+        """Scaled target values ``[S, ...]`` of series ``series [S]`` in the data's units."""
+        return self.scaler.inverse(values, 0, series)
 
     def generated_data(
         self, split: str = "test", ahead: int | None = None, **overrides: Any
@@ -295,6 +281,7 @@ def load_forecaster(path: str | Path, device: str = "auto", layers: str = "fast"
     data = check_data_settings(ckpt.get("datamodule_hyper_parameters"), module, path)
     state = ckpt.get(FileDataModule.__qualname__)
     scaler = Scaler.from_dict(state["scaler"]) if isinstance(state, dict) and state else None
+    series = [tuple(map(str, k)) for k in state.get("series", [])] if scaler else None
     stored, read = ckpt.get(intervals.CHECKPOINT_KEY), intervals.Calibration.from_dict
     calibration = None if stored is None else read(stored, str(path), module.hparams.horizon)
-    return Forecaster(module, dev, data, scaler, calibration)
+    return Forecaster(module, dev, data, scaler, calibration, series)

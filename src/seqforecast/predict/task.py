@@ -180,12 +180,12 @@ def predict_file(
     n_plot: int,
     calibration: intervals.Calibration | None = None,
 ) -> dict[str, Any]:
-    """A file-trained model: forecast ``ahead`` steps past the input file's last row.
+    """A file-trained model: forecast ``ahead`` steps past each series' last row in the input.
 
-    Writes ``predictions.csv`` (``step``, future timestamps when the model has a time
-    column, the target in its own units, and with intervals ``lo-L``/``hi-L`` in those
-    units), ``predictions.npy`` ``[1, ahead]``, ``intervals.npy`` ``[1, ahead, L, 2]``
-    and the figure.
+    Writes ``predictions.csv`` (a long table: the id columns of a panel, ``step``, future
+    timestamps when the model has a time column, the target in its own units, and with
+    intervals ``lo-L``/``hi-L`` in those units), ``predictions.npy`` ``[S, ahead]``,
+    ``intervals.npy`` ``[S, ahead, L, 2]`` and the figure.
     """
     if not cfg.input:
         raise InputError(FILE_NEEDS_INPUT.format(path=forecaster.data["path"]))
@@ -194,20 +194,20 @@ def predict_file(
     method = calibration.method if calibration else None
     table = forecaster.forecast_table(cfg.input, ahead, cfg.window, levels, method)
     target = forecaster.data["target_column"]
-    predictions = table[target].to_numpy(dtype=np.float32)[np.newaxis]  # [1, ahead]
+    n = len(table) // ahead  # series, each with ahead rows
+    predictions = table[target].to_numpy(dtype=np.float32).reshape(n, ahead)  # [S, ahead]
     write_predictions(out, names["predictions"], predictions, table)
-    summary = _summary(cfg, forecaster, str(cfg.input), 1, ahead, start)
+    summary = _summary(cfg, forecaster, str(cfg.input), n, ahead, start)
     bounds = None
     if calibration:
         sides = [f"{s}-{scores.level_name(lv)}" for lv in levels for s in ("lo", "hi")]
-        bounds = table[sides].to_numpy(np.float32).reshape(1, ahead, len(levels), 2)
+        bounds = table[sides].to_numpy(np.float32).reshape(n, ahead, len(levels), 2)
         write_array(out / f"{names['intervals']}.npy", bounds)
         summary["intervals"] = calibration.to_dict()
     if n_plot:
-        history = forecaster.last_history[np.newaxis]  # [1, T]
         write_figure(
             out / names["plot"],
-            history,
+            forecaster.last_history,  # [S, T]
             predictions,
             None,
             n_plot,

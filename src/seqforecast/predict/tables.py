@@ -1,0 +1,204 @@
+"""Forecast past the end of each series of a table like the training file.
+
+The table holds the training columns (target, inputs, future inputs, time and, for a
+panel, the id columns). Each series' last ``n_steps`` rows with a target are its history;
+rows after them whose target is empty are its future rows, which carry the known-future
+inputs (``data.future_inputs``) for the forecast: a model with such inputs needs them for
+its ``horizon`` steps. Calendar features of the future come from the future rows' times, or
+from timestamps inferred from the series' own spacing. Forecasts are mapped back to the
+data's units through the training scaling (per series for a panel trained with
+``scaling_scope=series``, which therefore knows only its training series' ids; a panel
+scaled globally forecasts any id).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from seqforecast.data.lazy import Windows
+from seqforecast.data.panel import calendar_features, load_panel, series_label
+from seqforecast.data.table import future_times, read_frame
+from seqforecast.errors import InputError
+from seqforecast.predict.intervals import predict_intervals
+from seqforecast.scores import level_name
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from seqforecast.predict.forecaster import Forecaster
+
+
+def _settings(d: dict[str, Any]) -> dict[str, Any]:
+    """The stored data settings with the defaults of checkpoints written before panels."""
+    ids = d.get("id") or []
+    return {
+        "target": d["target_column"],
+        "inputs": list(d.get("inputs", [])),
+        "future": list(d.get("future_inputs", [])),
+        "calendar": list(d.get("calendar", [])),
+        "time": d.get("time"),
+        "fill": d.get("fill"),
+        "ids": [ids] if isinstance(ids, str) else list(ids),
+    }
+
+
+def split_future(frame: pd.DataFrame, target: str, ids: list[str]) -> tuple[pd.DataFrame, ...]:
+    """``(history, future)``: each series' trailing rows with an empty target are future rows."""
+    has = frame[target].notna().astype(int)
+    by = [frame[c].astype(str) for c in ids] or [pd.Series(0, index=frame.index)]
+    # A row is history when it, or a later row of its series, has a target.
+    later = has.iloc[::-1].groupby(by, sort=False).cummax().iloc[::-1].to_numpy(bool)
+    return frame[later], frame[~later]
+
+
+def forecast_table(
+    forecaster: Forecaster,
+    source: str | Path | pd.DataFrame,
+    ahead: int,
+    window: str = "sliding",
+    levels: Sequence[float] = (),
+    method: str | None = None,
+) -> pd.DataFrame:
+    """See :meth:`~seqforecast.predict.forecaster.Forecaster.forecast_table`."""
+    s, n, k = _settings(forecaster.data), forecaster.n_steps, forecaster.horizon
+    name = "request" if isinstance(source, pd.DataFrame) else str(source)
+    path = Path("request.csv") if isinstance(source, pd.DataFrame) else Path(source)
+    frame = source.reset_index(drop=True) if isinstance(source, pd.DataFrame) else read_frame(path)
+    columns = [s["target"], *s["inputs"], *s["future"]]
+    trained = [*s["ids"], *([s["time"]] if s["time"] else []), *columns]
+    have = [str(c) for c in frame.columns]
+    missing = [c for c in trained if c not in have]
+    if missing:
+        raise InputError(
+            f"input {name} has columns {have}, but this model was trained on columns "
+            f"{trained} (missing {missing})"
+        )
+    history, future = split_future(frame, s["target"], s["ids"])
+    panel = load_panel(path, columns, s["time"], s["fill"], s["ids"], frame=history)
+    index = _series_index(forecaster, panel.keys, s["ids"], name)
+    rows, stamps = [], []
+    for i, key in enumerate(panel.keys):
+        label = f"series {series_label(s['ids'], key)}" if s["ids"] else name
+        recent = panel.rows(i)[-n:]  # [<=n, F]
+        if len(recent) < n:
+            raise InputError(
+                f"input {label} has {len(recent)} usable rows; the model needs the last "
+                f"n_steps = {n}"
+            )
+        times = None if panel.times is None else panel.times[i]
+        ahead_rows = _future_rows(future, s, key, label, k if s["future"] else 0)
+        stamps.append(_timestamps(times, ahead_rows, s["time"], max(ahead, k), label))
+        block = np.zeros((n + k, len(columns)), np.float32)  # [n + k, F]: history, then future
+        block[:n] = recent
+        if s["future"]:
+            block[n:, 1 + len(s["inputs"]) :] = ahead_rows[s["future"]].to_numpy(np.float32)[:k]
+        if s["calendar"]:
+            when = pd.concat([times.iloc[-n:], stamps[-1][:k]], ignore_index=True)
+            block = np.concatenate([block, calendar_features(when, s["calendar"], s["time"])], 1)
+        rows.append(forecaster.scale(block, None if index is None else index[i]))
+    x = _windows(forecaster, rows, s)  # [S, n, F']
+    bounds = None
+    if levels:
+        point, bounds = predict_intervals(forecaster, x, ahead, levels, method)  # [S, a, L, 2]
+    else:
+        point = forecaster.predict(x, ahead, window)  # [S, a]
+    forecaster.last_history = np.stack([r[:n, 0] for r in rows])  # [S, T], scaled
+    forecaster.last_history = forecaster.unscale(forecaster.last_history, index)
+    return _long(forecaster, s, panel.keys, index, stamps, point, bounds, levels, ahead)
+
+
+def _series_index(
+    forecaster: Forecaster, keys: list[tuple[str, ...]], ids: list[str], name: str
+) -> np.ndarray | None:
+    """Each series' row of the per-series scaling (``None``: scaled globally); an id the
+    model was not trained on is refused by name."""
+    if not forecaster.scaler.per_series:
+        return None
+    known = {tuple(k): j for j, k in enumerate(forecaster.series or [])}
+    unknown = [series_label(ids, k) for k in keys if tuple(k) not in known]
+    if unknown:
+        raise InputError(
+            f"input {name}: series {unknown[:5]}{' ...' if len(unknown) > 5 else ''} were not "
+            f"among the {len(known)} series this model was trained on (data.scaling_scope="
+            "series keeps each series' own scaling); forecast known ids, or train with "
+            "data.scaling_scope=global"
+        )
+    return np.array([known[tuple(k)] for k in keys])
+
+
+def _future_rows(
+    future: pd.DataFrame, s: dict[str, Any], key: tuple[str, ...], label: str, need: int
+) -> pd.DataFrame:
+    """The series' future rows; with future inputs, ``need`` of them, numbers throughout."""
+    rows = future
+    for c, v in zip(s["ids"], key, strict=True):
+        rows = rows[rows[c].astype(str) == v]
+    if not need:
+        return rows
+    values = rows[s["future"]].apply(pd.to_numeric, errors="coerce").iloc[:need]
+    if len(values) < need or not np.isfinite(values.to_numpy(np.float64)).all():
+        got = int(np.isfinite(values.to_numpy(np.float64)).all(axis=1).sum())
+        raise InputError(
+            f"input {label}: the future inputs {s['future']} are needed for the {need} rows "
+            f"after the last target (rows with the target empty), found {got} complete ones"
+        )
+    return rows
+
+
+def _timestamps(
+    times: pd.Series | None,
+    future: pd.DataFrame,
+    column: str | None,
+    count: int,
+    label: str,
+) -> pd.Series | None:
+    """``count`` future timestamps: the future rows' own, else from the series' spacing."""
+    if times is None:
+        return None
+    given = future[column] if len(future) >= count else None
+    if given is not None:
+        parsed = pd.to_datetime(given) if pd.api.types.is_datetime64_any_dtype(times) else given
+        return pd.Series(parsed.to_numpy()[:count])
+    try:
+        return future_times(times, count, column)
+    except InputError as err:
+        raise InputError(f"input {label}: {err}") from None
+
+
+def _windows(forecaster: Forecaster, rows: list[np.ndarray], s: dict[str, Any]) -> np.ndarray:
+    """Each series' window ``[S, n, F']``, with the known-future features of its horizon."""
+    n, k = forecaster.n_steps, forecaster.horizon
+    width = rows[0].shape[1]
+    future = range(1 + len(s["inputs"]), width) if (s["future"] or s["calendar"]) else ()
+    starts = np.arange(len(rows)) * (n + k)
+    windows = Windows(np.concatenate(rows), starts + n - 1, [1] * len(rows), n, k, "next", future)
+    return windows[:][0].numpy()
+
+
+def _long(
+    forecaster: Forecaster,
+    s: dict[str, Any],
+    keys: list[tuple[str, ...]],
+    index: np.ndarray | None,
+    stamps: list[pd.Series | None],
+    point: np.ndarray,
+    bounds: np.ndarray | None,
+    levels: Sequence[float],
+    ahead: int,
+) -> pd.DataFrame:
+    """One row per series and step: ids, ``step``, time, the target and ``lo-L``/``hi-L``."""
+    result: dict[str, Any] = {
+        c: np.repeat([k[j] for k in keys], ahead) for j, c in enumerate(s["ids"])
+    }
+    result["step"] = np.tile(np.arange(1, ahead + 1), len(keys))
+    if s["time"] and all(t is not None for t in stamps):
+        result[s["time"]] = np.concatenate([t.to_numpy()[:ahead] for t in stamps])
+    result[s["target"]] = forecaster.unscale(point, index).ravel()
+    for i, level in enumerate(sorted(levels)):  # positive scale: lo stays below hi
+        result[f"lo-{level_name(level)}"] = forecaster.unscale(bounds[..., i, 0], index).ravel()
+        result[f"hi-{level_name(level)}"] = forecaster.unscale(bounds[..., i, 1], index).ravel()
+    return pd.DataFrame(result)
