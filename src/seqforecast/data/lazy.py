@@ -64,7 +64,7 @@ class Windows(Dataset):
 
     def series(self, idx: torch.Tensor) -> torch.Tensor:
         """The series of each window ``idx [B]`` -> ``[B]``."""
-        return torch.searchsorted(self.ends, idx, right=True)
+        return torch.searchsorted(self.ends, idx.contiguous(), right=True)
 
     def origins(self, idx: torch.Tensor) -> torch.Tensor:
         """The origin row of each window ``idx [B]`` -> ``[B]``."""
