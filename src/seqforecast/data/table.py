@@ -160,8 +160,10 @@ def parse_times(raw: pd.Series, column: str, path: Path, name: str | None = None
                 f"{name}: time column {column!r} is neither numbers nor dates "
                 f"({str(err).splitlines()[0][:100]})"
             ) from None
+    if len(times) < 2:  # a single row: nothing to order
+        return times.reset_index(drop=True)
     steps = times.diff().iloc[1:]
-    zero = steps.iloc[0] * 0 if len(steps) else 0
+    zero = steps.iloc[0] * 0
     back = (steps <= zero).to_numpy()
     if back.any():
         i = int(np.argmax(back)) + 1

@@ -1,0 +1,24 @@
+"""Serve forecasts over HTTP: ``python scripts/serve.py ckpt_path=<best.ckpt> [port=8000]``."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
+def main(cfg: DictConfig) -> None:
+    from seqforecast.errors import SeqforecastError
+    from seqforecast.serve.task import serve
+
+    try:
+        serve(cfg)
+    except SeqforecastError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""An HTTP forecasting service for a checkpoint (LitServe): ``python scripts/serve.py``.
+
+- :mod:`.requests`: a ``POST /predict`` body checked into a :class:`~.requests.Job`.
+- :mod:`.api`: :class:`~.api.ForecastAPI`, batched forecasts from the checkpoint.
+- :mod:`.app`: the body limit, one-line errors and ``GET /health``.
+- :mod:`.task`: ``serve(cfg)``, the task behind ``scripts/serve.py``.
+
+The request and answer schema is in ``docs/serve.md``.
+"""
+
+from seqforecast.serve.requests import Job, model_facts, parse_request
+
+__all__ = ["Job", "model_facts", "parse_request"]

@@ -1,0 +1,210 @@
+"""A ``POST /predict`` body checked and turned into a :class:`Job` (numpy windows or a table).
+
+The checks here need only the model's facts (:func:`model_facts`, a plain dict), not the
+network, so a bad request is refused before it reaches a batch. Each refusal is one
+:class:`~seqforecast.errors.InputError` line naming the field and what is expected. Checks
+that need the data pipeline (a table's columns, spacing, series ids) stay with
+``Forecaster.forecast_table`` and come back as its own errors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from seqforecast.data.table import FLOAT32_MAX
+from seqforecast.errors import ConfigError, InputError
+from seqforecast.forecast import WINDOWS
+from seqforecast.rules import INTERVALS, LEVELS, check_value
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from seqforecast.predict.forecaster import Forecaster
+
+FIELDS = ("windows", "rows", "ahead", "levels", "intervals", "window")
+
+
+@dataclass
+class Job:
+    """One request, checked: ``x [N, T, F]`` float32 windows, or ``rows`` (a table)."""
+
+    ahead: int
+    levels: tuple[float, ...]  # () when no intervals are asked for
+    method: str | None  # the interval method; None: the checkpoint's
+    window: str  # iterative feed: sliding | growing
+    x: np.ndarray | None = None
+    rows: pd.DataFrame | None = None
+
+    @property
+    def key(self) -> tuple:
+        """Requests with equal keys share one forward pass (windows only)."""
+        return (self.ahead, self.levels, self.method, self.window)
+
+
+def model_facts(forecaster: Forecaster) -> dict[str, Any]:
+    """What a client (``GET /health``) and the request checks need to know about the model."""
+    data = forecaster.data or {}
+    calibration = forecaster.calibration
+    facts = {
+        "net": forecaster.hparams["net"],
+        "target": forecaster.target,
+        "n_steps": forecaster.n_steps,
+        "horizon": forecaster.horizon,
+        "n_features": forecaster.n_features,
+        "levels": forecaster.levels,
+        "intervals": calibration.method if calibration else None,
+        "file_data": forecaster.file_data,
+    }
+    if forecaster.file_data:
+        ids = data.get("id") or []
+        facts["columns"] = {
+            "time": data.get("time"),
+            "target": data["target_column"],
+            "inputs": list(data.get("inputs") or []),
+            "future_inputs": list(data.get("future_inputs") or []),
+            "id": [ids] if isinstance(ids, str) else list(ids),
+        }
+    return facts
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def parse_ahead(body: dict[str, Any], facts: dict[str, Any], max_ahead: int) -> int:
+    """``ahead``: an integer from 1 to ``max_ahead`` (default: the model's horizon)."""
+    ahead = body.get("ahead")
+    if ahead is None:
+        return facts["horizon"]
+    if not _int(ahead) or ahead < 1:
+        raise InputError(f"ahead must be an integer >= 1, got {ahead!r}")
+    if ahead > max_ahead:
+        raise InputError(f"ahead={ahead} exceeds this service's max_ahead={max_ahead}")
+    if ahead > facts["horizon"] and facts["n_features"] != 1:
+        raise InputError(
+            f"ahead={ahead} exceeds the model's horizon {facts['horizon']}: iterative forecasts "
+            "feed predictions back, which needs a univariate model (n_features=1)"
+        )
+    return ahead
+
+
+def parse_levels(body: dict[str, Any], facts: dict[str, Any], ahead: int) -> tuple[float, ...]:
+    """``levels`` in percent; absent or null: the checkpoint's for a direct forecast, none for
+    an iterative one (intervals are calibrated for the direct steps only)."""
+    levels = body.get("levels")
+    if levels is None:
+        return tuple(facts["levels"]) if ahead <= facts["horizon"] else ()
+    try:
+        check_value("levels", levels, LEVELS)
+    except ConfigError as err:
+        raise InputError(str(err)) from None
+    if levels and ahead > facts["horizon"]:
+        raise InputError(
+            f"levels={levels}: intervals are calibrated for the model's direct forecast of "
+            f"{facts['horizon']} steps, but ahead={ahead} is iterative; use "
+            f"ahead<={facts['horizon']} or levels=[]"
+        )
+    return tuple(sorted(float(v) for v in levels))
+
+
+def _first_non_number(value: Any, where: str = "") -> tuple[str, str]:
+    """Where the first value that is not a number sits in nested lists, and what it is."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            found = _first_non_number(item, f"{where}[{i}]")
+            if found[1]:
+                return found
+        return where, ""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return where, "null" if value is None else f"{json.dumps(value)}"
+    return where, ""
+
+
+def _holds_bool(windows: list, ndim: int) -> bool:
+    if ndim == 2:
+        return any(type(v) is bool for row in windows for v in row)
+    return ndim == 3 and any(type(v) is bool for row in windows for step in row for v in step)
+
+
+def parse_windows(windows: Any, facts: dict[str, Any]) -> np.ndarray:
+    """``[[...], ...]`` (univariate) or ``[[[f, ...], ...], ...]`` -> float32 ``[N, T, F]``."""
+    t, f = facts["n_steps"], facts["n_features"]
+    expected = f"[n_series, {t}, {f}]" if f > 1 else f"[n_series, {t}] or [n_series, {t}, 1]"
+    if not isinstance(windows, list) or not windows:
+        raise InputError(f"windows must be a non-empty list shaped {expected}")
+    try:
+        x = np.asarray(windows)
+    except ValueError:  # ragged nesting
+        raise InputError(
+            f"windows are ragged (lists of different lengths); expected {expected}"
+        ) from None
+    if x.dtype.kind not in "iuf" or _holds_bool(windows, x.ndim):  # numpy reads true as 1.0
+        where, value = _first_non_number(windows)
+        raise InputError(f"windows{where} is {value}; expected numbers shaped {expected}")
+    if x.ndim == 2:
+        x = x[..., np.newaxis]  # [N, T] -> [N, T, 1]
+    if x.ndim != 3 or x.shape[1] != t or x.shape[2] != f:
+        shape = list(np.shape(windows))
+        raise InputError(f"windows have shape {shape}; this model expects {expected}")
+    bad = ~np.isfinite(x) | (np.abs(x) > FLOAT32_MAX)
+    if bad.any():
+        i, j, k = (int(v) for v in np.argwhere(bad)[0])
+        at = f"[{i}][{j}]" if np.ndim(windows[0][0]) == 0 else f"[{i}][{j}][{k}]"
+        value = float(x[i, j, k])
+        what = "NaN" if math.isnan(value) else f"{value:g}"
+        raise InputError(f"windows{at} is {what}: expected finite numbers within float32's range")
+    return x.astype(np.float32)
+
+
+def parse_rows(rows: Any, facts: dict[str, Any]) -> pd.DataFrame:
+    """``[{"date": ..., "value": ...}, ...]`` -> a DataFrame of the table's rows (file-trained
+    models only). ``null`` marks a missing value (the training ``data.fill`` rule applies)."""
+    import pandas as pd
+
+    if not facts["file_data"]:
+        raise InputError(
+            "rows are for models trained on a file (data=csv); this model takes windows"
+        )
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise InputError("rows must be a non-empty list of objects, one per table row")
+    for i, row in enumerate(rows):
+        for name, value in row.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InputError(
+                    f"rows[{i}][{name!r}] is {value!r}, which JSON does not allow; "
+                    "send null for a missing value"
+                )
+            if isinstance(value, list | dict):
+                kind = type(value).__name__
+                raise InputError(f"rows[{i}][{name!r}] is a {kind}; expected one value")
+    return pd.DataFrame.from_records(rows)
+
+
+def parse_request(body: Any, facts: dict[str, Any], max_ahead: int = 1000) -> Job:
+    """Check a decoded JSON body against the model's ``facts``; one line when it does not fit."""
+    if not isinstance(body, dict):
+        raise InputError(f"the request body must be a JSON object, got {type(body).__name__}")
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise InputError(f"unknown request fields {unknown}; expected some of {list(FIELDS)}")
+    if ("windows" in body) == ("rows" in body):
+        raise InputError("send exactly one of 'windows' (arrays) or 'rows' (a table's rows)")
+    ahead = parse_ahead(body, facts, max_ahead)
+    levels = parse_levels(body, facts, ahead)
+    method = body.get("intervals")
+    if method is not None and method not in INTERVALS:
+        raise InputError(f"intervals must be one of {list(INTERVALS)}, got {method!r}")
+    window = body.get("window", "sliding")
+    if window not in WINDOWS:
+        raise InputError(f"window must be one of {list(WINDOWS)}, got {window!r}")
+    job = Job(ahead, levels, method, window)
+    if "windows" in body:
+        job.x = parse_windows(body["windows"], facts)
+    else:
+        job.rows = parse_rows(body["rows"], facts)
+    return job

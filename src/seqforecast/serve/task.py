@@ -1,0 +1,115 @@
+"""``serve(cfg)``: the task behind ``scripts/serve.py``, an HTTP forecasting service.
+
+The checkpoint is loaded once in this process to check it and to answer ``GET /health``
+(a bad path or checkpoint stops here with one line, before any worker starts); each
+LitServe worker then loads it onto its device and answers ``POST /predict`` in batches.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from seqforecast.errors import ConfigError
+from seqforecast.rules import Rule, check_value, choice, int_at_least, int_between
+
+HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # what LitServe binds to
+SETTINGS = {
+    "host": choice(*HOSTS),
+    "port": int_between(1024, 65535),
+    "device": choice("auto", "cpu", "cuda"),
+    "layers": choice("fast", "plain"),
+    "workers": int_at_least(1),
+    "api_servers": int_at_least(1),
+    "max_batch_size": int_at_least(1),
+    "batch_timeout": Rule(
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
+        "a number of seconds >= 0",
+    ),
+    "timeout": Rule(
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v > 0,
+        "a number of seconds > 0",
+    ),
+    "max_body_mb": Rule(
+        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v > 0,
+        "a number of MiB > 0",
+    ),
+    "max_ahead": int_at_least(1),
+    "log_level": choice("debug", "info", "warning", "error"),
+}
+
+
+def check_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The service's settings, each checked; ``ckpt_path`` is required."""
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
+        raise ConfigError("ckpt_path is required: ckpt_path=outputs/<run>/checkpoints/best.ckpt")
+    settings = {"ckpt_path": str(cfg.ckpt_path)}
+    for key, rule in SETTINGS.items():
+        settings[key] = check_value(key, cfg.get(key), rule)
+    return settings
+
+
+def build_server(settings: dict[str, Any]) -> Any:
+    """The LitServer for ``settings`` (checked): the API, its limits and routes."""
+    import litserve as ls
+
+    from seqforecast.predict.checkpoint import resolve_device
+    from seqforecast.serve.api import ForecastAPI, health_facts
+    from seqforecast.serve.app import BodyLimit, add_routes
+
+    s = settings
+    accelerator = resolve_device(s["device"]).type  # cpu | cuda; one clear line without a GPU
+    facts = health_facts(s["ckpt_path"], s["layers"])
+    api = ForecastAPI(
+        s["ckpt_path"],
+        s["layers"],
+        s["max_ahead"],
+        max_batch_size=s["max_batch_size"],
+        batch_timeout=float(s["batch_timeout"]),
+    )
+    server = ls.LitServer(
+        api,
+        accelerator=accelerator,
+        devices=1,
+        workers_per_device=s["workers"],
+        timeout=float(s["timeout"]),
+        healthcheck_path="/ready",  # LitServe's plain-text probe; /health is ours (JSON)
+        middlewares=[(BodyLimit, {"max_bytes": int(s["max_body_mb"] * 2**20)})],
+    )
+
+    def ready() -> bool:
+        status = dict(getattr(server, "workers_setup_status", None) or {})
+        return bool(status) and all(str(v) == "ready" for v in status.values())
+
+    add_routes(server.app, {**facts, "max_batch_size": s["max_batch_size"]}, ready)
+    return server
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops the service as Ctrl+C does (LitServe then shuts its workers down); the
+    HTTP processes forked later inherit the handler and, once uvicorn has closed them, exit."""
+    main = os.getpid()
+
+    def handler(signum: int, frame: Any) -> None:
+        if os.getpid() == main:
+            raise KeyboardInterrupt
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def serve(cfg: DictConfig) -> None:
+    """Start the service and block until it is stopped (Ctrl+C or SIGTERM)."""
+    settings = check_settings(cfg)
+    server = build_server(settings)
+    _stop_on_sigterm()
+    server.run(
+        host=settings["host"],
+        port=settings["port"],
+        num_api_servers=settings["api_servers"],
+        log_level=settings["log_level"],
+        generate_client_file=False,
+    )
