@@ -1,0 +1,31 @@
+"""Export a checkpoint: ``python scripts/export.py ckpt_path=<best.ckpt> [format=torchscript]``."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+def main(cfg: DictConfig) -> None:
+    from seqforecast.errors import SeqforecastError
+    from seqforecast.export import export
+
+    try:
+        summary = export(cfg)
+    except SeqforecastError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    info = summary["sidecar"]
+    print(
+        f"exported: {info['net']} ({info['target']}, n_steps={info['n_steps']}, "
+        f"horizon={info['horizon']}) as {info['format']}, {info['forecast']} forecast"
+    )
+    for path in summary["files"]:
+        print(f"  {path}")
+
+
+if __name__ == "__main__":
+    main()
