@@ -389,3 +389,23 @@ def test_ddp_ranks_share_the_panel_windows(panel_csv: Path, tmp_path: Path) -> N
         assert got[key] == pytest.approx(want[key], rel=1e-5), key
     ckpt = torch.load(tmp_path / "ddp" / "checkpoints" / "last.ckpt", weights_only=True)
     assert ckpt["global_step"] == -(-6 * 60 // 32)  # 360 windows: each rank 180, 12 steps
+
+
+def test_one_series_takes_known_future_inputs_too(tmp_path: Path) -> None:
+    frame = panel_frame(series=1, rows=120, seed=5).drop(columns="series")
+    path = tmp_path / "one.csv"
+    frame.to_csv(path, index=False)
+    out = tmp_path / "run"
+    base = ["data=csv", f"data.path={path}", "data.time=date", *TINY, "model=gru"]
+    cfg = compose_cfg(out, *base, "trainer.max_epochs=1", "data.future_inputs=[promo]", tiny=False)
+    train(cfg)
+    from seqforecast import load_forecaster
+
+    f = load_forecaster(out / "checkpoints" / "best.ckpt")
+    assert f.n_features == 2 + K  # value, promo, promo at t + 1 .. t + k
+    source = tmp_path / "in.csv"  # the last k targets emptied: promo is known for them
+    frame.loc[frame.index[-K:], "value"] = np.nan
+    frame.to_csv(source, index=False)
+    table = f.forecast_table(source, levels=[80])
+    assert list(table.columns) == ["step", "date", "value", "lo-80", "hi-80"]
+    assert list(table["date"]) == list(pd.to_datetime(frame["date"].iloc[-K:]))
