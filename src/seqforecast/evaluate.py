@@ -44,7 +44,7 @@ def unit_errors(
         out[f"{stage}/rmse"] = float(np.sqrt((err**2).mean()))
         if datamodule.ids:
             table[stage] = series_errors(err, series, len(datamodule.keys))
-    return out, series_table(datamodule, table)
+    return out, (series_table(datamodule, table) if datamodule.ids else [])
 
 
 def series_errors(err: np.ndarray, series: np.ndarray, n: int) -> dict[str, np.ndarray]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seqforecast.data.table import _where, check_columns, load_table, read_frame
+from seqforecast.data.table import check_columns, load_table, read_frame, row_in_file
 from seqforecast.errors import InputError
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def load_panel(
         if empty.any():
             raise InputError(
                 f"{path}: id column {c!r} has {int(empty.sum())} empty cells (first at "
-                f"{_where(path, int(np.argmax(empty)))}); every row needs its series' id"
+                f"{row_in_file(path, int(np.argmax(empty)))}); every row needs its series' id"
             )
     if frame.empty:
         raise InputError(f"data file {path} has a header but no rows")

@@ -38,7 +38,7 @@ class Table:
     times: pd.Series | None
 
 
-def _where(
+def row_in_file(
     path: Path,
     i: int,
     times: pd.Series | None = None,
@@ -101,7 +101,8 @@ def numeric(frame: pd.DataFrame, column: str, path: Path, name: str | None = Non
         i = int(np.argmax(bad.to_numpy()))
         raise InputError(
             f"{name or path}: column {column!r} holds a non-numeric value {raw.iloc[i]!r} at "
-            f"{_where(path, i, rows=raw.index)} ({int(bad.sum())} such values); expected numbers"
+            f"{row_in_file(path, i, rows=raw.index)} ({int(bad.sum())} such values); "
+            "expected numbers"
         )
     return values.astype(np.float64)
 
@@ -126,7 +127,7 @@ def check_finite(
         n = int(bad.sum())
         raise InputError(
             f"{name or path}: column {data.columns[j]!r} holds {values[i, j]:g} at "
-            f"{_where(path, i, times, time, data.index)}, infinite or too large for float32 "
+            f"{row_in_file(path, i, times, time, data.index)}, infinite or too large for float32 "
             f"(|x| > {FLOAT32_MAX:.4g}); first of {n} such value{'s' if n > 1 else ''} in "
             "the file; expected finite numbers"
         )
@@ -143,7 +144,7 @@ def parse_times(raw: pd.Series, column: str, path: Path, name: str | None = None
         i = int(np.argmax(raw.isna().to_numpy()))
         raise InputError(
             f"{name}: time column {column!r} has {int(raw.isna().sum())} empty cells "
-            f"(first at {_where(path, i, rows=raw.index)}); every row needs a time"
+            f"(first at {row_in_file(path, i, rows=raw.index)}); every row needs a time"
         )
     if pd.api.types.is_datetime64_any_dtype(raw):  # parsed already (one series of a panel)
         times = raw
@@ -167,11 +168,11 @@ def parse_times(raw: pd.Series, column: str, path: Path, name: str | None = None
     back = (steps <= zero).to_numpy()
     if back.any():
         i = int(np.argmax(back)) + 1
-        at = _where(path, i, rows=raw.index)
+        at = row_in_file(path, i, rows=raw.index)
         if steps.iloc[i - 1] == zero:
             raise InputError(
                 f"{name}: duplicate rows for time {times.iloc[i]} "
-                f"({_where(path, i - 1, rows=raw.index)} and {at}); expected one row per time"
+                f"({row_in_file(path, i - 1, rows=raw.index)} and {at}); expected one row per time"
             )
         raise InputError(
             f"{name}: time column {column!r} does not increase at {at} "
@@ -237,7 +238,7 @@ def load_table(
                 raise InputError(
                     f"{name}: time column {time!r} skips {int(skipped.sum())} timestamps in "
                     f"{int((skipped > 0).sum())} gaps (first: {where}, "
-                    f"{_where(path, first, rows=rows)}) "
+                    f"{row_in_file(path, first, rows=rows)}) "
                     f"at the usual spacing {spacing}; set data.fill=ffill|interpolate|drop"
                 )
             if fill != "drop":
@@ -255,7 +256,7 @@ def load_table(
             n = int(empty.to_numpy().sum())
             raise InputError(
                 f"{name}: {n} missing value{'s' if n > 1 else ''} {counts} (first at "
-                f"{_where(path, i, shown, time, rows)}); set data.fill=ffill|interpolate|drop"
+                f"{row_in_file(path, i, shown, time, rows)}); set data.fill=ffill|interpolate|drop"
             )
         if fill == "ffill":
             data = data.ffill()

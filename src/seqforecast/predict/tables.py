@@ -80,7 +80,7 @@ def forecast_table(
     history, future = split_future(frame, s["target"], s["ids"])
     panel = load_panel(path, columns, s["time"], s["fill"], s["ids"], frame=history)
     index = _series_index(forecaster, panel.keys, s["ids"], name)
-    rows, stamps = [], []
+    rows, stamps, recents = [], [], []
     for i, key in enumerate(panel.keys):
         label = f"series {series_label(s['ids'], key)}" if s["ids"] else name
         recent = panel.rows(i)[-n:]  # [<=n, F]
@@ -89,6 +89,7 @@ def forecast_table(
                 f"input {label} has {len(recent)} usable rows; the model needs the last "
                 f"n_steps = {n}"
             )
+        recents.append(recent[:, 0])  # [T], the target in the data's units (the figure)
         times = None if panel.times is None else panel.times[i]
         ahead_rows = _future_rows(future, s, key, label, k if s["future"] else 0)
         stamps.append(_timestamps(times, ahead_rows, s["time"], max(ahead, k), label))
@@ -106,8 +107,7 @@ def forecast_table(
         point, bounds = predict_intervals(forecaster, x, ahead, levels, method)  # [S, a, L, 2]
     else:
         point = forecaster.predict(x, ahead, window)  # [S, a]
-    forecaster.last_history = np.stack([r[:n, 0] for r in rows])  # [S, T], scaled
-    forecaster.last_history = forecaster.unscale(forecaster.last_history, index)
+    forecaster.last_history = np.stack(recents)  # [S, T]
     return _long(forecaster, s, panel.keys, index, stamps, point, bounds, levels, ahead)
 
 
