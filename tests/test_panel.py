@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import compose_cfg, run_script
+from conftest import MODEL_OPTIONS, compose_cfg, run_script
 from omegaconf import DictConfig
 
 from seqforecast.data.batches import batch_loader
@@ -409,3 +409,25 @@ def test_one_series_takes_known_future_inputs_too(tmp_path: Path) -> None:
     table = f.forecast_table(source, levels=[80])
     assert list(table.columns) == ["step", "date", "value", "lo-80", "hi-80"]
     assert list(table["date"]) == list(pd.to_datetime(frame["date"].iloc[-K:]))
+
+
+@pytest.mark.parametrize(
+    "option",
+    [o if o == "conv_gru" else pytest.param(o, marks=pytest.mark.slow) for o in MODEL_OPTIONS],
+)
+def test_every_option_takes_known_future_inputs(
+    option: str, panel_csv: Path, tmp_path: Path
+) -> None:
+    """Every model option trains and forecasts with the wider input (1 + 1 + 2 + 2 k)."""
+    out = tmp_path / "run"
+    future = ["data.future_inputs=[promo]", "data.calendar=[dayofweek]", "levels=[]"]
+    one_step = ["horizon=1"] if option in ("simple_rnn", "deep_rnn") else []  # state = forecast
+    cfg = panel_cfg(out, panel_csv, f"model={option}", "trainer.max_epochs=1", *future, *one_step)
+    train(cfg)
+    from seqforecast import load_forecaster
+
+    f = load_forecaster(out / "checkpoints" / "best.ckpt")
+    k = f.horizon  # 1-step options keep their own horizon
+    assert f.n_features == 4 + 3 * k  # value, promo, dow sin/cos, then 3 per step ahead
+    table = f.forecast_table(future_input(panel_csv, tmp_path / "in.csv", rows=k))
+    assert len(table) == 6 * k and np.isfinite(table["value"]).all()
