@@ -120,7 +120,7 @@ def _hand_loop(cfg, net: torch.nn.Module, epochs: int, accumulate: int, clip: fl
     """Plain torch: the same data order and Adam; each step on ``accumulate`` batches at once."""
     dm = instantiate(cfg.data)
     dm.setup()
-    x, y = dm.splits["train"]
+    x, y = dm.splits["train"].x, dm.splits["train"].y
     opt = torch.optim.Adam(net.parameters(), lr=cfg.model.lr, eps=adam_eps(cfg.model.init, None))
     sampler = BatchIndexSampler(len(x), cfg.data.batch_size, shuffle=True, seed=cfg.seed)
     for epoch in range(epochs):
