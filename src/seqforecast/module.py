@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
@@ -27,33 +27,29 @@ LEGACY_HPARAMS = ("impl", "gradient_clip_val", "gradient_clip_algorithm")
 
 @dataclass
 class EpochLoss:
-    """The current epoch's training losses, kept where they were computed.
+    """The current epoch's training loss, summed where it was computed.
 
-    ``add`` stores each batch's loss without reading it (no host sync on an accelerator);
-    :meth:`total` sums them, weighted by rows. A plain object, not module attributes, so
-    that per-step updates skip ``nn.Module.__setattr__``.
+    ``add`` folds each batch's loss, weighted by its rows, into one running sum without
+    reading it (no host sync on an accelerator); :meth:`total` is that sum. One small tensor
+    lives at a time: a list of per-batch losses, kept between the batches' large buffers,
+    pinned the allocator's heap so that memory grew by megabytes a batch over a long epoch.
+    A plain object, not module attributes, so that per-step updates skip
+    ``nn.Module.__setattr__``.
     """
 
-    losses: list[torch.Tensor] = field(default_factory=list)  # detached batch-mean losses
-    rows: list[int] = field(default_factory=list)
-    # Entries kept before they are summed into one (a long epoch's list stays short).
-    FOLD_AT = 1024
+    sum: torch.Tensor | None = None  # float32 scalar on the losses' device
+    n_rows: int = 0
 
     def add(self, loss: torch.Tensor, rows: int) -> None:
-        self.losses.append(loss.detach())
-        self.rows.append(rows)
-        if len(self.losses) >= self.FOLD_AT:
-            n = sum(self.rows)
-            self.losses, self.rows = [self.total() / n], [n]
+        part = loss.detach().float() * rows
+        self.sum = part if self.sum is None else self.sum + part
+        self.n_rows += rows
 
     def total(self) -> torch.Tensor:
         """The summed loss of every row so far (a float32 scalar on the losses' device)."""
-        weights = torch.tensor(self.rows, dtype=torch.float32, device=self.losses[0].device)
-        return (torch.stack(self.losses).float() * weights).sum()
-
-    @property
-    def n_rows(self) -> int:
-        return sum(self.rows)
+        if self.sum is None:
+            raise ValueError("no training loss added in this epoch")
+        return self.sum
 
 
 class ForecastModule(L.LightningModule):
@@ -205,7 +201,7 @@ class ForecastModule(L.LightningModule):
 
         One host read; on the CPU every step was already checked in ``training_step``.
         """
-        if self.epoch_loss.losses and not math.isfinite(value := self.epoch_loss.total().item()):
+        if self.epoch_loss.n_rows and not math.isfinite(value := self.epoch_loss.total().item()):
             self._stop(f"in epoch {self.current_epoch}", value)
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
@@ -241,7 +237,7 @@ class ForecastModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         """Log ``train/loss``: the epoch's mean loss, weighted by batch size."""
-        if self.epoch_loss.losses:
+        if self.epoch_loss.n_rows:
             self.check_finite()
             mean = self.epoch_loss.total() / self.epoch_loss.n_rows
             # sync_dist: the mean over every process under DDP (one reduce per epoch).
@@ -268,7 +264,7 @@ class ForecastModule(L.LightningModule):
         # written from non-finite training. A mid-epoch one carries the epoch's partial loss.
         self.check_finite()
         epoch = self.epoch_loss
-        total = epoch.total().item() if epoch.losses else 0.0
+        total = epoch.total().item() if epoch.n_rows else 0.0
         checkpoint["train_loss_epoch"] = [total, epoch.n_rows]
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:

@@ -87,13 +87,15 @@ def calendar_features(times: pd.Series, calendar: Sequence[str], column: str) ->
     return out
 
 
-def _parse_dates(frame: pd.DataFrame, time: str, path: Path) -> None:
-    """Parse a text time column once for the whole table (in place), not once per series."""
+def _parse_dates(frame: pd.DataFrame, time: str, path: Path) -> pd.DataFrame:
+    """The table with a text time column parsed once for all series, not once per series
+    (numbers and parsed dates: the table itself, not a copy)."""
     import pandas as pd
 
     raw = frame[time]
     if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_datetime64_any_dtype(raw):
-        return
+        return frame
+    frame = frame.copy(deep=False)  # the other columns are shared, not copied
     try:
         try:
             frame[time] = pd.to_datetime(raw)
@@ -104,6 +106,7 @@ def _parse_dates(frame: pd.DataFrame, time: str, path: Path) -> None:
             f"{path}: time column {time!r} is neither numbers nor dates "
             f"({str(err).splitlines()[0][:100]})"
         ) from None
+    return frame
 
 
 def load_panel(
@@ -129,17 +132,25 @@ def load_panel(
         if empty.any():
             raise InputError(
                 f"{path}: id column {c!r} has {int(empty.sum())} empty cells (first at "
-                f"{row_in_file(path, int(np.argmax(empty)))}); every row needs its series' id"
+                f"{row_in_file(path, int(np.argmax(empty)), rows=frame.index)}); every row "
+                "needs its series' id"
             )
     if frame.empty:
         raise InputError(f"data file {path} has a header but no rows")
     if time:
-        frame = frame.copy()
-        _parse_dates(frame, time, path)
-    by = [frame[c].astype(str) for c in ids]
+        frame = _parse_dates(frame, time, path)
+    # Grouped on the raw ids (no text copy of a long column); ordered by their text.
+    groups = frame.groupby(list(ids), sort=False).indices  # {key: positions}
+    named = sorted(
+        (
+            (tuple(map(str, key if isinstance(key, tuple) else (key,))), where)
+            for key, where in groups.items()
+        ),
+        key=lambda item: item[0],
+    )
     parts, keys, times = [], [], []
-    for key, rows in frame.groupby(by, sort=True):  # rows keep the file's row numbers
-        key = tuple(key) if isinstance(key, tuple) else (key,)
+    for key, where in named:  # the rows keep the file's row numbers as their index
+        rows = frame.iloc[where]
         table = load_table(path, columns, time, fill, frame=rows, series=series_label(ids, key))
         parts.append(table.values)
         keys.append(key)
