@@ -4,25 +4,17 @@ The module logs MSE on the scaled values it trains on; for a file the user also 
 know how far off the forecasts are in the file's units (sales, degrees), so
 :func:`unit_errors` maps both back through the scaling fitted on the training rows (per
 series for a panel) and, for a panel, :func:`series_table` gives the errors of each series.
+Windows are forecast in eval batches and only sums are kept: memory is one batch, whatever
+the number of windows.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from seqforecast.data.files import FileDataModule
-from seqforecast.intervals import forecast
 from seqforecast.module import ForecastModule
-
-
-def unit_forecasts(
-    model: ForecastModule, datamodule: FileDataModule, stage: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """One split's direct forecasts and targets ``[N, k]`` in the data's units, and each
-    window's series ``[N]`` (``None`` for one series). Windows are gathered per eval batch."""
-    x, y, series = datamodule.eval_windows(stage)  # lazy [N, T, F], [N, k], [N]
-    pred, _ = forecast(model, x, batch_size=datamodule.eval_batch_size)  # [N, k]
-    return datamodule.to_units(pred, series), datamodule.to_units(y, series), series
 
 
 def unit_errors(
@@ -37,24 +29,24 @@ def unit_errors(
     scaling (column 0, the target).
     """
     out, table = {}, {}
+    model.eval()
     for stage in stages:
-        pred, actual, series = unit_forecasts(model, datamodule, stage)
-        err = pred - actual  # [N, k]
-        out[f"{stage}/mae"] = float(np.abs(err).mean())
-        out[f"{stage}/rmse"] = float(np.sqrt((err**2).mean()))
+        n = max(len(datamodule.keys), 1)
+        windows, absolute, squared = np.zeros(n), np.zeros(n), np.zeros(n)  # per series
+        with torch.inference_mode():
+            for x, y, series in datamodule.eval_batches(stage):  # [b, T, F], [b, k], [b]
+                pred = model.forecast(x.to(model.device)).double().cpu().numpy()  # [b, k]
+                err = datamodule.to_units(pred, series) - datamodule.to_units(y, series)
+                windows += np.bincount(series, minlength=n)
+                absolute += np.bincount(series, np.abs(err).sum(axis=1), minlength=n)
+                squared += np.bincount(series, (err**2).sum(axis=1), minlength=n)
+        values = windows * datamodule.horizon  # [S] errors per series
+        out[f"{stage}/mae"] = float(absolute.sum() / values.sum())
+        out[f"{stage}/rmse"] = float(np.sqrt(squared.sum() / values.sum()))
         if datamodule.ids:
-            table[stage] = series_errors(err, series, len(datamodule.keys))
+            per = {"windows": windows.astype(int), "mae": absolute / values}
+            table[stage] = {**per, "rmse": np.sqrt(squared / values)}
     return out, (series_table(datamodule, table) if datamodule.ids else [])
-
-
-def series_errors(err: np.ndarray, series: np.ndarray, n: int) -> dict[str, np.ndarray]:
-    """Per series of ``n``: windows, MAE and RMSE of the errors ``err [N, k]`` of windows
-    of ``series [N]``."""
-    count = np.bincount(series, minlength=n)  # [S] windows
-    values = count * err.shape[1]  # [S] errors
-    mae = np.bincount(series, np.abs(err).sum(axis=1), minlength=n) / values
-    mse = np.bincount(series, (err**2).sum(axis=1), minlength=n) / values
-    return {"windows": count, "mae": mae, "rmse": np.sqrt(mse)}
 
 
 def series_table(

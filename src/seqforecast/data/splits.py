@@ -9,11 +9,12 @@ cuts the splits once, keeps them as tensors and hands Lightning their loaders.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from seqforecast.data.batches import TensorPairs, batch_loader
@@ -145,6 +146,23 @@ class SplitDataModule(L.LightningDataModule, ABC):
             return split.inputs(), split.last_targets(), split.window_series()
         y = split.y.numpy()
         return split.x.numpy(), (y[:, -1] if y.ndim == 3 else y), None
+
+    def eval_batches(
+        self, stage: str
+    ) -> Iterator[tuple[torch.Tensor, np.ndarray, np.ndarray | None]]:
+        """One split in order, ``eval_batch_size`` windows at a time: the inputs ``[b, T, F]``,
+        the ``k`` values after each window ``[b, k]`` and each window's series (``[b]``;
+        ``None`` for generated data). Memory: one batch."""
+        self.setup()
+        split = self.splits[stage]
+        for lo in range(0, len(split), self.eval_batch_size):
+            x, y = split[torch.arange(lo, min(lo + self.eval_batch_size, len(split)))]
+            y = (y[:, -1] if y.ndim == 3 else y).numpy()  # [b, k]
+            if isinstance(split, Windows):
+                series = split.series(torch.arange(lo, lo + len(x))).numpy()
+                yield x, y, series
+            else:
+                yield x, y, None
 
     def _shard(self) -> dict[str, int]:
         if self.trainer is None:
