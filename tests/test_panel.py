@@ -435,3 +435,17 @@ def test_every_option_takes_known_future_inputs(
     assert f.n_features == 4 + 3 * k  # value, promo, dow sin/cos, then 3 per step ahead
     table = f.forecast_table(future_input(panel_csv, tmp_path / "in.csv", rows=k))
     assert len(table) == 6 * k and np.isfinite(table["value"]).all()
+
+
+def test_two_id_columns_name_a_series_together(tmp_path: Path) -> None:
+    frame = panel_frame(series=4, rows=60, seed=9)
+    frame["store"] = frame["series"].map({"s000": "a", "s001": "a", "s002": "b", "s003": "b"})
+    frame["item"] = frame["series"].map({"s000": 1, "s001": 2, "s002": 1, "s003": 2})
+    path = tmp_path / "two.csv"
+    by_time = frame.drop(columns="series").sort_values(["date", "store", "item"], kind="stable")
+    by_time.to_csv(path, index=False)  # the series interleaved, as a table sorted by time
+    dm = module(path, id=["store", "item"], split=[0.7, 0.2, 0.1], scaling="none")
+    assert dm.keys == [("a", "1"), ("a", "2"), ("b", "1"), ("b", "2")]
+    x, _ = dm.arrays("train")
+    want = frame[frame.series == "s002"]["value"].to_numpy()[:N]  # store b, item 1: the third
+    np.testing.assert_allclose(x[2 * (42 - N - K + 1), :, 0], want, rtol=1e-6)
