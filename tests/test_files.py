@@ -17,10 +17,11 @@ from seqforecast.data.example import example_frame, write_example
 from seqforecast.data.files import FileDataModule
 from seqforecast.data.scaling import Scaler
 from seqforecast.data.splits import resolve_split
-from seqforecast.data.table import future_times, load_table
+from seqforecast.data.table import load_table
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.evaluate import unit_errors
 from seqforecast.module import ForecastModule
+from seqforecast.predict.tables import future_times
 from seqforecast.train import train
 
 FILE_TINY = [

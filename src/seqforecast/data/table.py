@@ -10,7 +10,6 @@ time column (unless ``fill`` says how to treat them), unordered times.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,36 +267,3 @@ def load_table(
     if data.empty:
         raise InputError(f"data file {name} has no complete rows left after data.fill={fill}")
     return Table(data.to_numpy(dtype=np.float32), list(columns), times)
-
-
-def future_times(times: pd.Series, ahead: int, column: str) -> pd.Series:
-    """The ``ahead`` timestamps after the last one, at the column's regular spacing.
-
-    Dates use ``pd.infer_freq`` (days, hours, month starts, ...); numbers need one
-    constant step. Irregular spacing is an :class:`InputError`.
-    """
-    import pandas as pd
-
-    if len(times) < 3:
-        raise InputError(
-            f"time column {column!r} has {len(times)} rows; inferring its spacing needs >= 3"
-        )
-    if pd.api.types.is_datetime64_any_dtype(times):
-        with warnings.catch_warnings():
-            # pandas 3 announces an offset instead of a string; date_range takes either.
-            warnings.simplefilter("ignore")
-            freq = pd.infer_freq(pd.DatetimeIndex(times))
-        if freq is None:
-            raise InputError(
-                f"time column {column!r} is irregularly spaced (steps "
-                f"{sorted({str(s) for s in times.diff().iloc[1:]})[:4]}); future timestamps "
-                "need a regular spacing"
-            )
-        return pd.Series(pd.date_range(times.iloc[-1], periods=ahead + 1, freq=freq)[1:])
-    steps = np.diff(times.to_numpy(dtype=np.float64))
-    if not np.allclose(steps, steps[0]):
-        raise InputError(
-            f"time column {column!r} is irregularly spaced (steps from {steps.min():g} to "
-            f"{steps.max():g}); future timestamps need a regular spacing"
-        )
-    return pd.Series(times.iloc[-1] + steps[0] * np.arange(1, ahead + 1))
