@@ -1,29 +1,38 @@
-"""Direct and iterative forecasts, shared by prediction and the chapter's ``iterative`` model."""
+"""Direct and iterative forecasts, shared by prediction, the chapter's ``iterative`` model and
+the torch-free :mod:`seqforecast.onnx` (this module imports no torch: the loop runs on torch
+tensors or numpy arrays alike)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
-import torch
+import numpy as np
 
 from seqforecast.errors import InputError
 
 WINDOWS = ("sliding", "growing")
+A = TypeVar("A")  # torch.Tensor or np.ndarray
 
 
-def iterative_forecast(
-    step: Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    ahead: int,
-    window: str = "sliding",
-) -> torch.Tensor:
+def _cat(parts: list[A], axis: int) -> A:
+    """``parts`` joined along ``axis``, in their own library."""
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts, axis=axis)
+    import torch
+
+    return torch.cat(parts, dim=axis)
+
+
+def iterative_forecast(step: Callable[[A], A], x: A, ahead: int, window: str = "sliding") -> A:
     """Roll a ``k``-step forecaster forward ``ahead`` steps, feeding back its own predictions.
 
     ``step`` maps a window ``[B, T, 1]`` to its direct forecast ``[B, k]``. Each
     round appends the ``k`` predictions to the input and predicts again (the book's
     procedure, cells 38 and 44): ``window="sliding"`` always feeds the last ``T``
     steps (cell 38), ``"growing"`` feeds the whole extended input (cell 44; only
-    for networks that accept any length). Returns ``[B, ahead]``.
+    for networks that accept any length). ``x`` and the result ``[B, ahead]`` are torch
+    tensors or numpy arrays.
     """
     if window not in WINDOWS:
         raise InputError(f"window must be one of {list(WINDOWS)}, got {window!r}")
@@ -41,5 +50,5 @@ def iterative_forecast(
         y = step(inputs)  # [B, k]
         preds.append(y)
         produced += y.shape[1]
-        history = torch.cat([history, y.unsqueeze(-1)], dim=1)  # [B, T + t + k, 1]
-    return torch.cat(preds, dim=1)[:, :ahead]  # [B, ahead]
+        history = _cat([history, y[..., None]], axis=1)  # [B, T + t + k, 1]
+    return _cat(preds, axis=1)[:, :ahead]  # [B, ahead]

@@ -1,46 +1,26 @@
 """``OnnxForecaster``: an exported model (:mod:`seqforecast.export`) run with onnxruntime and
 numpy only, as :class:`~seqforecast.predict.forecaster.Forecaster` runs the checkpoint (same
-numbers up to float32 rounding): direct, iterative (:func:`iterative_forecast`, the rule of
-:func:`seqforecast.forecast.iterative_forecast`), conformal intervals from the sidecar's widths,
-the training scaler in and out for file models. Importing it imports neither torch, Lightning
-nor pandas; onnxruntime is imported when a model is loaded.
+numbers up to float32 rounding): direct, iterative (the one loop of
+:func:`seqforecast.forecast.iterative_forecast`, on numpy arrays), conformal intervals from
+the sidecar's widths, the training scaler in and out for file models. Importing it imports
+neither torch, Lightning nor pandas; onnxruntime is imported when a model is loaded.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from seqforecast.errors import ConfigError, InputError
+from seqforecast.forecast import WINDOWS, iterative_forecast
 from seqforecast.scores import level_name
 
-WINDOWS = ("sliding", "growing")
 MODEL, SIDECAR = "model.onnx", "model.json"
 REQUIRED = ("format", "input", "output", "n_steps", "horizon", "target", "n_features", "net")
-
-
-def iterative_forecast(
-    step: Callable[[np.ndarray], np.ndarray], x: np.ndarray, ahead: int, window: str = "sliding"
-) -> np.ndarray:
-    """Roll a ``k``-step forecaster ``ahead`` steps forward, feeding back its predictions.
-
-    ``step`` maps windows ``[B, T', 1]`` to ``[B, k]``; each round appends its ``k``
-    predictions to the input. ``sliding`` feeds the last ``T`` steps, ``growing`` the whole
-    extended input. ``x [B, T, 1] -> [B, ahead]`` float32.
-    """
-    n_steps = x.shape[1]
-    history, preds, produced = x, [], 0
-    while produced < ahead:
-        inputs = history[:, -n_steps:] if window == "sliding" else history  # [B, T(+t), 1]
-        y = step(inputs)  # [B, k]
-        preds.append(y)
-        produced += y.shape[1]
-        history = np.concatenate([history, y[..., np.newaxis]], axis=1)  # [B, T + t + k, 1]
-    return np.concatenate(preds, axis=1)[:, :ahead]
 
 
 def future_times(times: np.ndarray, ahead: int) -> np.ndarray:
