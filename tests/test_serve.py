@@ -116,15 +116,6 @@ def test_bodies_that_are_not_requests() -> None:
 
 # --- trained models ---------------------------------------------------------------------------
 
-TINY = [
-    "data.n_series=96",
-    "data.split=[64,16,16]",
-    "data.batch_size=16",
-    "trainer.accelerator=cpu",
-    "trainer.enable_model_summary=false",
-    "trainer.log_every_n_steps=1",
-    "trainer.max_epochs=1",
-]
 FILE = [
     "data=csv",
     "data.time=date",
@@ -143,7 +134,7 @@ def generated_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from seqforecast.train import train
 
     out = tmp_path_factory.mktemp("seq2seq")
-    train(compose_cfg(out, "model=seq2seq", *TINY, tiny=False))
+    train(compose_cfg(out, "model=seq2seq", "trainer.max_epochs=1"))  # conftest's tiny data
     return out / "checkpoints" / "best.ckpt"
 
 
