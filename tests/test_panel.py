@@ -33,10 +33,14 @@ TINY = [
 ]
 
 
+def panel_args(data: Path) -> list[str]:
+    """Overrides for ``data=csv`` on a panel with ids ``series`` and time ``date``, tiny."""
+    return ["data=csv", f"data.path={data}", "data.id=series", "data.time=date", *TINY]
+
+
 def panel_cfg(out: Path, data: Path, *overrides: str) -> DictConfig:
-    """The real config with ``data=csv`` on a panel with ids ``series`` and time ``date``."""
-    base = ["data=csv", f"data.path={data}", "data.id=series", "data.time=date", *TINY]
-    return compose_cfg(out, *base, *overrides, tiny=False)
+    """The real config with :func:`panel_args`."""
+    return compose_cfg(out, *panel_args(data), *overrides, tiny=False)
 
 
 @pytest.fixture(scope="module")
@@ -312,8 +316,9 @@ def test_bad_panels_stop_with_one_line(tmp_path: Path, run_main, case: str) -> N
     frame, extra, message = bad_tables(tmp_path)[case]
     path = tmp_path / "bad.csv"
     frame.to_csv(path, index=False)
-    args = ["data=csv", f"data.path={path}", "data.id=series", "data.time=date", *TINY, *extra]
-    result = run_main("train.py", *args, f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path)
+    result = run_main(
+        "train.py", *panel_args(path), *extra, f"hydra.run.dir={tmp_path / 'r'}", cwd=tmp_path
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     line = result.stderr.strip().splitlines()[-1]
     assert line.startswith("error: ") and message in line, line
@@ -363,7 +368,7 @@ def test_the_promotion_flag_beats_the_same_model_without_it(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_multirun_on_a_panel_fills_the_results_table(panel_csv: Path, tmp_path: Path) -> None:
-    base = ["data=csv", f"data.path={panel_csv}", "data.id=series", "data.time=date", *TINY]
+    base = panel_args(panel_csv)
     result = run_script(
         "train.py", "-m", *base, "model=gru,seq2seq", "trainer.max_epochs=1", "levels=[]",
         f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
@@ -377,7 +382,7 @@ def test_multirun_on_a_panel_fills_the_results_table(panel_csv: Path, tmp_path: 
 def test_ddp_ranks_share_the_panel_windows(panel_csv: Path, tmp_path: Path) -> None:
     """Two gloo ranks of batch 16 train exactly the single-process batch-32 run."""
     common = ["model=seq2seq", "trainer.max_epochs=1", "levels=[]", "data.split=[0.7,0.2,0.1]"]
-    base = ["data=csv", f"data.path={panel_csv}", "data.id=series", "data.time=date", *TINY]
+    base = panel_args(panel_csv)
     ddp = run_script(
         "train.py", *base, *common, "trainer=ddp_cpu", "data.batch_size=16",
         f"hydra.run.dir={tmp_path / 'ddp'}", cwd=tmp_path,
