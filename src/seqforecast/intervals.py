@@ -181,7 +181,18 @@ def calibrate(
     """Widths at ``levels`` from calibration windows ``x [N, T, F]`` and the ``k`` values
     after each, ``y [N, k]``, forecast by ``module`` (its direct forecast)."""
     check_method(module, method, levels)
-    point, model = forecast(module, x, levels, method, batch_size)
+    return widths_of(*forecast(module, x, levels, method, batch_size), y, levels, method)
+
+
+def widths_of(
+    point: np.ndarray,
+    model: np.ndarray | None,
+    y: np.ndarray,
+    levels: Sequence[float],
+    method: str,
+) -> Calibration:
+    """The calibration of forecasts ``point [N, k]`` (and, for ``cqr``, the model's bounds
+    ``[N, k, L, 2]``) of the values ``y [N, k]``."""
     y = np.asarray(y, np.float64)
     widths = np.zeros((len(levels), point.shape[1]))
     for i, level in enumerate(levels):
@@ -243,14 +254,30 @@ def evaluate(
     Returns the calibration and ``test/coverage-L``, ``test/width-L``, ``test/winkler-L``
     (file data: widths and Winkler scores in the data's units, through its ``to_units``).
     """
-    x, y, _ = datamodule.eval_windows("val")  # inputs, [N, k], series
-    cal = calibrate(module, x, y, levels, method, datamodule.eval_batch_size)
-    x, y, series = datamodule.eval_windows("test")
-    bounds = cal.bounds(*forecast(module, x, levels, method, datamodule.eval_batch_size))
+    check_method(module, method, levels)
+    point, model, y, _ = _split_forecasts(module, datamodule, "val", levels, method)
+    cal = widths_of(point, model, y, levels, method)
+    point, model, y, series = _split_forecasts(module, datamodule, "test", levels, method)
+    bounds = cal.bounds(point, model)
     to_units = getattr(datamodule, "to_units", None)
     if to_units is not None:
         bounds, y = to_units(bounds, series), to_units(y, series)
     return cal, score(y, bounds, levels, "test/")
+
+
+def _split_forecasts(
+    module: ForecastModule, datamodule: Any, stage: str, levels: Sequence[float], method: str
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """One split's direct forecasts ``[N, k]`` (:func:`forecast_batch`), the model's bounds
+    (or ``None``), the values ``[N, k]`` and each window's series (or ``None``), forecast over
+    the datamodule's eval batches (``eval_batches``): no window is kept past its batch."""
+    parts: list[tuple] = []
+    module.eval()
+    with torch.inference_mode():
+        for x, y, series in datamodule.eval_batches(stage):
+            point, model = forecast_batch(module, x.to(module.device), levels, method)
+            parts.append((point, model, y, series))
+    return tuple(None if p[0] is None else np.concatenate(p) for p in zip(*parts, strict=True))
 
 
 def merge_metrics(

@@ -34,7 +34,7 @@ class Windows(Dataset):
     windows, origins ``first[s], first[s] + 1, ...`` (global row numbers).
 
     Indexing takes an index tensor (or a slice) of windows and returns ``(x, y)`` tensors
-    (module docstring); :meth:`inputs` and :meth:`last_targets` serve evaluation.
+    (module docstring).
     """
 
     def __init__(
@@ -84,30 +84,3 @@ class Windows(Dataset):
         if self.target == "next":
             return x, w[:, n:, 0].contiguous()  # [B, k]
         return x, w[:, 1:, 0].unfold(1, k, 1).contiguous()  # [B, n, k]
-
-    def inputs(self) -> WindowInputs:
-        """The windows' inputs, cut per slice: ``len()`` and ``[lo:hi] -> [b, n, F']`` numpy."""
-        return WindowInputs(self)
-
-    def last_targets(self) -> np.ndarray:
-        """``[N, k]``: the ``k`` target values after each window's last input."""
-        o = self.origins(torch.arange(len(self)))  # [N]
-        return self.rows[o[:, None] + torch.arange(1, self.horizon + 1), 0].numpy()  # [N, k]
-
-    def window_series(self) -> np.ndarray:
-        """``[N]``: the series of each window."""
-        return np.repeat(np.arange(len(self.counts)), self.counts.numpy())
-
-
-class WindowInputs:
-    """The inputs of a :class:`Windows` set as a sliceable sequence of numpy batches."""
-
-    def __init__(self, windows: Windows) -> None:
-        self.windows = windows
-        self.shape = (len(windows), windows.n_steps, windows.n_features)
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def __getitem__(self, rows: slice) -> np.ndarray:
-        return self.windows[rows][0].numpy()

@@ -136,17 +136,6 @@ class SplitDataModule(L.LightningDataModule, ABC):
             return x.numpy(), y.numpy()
         return split.x.numpy(), split.y.numpy()
 
-    def eval_windows(self, stage: str) -> tuple[Any, np.ndarray, np.ndarray | None]:
-        """Evaluation's view of one split: the inputs (sliceable into ``[b, T, F]`` numpy
-        batches), the ``k`` values after each window ``[N, k]``, and each window's series
-        (``[N]``; ``None`` when the split is not a panel's)."""
-        self.setup()
-        split = self.splits[stage]
-        if isinstance(split, Windows):
-            return split.inputs(), split.last_targets(), split.window_series()
-        y = split.y.numpy()
-        return split.x.numpy(), (y[:, -1] if y.ndim == 3 else y), None
-
     def eval_batches(
         self, stage: str
     ) -> Iterator[tuple[torch.Tensor, np.ndarray, np.ndarray | None]]:
