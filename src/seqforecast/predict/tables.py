@@ -47,13 +47,19 @@ def _settings(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def split_future(frame: pd.DataFrame, target: str, ids: list[str]) -> tuple[pd.DataFrame, ...]:
-    """``(history, future)``: each series' trailing rows with an empty target are future rows."""
+def split_future(
+    frame: pd.DataFrame, target: str, ids: list[str]
+) -> tuple[pd.DataFrame, dict[tuple[str, ...], pd.DataFrame]]:
+    """``(history, future)``: each series' trailing rows with an empty target are its future
+    rows, returned per series (keyed by its id values as text, ``()`` for one series)."""
     has = frame[target].notna().astype(int)
-    by = [frame[c].astype(str) for c in ids] or [pd.Series(0, index=frame.index)]
+    by = [frame[c].astype(str) for c in ids] or [pd.Series("", index=frame.index)]
     # A row is history when it, or a later row of its series, has a target.
     later = has.iloc[::-1].groupby(by, sort=False).cummax().iloc[::-1].to_numpy(bool)
-    return frame[later], frame[~later]
+    future = frame[~later].groupby([b[~later] for b in by], sort=False)
+    # Keys as tuples of the id values; one series' constant "" key becomes ().
+    keyed = {(k if isinstance(k, tuple) else (k,))[: len(ids)]: rows for k, rows in future}
+    return frame[later], keyed
 
 
 def forecast_table(
@@ -92,7 +98,9 @@ def forecast_table(
             )
         recents.append(recent[:, 0])  # [T], the target in the data's units (the figure)
         times = None if panel.times is None else panel.times[i]
-        ahead_rows = _future_rows(future, s, key, label, k if s["future"] else 0)
+        ahead_rows = _future_rows(
+            future.get(key, frame.iloc[:0]), s, label, k if s["future"] else 0
+        )
         stamps.append(_timestamps(times, ahead_rows, s["time"], max(ahead, k), label))
         block = np.zeros((n + k, len(columns)), np.float32)  # [n + k, F]: history, then future
         block[:n] = recent
@@ -131,13 +139,8 @@ def _series_index(
     return np.array([known[tuple(k)] for k in keys])
 
 
-def _future_rows(
-    future: pd.DataFrame, s: dict[str, Any], key: tuple[str, ...], label: str, need: int
-) -> pd.DataFrame:
-    """The series' future rows; with future inputs, ``need`` of them, numbers throughout."""
-    rows = future
-    for c, v in zip(s["ids"], key, strict=True):
-        rows = rows[rows[c].astype(str) == v]
+def _future_rows(rows: pd.DataFrame, s: dict[str, Any], label: str, need: int) -> pd.DataFrame:
+    """A series' future ``rows``; with future inputs, ``need`` of them, numbers throughout."""
     if not need:
         return rows
     values = rows[s["future"]].apply(pd.to_numeric, errors="coerce").iloc[:need]
