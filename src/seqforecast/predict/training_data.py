@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from seqforecast.data.sine import SineDataModule
 from seqforecast.data.splits import STAGES
@@ -99,16 +98,12 @@ def rebuild_series(
     return x, y, settings
 
 
-def read_table(source: str | Path | pd.DataFrame, data: dict[str, Any], n_steps: int) -> Table:
+def read_table(path: str | Path, data: dict[str, Any], n_steps: int) -> Table:
     """The training columns of a file like the training file (target first), with at least
-    ``n_steps`` usable rows; ``data`` are the stored settings of the file DataModule.
-    ``source``: the file, or its rows as a DataFrame (named ``request`` in errors)."""
+    ``n_steps`` usable rows; ``data`` are the stored settings of the file DataModule."""
     columns = [data["target_column"], *data.get("inputs", [])]
     trained = [*([data["time"]] if data.get("time") else []), *columns]
-    if isinstance(source, pd.DataFrame):
-        path, frame = Path("request"), source.reset_index(drop=True)
-    else:
-        path, frame = Path(source), read_frame(source)
+    frame = read_frame(path)
     have = [str(c) for c in frame.columns]
     if not set(trained) <= set(have):
         raise InputError(
