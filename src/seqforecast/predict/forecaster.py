@@ -235,15 +235,6 @@ class Forecaster:
         self.check_options(ahead, window, 1)
         return tables.forecast_table(self, path, ahead, window, levels, method)
 
-    def scale(self, rows: np.ndarray, series: int | None = None) -> np.ndarray:
-        """One series' rows ``[R, F]`` scaled as in training (``series``: its row of a
-        per-series scaling)."""
-        return self.scaler.transform(rows, series)
-
-    def unscale(self, values: np.ndarray, series: np.ndarray | None = None) -> np.ndarray:
-        """Scaled target values ``[S, ...]`` of series ``series [S]`` in the data's units."""
-        return self.scaler.inverse(values, 0, series)
-
     def generated_data(
         self, split: str = "test", ahead: int | None = None, **overrides: Any
     ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:

@@ -109,7 +109,7 @@ def forecast_table(
         if s["calendar"]:
             when = pd.concat([times.iloc[-n:], stamps[-1][:k]], ignore_index=True)
             block = np.concatenate([block, calendar_features(when, s["calendar"], s["time"])], 1)
-        rows.append(forecaster.scale(block, None if index is None else index[i]))
+        rows.append(forecaster.scaler.transform(block, None if index is None else index[i]))
     x = _windows(forecaster, rows, s)  # [S, n, F']
     bounds = None
     if levels:
@@ -201,10 +201,14 @@ def _long(
     result["step"] = np.tile(np.arange(1, ahead + 1), len(keys))
     if s["time"] and all(t is not None for t in stamps):
         result[s["time"]] = np.concatenate([t.to_numpy()[:ahead] for t in stamps])
-    result[s["target"]] = forecaster.unscale(point, index).ravel()
+    result[s["target"]] = forecaster.scaler.inverse(point, 0, index).ravel()
     for i, level in enumerate(sorted(levels)):  # positive scale: lo stays below hi
-        result[f"lo-{level_name(level)}"] = forecaster.unscale(bounds[..., i, 0], index).ravel()
-        result[f"hi-{level_name(level)}"] = forecaster.unscale(bounds[..., i, 1], index).ravel()
+        result[f"lo-{level_name(level)}"] = forecaster.scaler.inverse(
+            bounds[..., i, 0], 0, index
+        ).ravel()
+        result[f"hi-{level_name(level)}"] = forecaster.scaler.inverse(
+            bounds[..., i, 1], 0, index
+        ).ravel()
     return pd.DataFrame(result)
 
 
