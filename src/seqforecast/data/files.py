@@ -252,7 +252,7 @@ class FileDataModule(SplitDataModule):
 
     def to_units(self, values: np.ndarray, series: np.ndarray | None) -> np.ndarray:
         """Scaled target values ``[N, ...]`` of windows of ``series [N]`` in the data's units."""
-        return self.scaler.inverse(values, 0, series if self.scaler.per_series else None)
+        return self.scaler.inverse(values, 0, series)  # series matters to per-series scaling
 
     def state_dict(self) -> dict[str, Any]:
         """The fitted scaler, features and (panels) the series' ids, plain values (saved in
