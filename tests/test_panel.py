@@ -151,6 +151,7 @@ def test_short_series_are_reported_and_skipped(
     assert dm.keys == [("s000",), ("s002",)]
     assert dm.skipped == ["series=s001 (12 rows)"]
     assert "skipped 1 of 3 series too short" in caplog.text and "series=s001" in caplog.text
+    assert caplog.text.count("skipped 1 of 3 series") == 1  # reported once, not per stage
     with pytest.raises(InputError, match="all 3 series are too short"):
         module(path, split=[0.7, 0.2, 0.1], n_steps=90)
 

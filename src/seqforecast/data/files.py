@@ -129,6 +129,7 @@ class FileDataModule(SplitDataModule):
         self.panel: Panel | None = None
         self.keys: list[tuple[str, ...]] = []  # the series kept, in order
         self.skipped: list[str] = []  # the series too short for one window per split
+        self.kept: list[tuple[int, tuple[int, int, int]]] | None = None  # series_splits()
 
     def read(self) -> Panel:
         """The validated series with their calendar features (read once)."""
@@ -153,7 +154,10 @@ class FileDataModule(SplitDataModule):
 
     def series_splits(self) -> list[tuple[int, tuple[int, int, int]]]:
         """``(series, rows per split)`` of each series kept: every split at least
-        :meth:`split_needs` rows. One series too short is an error; a panel's are skipped."""
+        :meth:`split_needs` rows. One series too short is an error; a panel's are skipped
+        (and reported once: the result is kept)."""
+        if self.kept is not None:
+            return self.kept
         panel = self.read()
         kept, skipped, needs = [], [], self.split_needs()
         for s, n in enumerate(panel.lengths.tolist()):
@@ -189,7 +193,7 @@ class FileDataModule(SplitDataModule):
                 f"each split with n_steps={self.n_steps}, horizon={self.horizon}, "
                 f"data.split={self.split}"
             )
-        self.skipped = skipped
+        self.skipped, self.kept = skipped, kept
         return kept
 
     def split_sizes(self) -> tuple[int, int, int]:
