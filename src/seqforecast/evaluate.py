@@ -29,9 +29,10 @@ def unit_errors(
     scaling (column 0, the target).
     """
     out, table = {}, {}
+    datamodule.setup()  # once; its series are counted below
     model.eval()
     for stage in stages:
-        n = max(len(datamodule.keys), 1)
+        n = len(datamodule.keys)  # one series for a single file
         windows, absolute, squared = np.zeros(n), np.zeros(n), np.zeros(n)  # per series
         with torch.inference_mode():
             for x, y, series in datamodule.eval_batches(stage):  # [b, T, F], [b, k], [b]
