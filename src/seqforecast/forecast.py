@@ -4,12 +4,12 @@ tensors or numpy arrays alike)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import numpy as np
 
-from seqforecast.errors import InputError
+from seqforecast.errors import ConfigError, InputError
 
 WINDOWS = ("sliding", "growing")
 A = TypeVar("A")  # torch.Tensor or np.ndarray
@@ -22,6 +22,32 @@ def _cat(parts: list[A], axis: int) -> A:
     import torch
 
     return torch.cat(parts, dim=axis)
+
+
+def check_ahead(ahead: int, window: str, horizon: int, n_features: int) -> None:
+    """``ahead`` and ``window`` fit a model of ``horizon`` steps and ``n_features`` inputs:
+    a positive integer, a known window, and past the horizon (iterative, feeding forecasts
+    back as inputs) a univariate model. The one rule of every forecaster and the service."""
+    if not isinstance(ahead, int | np.integer) or isinstance(ahead, bool) or ahead < 1:
+        raise ConfigError(f"ahead must be an integer >= 1, got {ahead!r}")
+    if window not in WINDOWS:
+        raise ConfigError(f"window must be one of {list(WINDOWS)}, got {window!r}")
+    if ahead > horizon and n_features != 1:
+        raise ConfigError(
+            f"ahead={ahead} exceeds the model's horizon {horizon}: iterative forecasts "
+            f"feed predictions back, which needs a univariate model (n_features=1)"
+        )
+
+
+def check_direct(ahead: int, horizon: int, levels: Sequence[float]) -> None:
+    """Intervals exist for a model's direct steps only: ``ahead`` past its ``horizon`` is
+    refused in one line naming the ``levels`` asked for."""
+    if ahead > horizon:
+        raise ConfigError(
+            f"levels={list(levels)}: intervals are calibrated for the model's direct forecast "
+            f"of {horizon} steps, but ahead={ahead} is iterative; use ahead<={horizon} or "
+            "levels=[]"
+        )
 
 
 def iterative_forecast(step: Callable[[A], A], x: A, ahead: int, window: str = "sliding") -> A:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from seqforecast.errors import ConfigError, InputError
-from seqforecast.forecast import WINDOWS, iterative_forecast
+from seqforecast.forecast import check_ahead, check_direct, iterative_forecast
 from seqforecast.scores import level_name
 
 MODEL, SIDECAR = "model.onnx", "model.json"
@@ -84,15 +84,7 @@ class OnnxForecaster:
     def check_options(self, ahead: int, window: str) -> None:
         """``ahead`` and ``window`` are valid and fit this model (same rules as the
         torch Forecaster, plus: a fixed-window export cannot grow its window)."""
-        if not isinstance(ahead, int | np.integer) or isinstance(ahead, bool) or ahead < 1:
-            raise ConfigError(f"ahead must be an integer >= 1, got {ahead!r}")
-        if window not in WINDOWS:
-            raise ConfigError(f"window must be one of {list(WINDOWS)}, got {window!r}")
-        if ahead > self.horizon and self.n_features != 1:
-            raise ConfigError(
-                f"ahead={ahead} exceeds the model's horizon {self.horizon}: iterative forecasts "
-                f"feed predictions back, which needs a univariate model (n_features=1)"
-            )
+        check_ahead(ahead, window, self.horizon, self.n_features)
         if ahead > self.horizon and window == "growing" and self.fixed_window:
             raise ConfigError(
                 f"window=growing feeds inputs longer than n_steps={self.n_steps}, but this "
@@ -163,12 +155,7 @@ class OnnxForecaster:
                 f"levels={levels}: the exported conformal widths are for levels={self.levels} "
                 f"({missing} are not among them); pick from those"
             )
-        if ahead > self.horizon:
-            raise ConfigError(
-                f"levels={levels}: intervals are calibrated for the model's direct forecast of "
-                f"{self.horizon} steps, but ahead={ahead} is iterative; use "
-                f"ahead<={self.horizon} or levels=[]"
-            )
+        check_direct(ahead, self.horizon, levels)
         return levels
 
     def predict_intervals(

@@ -23,7 +23,7 @@ from seqforecast.data.scaling import Scaler
 from seqforecast.data.windows import FLOAT32, check_memory
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.fast import use_layers
-from seqforecast.forecast import WINDOWS, iterative_forecast
+from seqforecast.forecast import check_ahead, iterative_forecast
 from seqforecast.module import ForecastModule
 from seqforecast.predict import tables
 from seqforecast.predict.checkpoint import build_module, read_checkpoint, resolve_device
@@ -122,17 +122,9 @@ class Forecaster:
 
     def check_options(self, ahead: int, window: str, batch_size: int) -> None:
         """``ahead``, ``window`` and ``batch_size`` are valid, and fit this model."""
-        if not isinstance(ahead, int) or isinstance(ahead, bool) or ahead < 1:
-            raise ConfigError(f"ahead must be an integer >= 1, got {ahead!r}")
-        if window not in WINDOWS:
-            raise ConfigError(f"window must be one of {list(WINDOWS)}, got {window!r}")
+        check_ahead(ahead, window, self.horizon, self.n_features)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if ahead > self.horizon and self.n_features != 1:
-            raise ConfigError(
-                f"ahead={ahead} exceeds the model's horizon {self.horizon}: iterative forecasts "
-                f"feed predictions back, which needs a univariate model (n_features=1)"
-            )
         if ahead > self.horizon and window == "growing" and self.hparams["net"] == "linear":
             raise ConfigError(
                 f"window=growing feeds inputs longer than n_steps={self.n_steps}, but the linear "

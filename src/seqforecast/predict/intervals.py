@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from seqforecast import forecast
 from seqforecast.data.windows import FLOAT32, check_memory
-from seqforecast.errors import ConfigError, InputError
+from seqforecast.errors import InputError
 from seqforecast.intervals import (
     Calibration,
     calibrate,
@@ -61,13 +62,8 @@ def calibration_for(
 def check_direct(forecaster: Forecaster, ahead: int, levels: Sequence[float] | None) -> None:
     """Intervals exist for the model's direct steps only: ``ahead`` past its horizon with
     levels is refused in one line."""
-    if ahead > forecaster.horizon:
-        asked = list(forecaster.levels if levels is None else levels)
-        raise ConfigError(
-            f"levels={asked}: intervals are calibrated for the model's direct forecast of "
-            f"{forecaster.horizon} steps, but ahead={ahead} is iterative; use "
-            f"ahead<={forecaster.horizon} or levels=[]"
-        )
+    asked = forecaster.levels if levels is None else levels  # named in the message
+    forecast.check_direct(ahead, forecaster.horizon, asked)
 
 
 def predict_intervals(

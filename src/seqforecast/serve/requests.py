@@ -18,7 +18,7 @@ import numpy as np
 
 from seqforecast.data.table import FLOAT32_MAX
 from seqforecast.errors import ConfigError, InputError
-from seqforecast.forecast import WINDOWS
+from seqforecast.forecast import check_ahead, check_direct
 from seqforecast.rules import INTERVALS, LEVELS, check_value
 
 if TYPE_CHECKING:
@@ -77,19 +77,12 @@ def _int(value: Any) -> bool:
 
 
 def parse_ahead(body: dict[str, Any], facts: dict[str, Any], max_ahead: int) -> int:
-    """``ahead``: an integer from 1 to ``max_ahead`` (default: the model's horizon)."""
-    ahead = body.get("ahead")
-    if ahead is None:
-        return facts["horizon"]
-    if not _int(ahead) or ahead < 1:
-        raise InputError(f"ahead must be an integer >= 1, got {ahead!r}")
+    """``ahead``: an integer from 1 to ``max_ahead`` (default: the model's horizon), with
+    ``window`` (default ``sliding``) by the forecasters' own rule (:func:`check_ahead`)."""
+    ahead = body.get("ahead", facts["horizon"])
+    check_ahead(ahead, body.get("window", "sliding"), facts["horizon"], facts["n_features"])
     if ahead > max_ahead:
         raise InputError(f"ahead={ahead} exceeds this service's max_ahead={max_ahead}")
-    if ahead > facts["horizon"] and facts["n_features"] != 1:
-        raise InputError(
-            f"ahead={ahead} exceeds the model's horizon {facts['horizon']}: iterative forecasts "
-            "feed predictions back, which needs a univariate model (n_features=1)"
-        )
     return ahead
 
 
@@ -99,16 +92,9 @@ def parse_levels(body: dict[str, Any], facts: dict[str, Any], ahead: int) -> tup
     levels = body.get("levels")
     if levels is None:
         return tuple(facts["levels"]) if ahead <= facts["horizon"] else ()
-    try:
-        check_value("levels", levels, LEVELS)
-    except ConfigError as err:
-        raise InputError(str(err)) from None
-    if levels and ahead > facts["horizon"]:
-        raise InputError(
-            f"levels={levels}: intervals are calibrated for the model's direct forecast of "
-            f"{facts['horizon']} steps, but ahead={ahead} is iterative; use "
-            f"ahead<={facts['horizon']} or levels=[]"
-        )
+    check_value("levels", levels, LEVELS)
+    if levels:
+        check_direct(ahead, facts["horizon"], levels)
     return tuple(sorted(float(v) for v in levels))
 
 
@@ -186,7 +172,16 @@ def parse_rows(rows: Any, facts: dict[str, Any]) -> pd.DataFrame:
 
 
 def parse_request(body: Any, facts: dict[str, Any], max_ahead: int = 1000) -> Job:
-    """Check a decoded JSON body against the model's ``facts``; one line when it does not fit."""
+    """Check a decoded JSON body against the model's ``facts``; one :class:`InputError` line
+    when it does not fit (the shared rules' :class:`ConfigError` included: here a bad value
+    comes with the request)."""
+    try:
+        return _parse(body, facts, max_ahead)
+    except ConfigError as err:
+        raise InputError(str(err)) from None
+
+
+def _parse(body: Any, facts: dict[str, Any], max_ahead: int) -> Job:
     if not isinstance(body, dict):
         raise InputError(f"the request body must be a JSON object, got {type(body).__name__}")
     unknown = sorted(set(body) - set(FIELDS))
@@ -199,10 +194,7 @@ def parse_request(body: Any, facts: dict[str, Any], max_ahead: int = 1000) -> Jo
     method = body.get("intervals")
     if method is not None and method not in INTERVALS:
         raise InputError(f"intervals must be one of {list(INTERVALS)}, got {method!r}")
-    window = body.get("window", "sliding")
-    if window not in WINDOWS:
-        raise InputError(f"window must be one of {list(WINDOWS)}, got {window!r}")
-    job = Job(ahead, levels, method, window)
+    job = Job(ahead, levels, method, body.get("window", "sliding"))  # window checked with ahead
     if "windows" in body:
         job.x = parse_windows(body["windows"], facts)
     else:
