@@ -6,6 +6,7 @@
     python benchmarks/bench.py --set trainer.precision=bf16-mixed   # overrides for every run
     python benchmarks/bench.py --repeats 5           # each run 5 times, in rotating order
     python benchmarks/bench.py --accelerator gpu     # the same on CUDA
+    python benchmarks/bench.py --quick               # a smoke run: tiny data, 2 epochs, 1 model
 
 For each model, on the same generated data (batch 32, 219 steps per epoch, validation
 every epoch) it times four runs:
@@ -48,7 +49,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from torch import nn
 
-from seqforecast.data.batches import tensor_loader
+from seqforecast.data.batches import TensorPairs, batch_loader
 from seqforecast.fast import accelerate
 from seqforecast.models import build_net, output_steps
 from seqforecast.models.init import adam_eps
@@ -67,6 +68,13 @@ MODELS: dict[str, list[str]] = {
     "wavenet": ["model=wavenet"],
 }
 DEFAULT_MODELS = ["deep_rnn_dense", "seq2seq", "seq2seq_lstm", "seq2seq_gru"]
+# --quick: every run on data small enough for a smoke test (tests/test_benchmarks.py).
+QUICK_DATA = [
+    "data.n_series=96",
+    "data.split=[64,16,16]",
+    "data.batch_size=16",
+    "trainer.log_every_n_steps=1",
+]
 
 EPOCH_STARTS: list[float] = []
 VAL_MSE_LAST: list[float] = []  # ours: the last-step validation MSE after every epoch
@@ -146,8 +154,8 @@ def make_net(cfg: Any, fast: bool) -> nn.Module:
 
 def aligned_splits(cfg: Any, dm: Any, net: nn.Module) -> tuple[torch.Tensor, ...]:
     """Train and validation ``(x, y)``, seq2seq targets aligned to the net's output steps."""
-    x, y = dm.splits["train"]
-    x_val, y_val = dm.splits["val"]
+    train, val = dm.splits["train"], dm.splits["val"]  # TensorPairs: the split's tensors
+    x, y, x_val, y_val = train.x, train.y, val.x, val.y
     if cfg.model.target == "seq2seq":  # nets with fewer output steps are scored on their steps
         steps = output_steps(net, cfg.model.n_steps)
         y, y_val = y[:, steps], y_val[:, steps]
@@ -234,8 +242,8 @@ def bare_lightning(cfg: Any, dm: Any, epochs: int) -> tuple[list[float], float]:
         num_sanity_val_steps=0,
         callbacks=[EpochTimer()],
     )
-    train_loader = tensor_loader(x, y, batch, shuffle=True, seed=cfg.seed)
-    val_loader = tensor_loader(x_val, y_val, cfg.data.eval_batch_size)
+    train_loader = batch_loader(TensorPairs(x, y), batch, shuffle=True, seed=cfg.seed)
+    val_loader = batch_loader(TensorPairs(x_val, y_val), cfg.data.eval_batch_size)
     trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
     times = [b - a for a, b in pairwise(EPOCH_STARTS)]
     return times, VAL_MSE_LAST[-1]
@@ -278,7 +286,7 @@ def main() -> None:
         "--epochs", type=int, default=5, help="epochs per run (median of all but the first)"
     )
     parser.add_argument(
-        "--models", nargs="+", default=DEFAULT_MODELS, choices=[*MODELS, "all"], metavar="MODEL"
+        "--models", nargs="+", default=None, choices=[*MODELS, "all"], metavar="MODEL"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: default)")
     parser.add_argument(
@@ -298,7 +306,15 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="config overrides for every model (e.g. trainer.precision=bf16-mixed)",
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 96 series, 2 epochs, deep_rnn_dense unless --models is given",
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.epochs, args.set = 2, [*QUICK_DATA, *args.set]
+    args.models = args.models or (["deep_rnn_dense"] if args.quick else DEFAULT_MODELS)
     global clock
     clock = CLOCKS[args.clock]
     models = list(MODELS) if "all" in args.models else args.models

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_backtest.py                       # 3000-row example file, CPU
     python benchmarks/bench_backtest.py --device cuda --origins 1000
+    python benchmarks/bench_backtest.py --quick      # a smoke run: 400 rows, 20 origins, 1 epoch
 
 Writes the example file (``--rows``) and trains a seq2seq on it (``--epochs``, split
 ``[0.5, 0.15, 0.35]`` so that the test span holds the origins), all under ``--work`` (a
@@ -63,7 +64,12 @@ def main() -> None:
     parser.add_argument("--loop", type=int, default=200, help="windows timed one by one")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: 400 rows, 20 origins, 1 epoch"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.rows, args.origins, args.epochs, args.loop, args.repeats = 400, 20, 1, 5, 1
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_backtest_"))
     csv = write_example(work / "sine.csv", rows=args.rows)
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):

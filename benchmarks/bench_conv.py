@@ -9,6 +9,7 @@ accelerated, so only the convs differ), and ``channels-last``, the net after
 after the last epoch (``--dtype float64`` shows that both train the same net up to rounding).
 
     python benchmarks/bench_conv.py --epochs 3 --nets wavenet wavenet_gated conv_gru
+    python benchmarks/bench_conv.py --quick      # a smoke run: 96 series, 1 epoch
 """
 
 from __future__ import annotations
@@ -48,13 +49,17 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--nets", nargs="+", default=["wavenet", "wavenet_gated", "conv_gru"])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 96 series, 1 epoch")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    dm = SineDataModule(horizon=10, target="seq2seq")
+    sizes = dict(n_series=96, split=(64, 16, 16)) if args.quick else {}
+    epochs = 1 if args.quick else args.epochs
+    dm = SineDataModule(horizon=10, target="seq2seq", **sizes)
     dm.setup()
     dtype = getattr(torch, args.dtype)
-    x_tr, y_tr = (t.to(dtype) for t in dm.splits["train"])
-    x_va, y_va = (t.to(dtype) for t in dm.splits["val"])
+    train, val = dm.splits["train"], dm.splits["val"]  # TensorPairs: the split's tensors
+    x_tr, y_tr = train.x.to(dtype), train.y.to(dtype)
+    x_va, y_va = val.x.to(dtype), val.y.to(dtype)
     for name in args.nets:
         torch.manual_seed(0)
         nets = build(name)
@@ -63,7 +68,7 @@ def main() -> None:
             net = net.to(dtype)
             runs[label] = (net, torch.optim.Adam(net.parameters(), lr=1e-3), [])
         steps = next(iter(nets.values())).output_steps(x_tr.shape[1])
-        for epoch in range(args.epochs):
+        for epoch in range(epochs):
             order = torch.randperm(len(x_tr), generator=torch.Generator().manual_seed(epoch))
             for net, opt, times in runs.values():
                 start = time.process_time()

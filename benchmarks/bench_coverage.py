@@ -3,6 +3,7 @@
     python benchmarks/bench_coverage.py                      # naive, seq2seq, gru; 80 and 95 %
     python benchmarks/bench_coverage.py --probabilistic      # + seq2seq quantile: model and cqr
     python benchmarks/bench_coverage.py --models seq2seq --seeds 1 2 3
+    python benchmarks/bench_coverage.py --quick              # a smoke run: 200 series, 1 epoch
 
 Each run is ``train(cfg)`` on the real config with the chapter's defaults (generated data,
 7000/2000/1000 series, 20 epochs, seed 42) and ``levels``: the widths are calibrated on the
@@ -31,6 +32,10 @@ PROBABILISTIC = [
     ("seq2seq quantile, intervals=cqr", [*QUANTILE, "intervals=cqr"]),
     ("seq2seq quantile, intervals=conformal", [*QUANTILE, "intervals=conformal"]),
 ]
+
+
+# --quick: enough val windows (40) for finite 80 and 95 % widths, trained for a smoke test.
+QUICK = ["data.n_series=200", "data.split=[120,40,40]", "data.batch_size=32"]
 
 
 def run(name: str, overrides: list[str], work: Path, levels: list[float]) -> dict:
@@ -78,7 +83,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--probabilistic", action="store_true", help="add the quantile runs")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: 200 series, 1 epoch (with the rest)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.epochs = 1
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_coverage_"))
     runs = [(m, [f"model={m}"]) for m in args.models]
     runs += PROBABILISTIC if args.probabilistic else []
@@ -86,7 +96,11 @@ def main() -> None:
     for seed in args.seeds:
         for name, overrides in runs:
             label = name if len(args.seeds) == 1 else f"{name} (seed {seed})"
-            extra = [f"seed={seed}", f"trainer.max_epochs={args.epochs}"]
+            extra = [
+                f"seed={seed}",
+                f"trainer.max_epochs={args.epochs}",
+                *(QUICK if args.quick else []),
+            ]
             results.append(run(label, [*overrides, *extra], work, args.levels))
             print(f"{label}: {results[-1]['s']:.0f} s", flush=True)
     print(table(results, args.levels))

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_epoch.py                         # deep_rnn_dense, 9 epochs
     python benchmarks/bench_epoch.py --model seq2seq --epochs 6
+    python benchmarks/bench_epoch.py --quick                 # a smoke run: 96 series, 2 epochs
 
 It trains the model once with ``train(cfg)`` (the real config, as ``benchmarks/bench.py``
 runs it) and once with the bench's plain loop on the fast net (``bench.plain_loop``),
@@ -73,7 +74,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="deep_rnn_dense", choices=list(bench.MODELS))
     parser.add_argument("--epochs", type=int, default=9, help="epochs (the first is not timed)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 96 series, 2 epochs")
     args = parser.parse_args()
+    if args.quick:
+        args.epochs = 2
     if args.epochs < 2:
         parser.error("--epochs must be at least 2 (the first is a warm-up)")
     set_threads(1)
@@ -86,7 +90,10 @@ def main() -> None:
 
     main_module = sys.modules["__main__"]  # the configs' _target_s below
     main_module.Window, main_module.EpochTimer = Window, bench.EpochTimer
-    extra = ["+callbacks.window._target_=__main__.Window"]
+    extra = [
+        "+callbacks.window._target_=__main__.Window",
+        *(bench.QUICK_DATA if args.quick else []),
+    ]
     cfg = bench.compose_cfg(bench.MODELS[args.model], Path("unused"), args.epochs, 1, extra)
     dm = instantiate(cfg.data)
     dm.setup()

@@ -11,6 +11,7 @@ printed.
 
     python benchmarks/bench_kernels.py
     python benchmarks/bench_kernels.py --baseline /tmp/orig --rounds 400
+    python benchmarks/bench_kernels.py --quick      # a smoke run: 3 rounds of 1 call
 """
 
 from __future__ import annotations
@@ -104,7 +105,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--calls", type=int, default=5, help="calls timed together per round")
     parser.add_argument("--baseline", type=Path, help="a copy of fast/ from another revision")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 3 rounds of 1 call")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.calls = 3, 1
     torch.set_num_threads(1)
     os.environ["SEQFORECAST_NUMBA"] = "1"
     variants = {"new": cases(fused)}

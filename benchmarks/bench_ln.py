@@ -8,6 +8,7 @@ loop of the plain net, ``layers=plain``), ``fused-torch`` (the net after
 epoch's time and validation MSE, then the medians.
 
     python benchmarks/bench_ln.py --epochs 5
+    python benchmarks/bench_ln.py --quick        # a smoke run: 96 series, 1 epoch
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ VARIANTS = {"torch": (False, "0"), "fused-torch": (True, "0"), "fused-numba": (T
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 96 series, 1 epoch")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    dm = SineDataModule(n_steps=50, horizon=10, target="seq2seq")
+    sizes = dict(n_series=96, split=(64, 16, 16)) if args.quick else {}
+    epochs = 1 if args.quick else args.epochs
+    dm = SineDataModule(n_steps=50, horizon=10, target="seq2seq", **sizes)
     dm.setup()
-    x, y = dm.splits["train"]
-    x_val, y_val = dm.splits["val"]
+    train, val = dm.splits["train"], dm.splits["val"]  # TensorPairs: the split's tensors
+    x, y, x_val, y_val = train.x, train.y, val.x, val.y
     kw = dict(n_steps=50, n_features=1, horizon=10, target="seq2seq", hidden=[20, 20])
     torch.manual_seed(42)
     plain = build_net("ln_rnn", head="per_step", **kw)
@@ -50,7 +54,7 @@ def main() -> None:
     nets["fused-numba"](x[:2]).sum().backward()  # load the compiled loops before timing
     nets["fused-numba"].zero_grad(set_to_none=True)
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    for epoch in range(args.epochs):
+    for epoch in range(epochs):
         for name, (_, numba) in VARIANTS.items():
             os.environ["SEQFORECAST_NUMBA"] = numba
             net, opt = nets[name], opts[name]

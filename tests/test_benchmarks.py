@@ -1,0 +1,92 @@
+"""Every script in benchmarks/ runs at its tiny setting, so that none can rot unnoticed.
+
+Each must finish with status 0 and print its result (the figures themselves, timings, are
+not checked). Most run in this process as ``python benchmarks/<script>`` would run them
+(``__main__``, ``sys.argv``, a scratch working directory): a process of their own would
+spend most of a smoke run importing torch and Lightning again. Three keep a process of
+their own: ``bench_epoch.py`` patches Lightning's internals to time them, and
+``bench_panel.py`` and ``bench_serve.py`` start processes of their own anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, _fresh_process_state, script_env
+
+BENCHMARKS = ROOT / "benchmarks"
+
+# script -> (arguments of its tiny setting, a line of the result it must print). The
+# scripts that write files get a ``--work`` folder under the test's tmp_path.
+SMOKE: dict[str, tuple[list[str], str]] = {
+    "bench.py": (["--quick"], "deep_rnn_dense "),
+    "bench_backtest.py": (["--quick", "--work", "{tmp}"], "batched forward:"),
+    "bench_conv.py": (["--quick", "--nets", "wavenet"], "wavenet        channels-last"),
+    "bench_coverage.py": (["--quick", "--models", "naive", "--work", "{tmp}"], "| naive |"),
+    "bench_epoch.py": (["--quick"], "epoch minus training/validation steps"),
+    "bench_kernels.py": (["--quick"], "FusedGRU fwd+bwd"),
+    "bench_ln.py": (["--quick"], "fused-numba  median"),
+    # No --quick of its own (its --quick is a measurement): the smallest panel its flags make.
+    "bench_panel.py": (
+        ["--series", "4", "--rows", "300", "--batch-size", "64", "--work", "{tmp}"],
+        "written:",
+    ),
+    "bench_serve.py": (
+        ["--seconds", "1", "--burst-seconds", "1", "--clients", "2", "--work", "{tmp}"],
+        "server up after the burst:",
+    ),
+}
+OWN_PROCESS = {"bench_epoch.py", "bench_panel.py", "bench_serve.py"}
+
+
+def test_every_benchmark_has_a_smoke_run() -> None:
+    assert sorted(p.name for p in BENCHMARKS.glob("*.py")) == sorted(SMOKE)
+
+
+def run_in_process(
+    path: Path, args: list[str], cwd: Path, monkeypatch: pytest.MonkeyPatch, capfd
+) -> tuple[int, str, str]:
+    """Run ``path`` as ``__main__`` here; its exit status, stdout and stderr."""
+    capfd.readouterr()
+    code: int | str | None = 0
+    environ = dict(os.environ)  # some set SEQFORECAST_NUMBA
+    with monkeypatch.context() as m, _fresh_process_state():
+        m.chdir(cwd)
+        m.setattr(sys, "argv", [str(path), *args])
+        try:
+            runpy.run_path(str(path), run_name="__main__")
+        except SystemExit as stop:
+            code = stop.code
+        finally:
+            os.environ.clear()
+            os.environ.update(environ)
+    out, err = capfd.readouterr()
+    return (code if isinstance(code, int) else 1), out, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", sorted(SMOKE))
+def test_a_benchmark_runs_at_its_tiny_setting(
+    script: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd
+) -> None:
+    args, expected = SMOKE[script]
+    args = [a.format(tmp=tmp_path) for a in args]
+    if script in OWN_PROCESS:
+        done = subprocess.run(
+            [sys.executable, str(BENCHMARKS / script), *args],
+            cwd=tmp_path,  # nothing a benchmark writes lands in the checkout
+            env=script_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        code, out, err = done.returncode, done.stdout, done.stderr
+    else:
+        code, out, err = run_in_process(BENCHMARKS / script, args, tmp_path, monkeypatch, capfd)
+    assert code == 0, err[-3000:]
+    assert expected in out, out[-3000:]
