@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import ROOT, _fresh_process_state, script_env
 
 BENCHMARKS = ROOT / "benchmarks"
@@ -46,6 +47,7 @@ OWN_PROCESS = {"bench_epoch.py", "bench_panel.py", "bench_serve.py"}
 
 def test_every_benchmark_has_a_smoke_run() -> None:
     assert sorted(p.name for p in BENCHMARKS.glob("*.py")) == sorted(SMOKE)
+    assert sorted(p.name for p in BENCHMARKS.iterdir() if p.suffix == ".sh") == ["gpu_check.sh"]
 
 
 def run_in_process(
@@ -90,3 +92,22 @@ def test_a_benchmark_runs_at_its_tiny_setting(
         code, out, err = run_in_process(BENCHMARKS / script, args, tmp_path, monkeypatch, capfd)
     assert code == 0, err[-3000:]
     assert expected in out, out[-3000:]
+
+
+@pytest.mark.slow
+def test_the_gpu_check_without_cuda_says_so_and_runs_nothing(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the check would run in full")
+    script = BENCHMARKS / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0  # it parses
+    done = subprocess.run(
+        ["bash", str(script)],
+        env={**script_env(), "OUT": str(tmp_path), "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("gpu_check: no CUDA device") and done.stderr.count("\n") == 1
+    assert (tmp_path / "gpu_check.md").read_text() == done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu_check.md"]
