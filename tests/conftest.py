@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -152,6 +153,26 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         return compose_cfg(tmp_path, *overrides, tiny=tiny)
 
     return _make
+
+
+def scaled_tol(expected: object, rtol: float, atol: float = 0.0) -> dict[str, float]:
+    """``rtol`` and an absolute part of ``rtol`` x the largest finite ``|expected|`` (at least
+    ``atol``): keyword arguments for ``np.testing.assert_allclose`` and
+    ``torch.testing.assert_close``.
+
+    Float kernels round differently on other CPUs (vector width, fused multiply-adds, the
+    order of a sum; ``ATEN_CPU_CAPABILITY=default NUMBA_CPU_NAME=generic`` give such a CPU's
+    paths here), and their rounding is relative to the magnitude of the whole computation,
+    not of each entry: a value near zero (a sine crossing zero, a gradient that nearly
+    cancels) carries the absolute error of the largest one, which ``rtol`` alone refuses.
+    ``atol`` is for results whose true values are all zero (a gradient through a
+    one-unit layer norm): their entries are rounding noise of the computation's scale.
+    """
+    if isinstance(expected, torch.Tensor):
+        expected = expected.detach().double().cpu().numpy()
+    values = np.abs(np.asarray(expected, dtype=np.float64))
+    scale = float(values[np.isfinite(values)].max(initial=0.0))
+    return {"rtol": rtol, "atol": max(atol, rtol * scale)}
 
 
 def assert_nets_agree(net: torch.nn.Module, ref: torch.nn.Module, x: torch.Tensor) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import CONF, TINY, compose_cfg
+from conftest import CONF, TINY, compose_cfg, scaled_tol
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -108,16 +108,17 @@ def test_cqr_and_model_intervals_by_hand() -> None:
     lo, hi = q[..., 0], q[..., 1]
     cal = intervals.calibrate(module, x, y, [80], "cqr")
     shift = by_rank(np.maximum(lo - y, y - hi), 80)  # N = 30: the 25th smallest
-    np.testing.assert_allclose(cal.widths[0], shift, rtol=1e-6)
+    tol = scaled_tol(q, 1e-6)  # float32 rounding of the quantiles' magnitude
+    np.testing.assert_allclose(cal.widths[0], shift, **tol)
     point, model = intervals.forecast(module, x, [80], "cqr")
     bounds = cal.bounds(point, model)
-    np.testing.assert_allclose(bounds[..., 0, 0], lo - shift, rtol=1e-6)
-    np.testing.assert_allclose(bounds[..., 0, 1], hi + shift, rtol=1e-6)
+    np.testing.assert_allclose(bounds[..., 0, 0], lo - shift, **tol)
+    np.testing.assert_allclose(bounds[..., 0, 1], hi + shift, **tol)
     # On its own calibration windows CQR covers at least the level (ties aside).
     assert inside(y, bounds[..., 0, 0], bounds[..., 0, 1]) >= 80
     own = intervals.calibrate(module, x, y, [80], "model")
     np.testing.assert_array_equal(own.widths, 0)
-    np.testing.assert_allclose(own.bounds(point, model)[..., 0, :], q, rtol=1e-6)
+    np.testing.assert_allclose(own.bounds(point, model)[..., 0, :], q, **tol)
 
 
 def test_gaussian_model_interval_is_the_normal_quantile() -> None:
@@ -129,8 +130,9 @@ def test_gaussian_model_interval_is_the_normal_quantile() -> None:
     mean, scale = dist[..., 0], dist[..., 1]
     z = statistics.NormalDist().inv_cdf(0.975)
     _, model = intervals.forecast(module, x, [95], "model")
-    np.testing.assert_allclose(model[..., 0, 0], mean - z * scale, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(model[..., 0, 1], mean + z * scale, rtol=1e-5, atol=1e-6)
+    tol = scaled_tol(dist, 1e-5)  # float32 rounding of the outputs' magnitude
+    np.testing.assert_allclose(model[..., 0, 0], mean - z * scale, **tol)
+    np.testing.assert_allclose(model[..., 0, 1], mean + z * scale, **tol)
 
 
 def test_methods_that_do_not_fit_the_model_are_one_line() -> None:
@@ -273,11 +275,13 @@ def test_predict_writes_point_plus_minus_the_stored_widths(seq2seq_run: Path, tm
     assert point.shape == (20, 7) and bounds.shape == (20, 7, 2, 2)
     for i, widths in enumerate(stored["widths"]):
         w = np.asarray(widths[:7], np.float32)
-        np.testing.assert_allclose(bounds[:, :, i, 0], point - w, rtol=1e-6, atol=1e-6)
-        np.testing.assert_allclose(bounds[:, :, i, 1], point + w, rtol=1e-6, atol=1e-6)
+        tol = scaled_tol(point, 1e-6)  # float32 sums: rounding of the forecasts' magnitude
+        np.testing.assert_allclose(bounds[:, :, i, 0], point - w, **tol)
+        np.testing.assert_allclose(bounds[:, :, i, 1], point + w, **tol)
     table = pd.read_csv(tmp_path / "intervals.csv")
     assert list(table.columns) == ["series", "step", "forecast", "lo-80", "hi-80", "lo-95", "hi-95"]
-    np.testing.assert_allclose(table["hi-95"], bounds[:, :, 1, 1].reshape(-1), rtol=1e-6)
+    want = bounds[:, :, 1, 1].reshape(-1)
+    np.testing.assert_allclose(table["hi-95"], want, **scaled_tol(want, 1e-6))
     # Scored against the regenerated test targets.
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics == summary | {"data": metrics["data"]}
@@ -316,7 +320,7 @@ def test_gaussian_model_intervals_at_predict_time(make_cfg, tmp_path: Path) -> N
     with torch.no_grad():
         dist = f.module.forward_dist(torch.from_numpy(x)).double().numpy()  # [16, 10, 2]
     z = statistics.NormalDist().inv_cdf(0.95)
-    np.testing.assert_allclose(point, dist[..., 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(point, dist[..., 0], **scaled_tol(dist, 1e-5))
     np.testing.assert_allclose(bounds[..., 0, 0], dist[..., 0] - z * dist[..., 1], atol=1e-5)
     np.testing.assert_allclose(bounds[..., 0, 1], dist[..., 0] + z * dist[..., 1], atol=1e-5)
 
@@ -366,9 +370,12 @@ def test_file_data_bounds_are_in_the_data_units(tmp_path: Path) -> None:
     assert list(table.columns) == ["step", "date", "value", "lo-80", "hi-80", "lo-95", "hi-95"]
     for level, widths in zip(["80", "95"], stored["intervals"]["widths"], strict=True):
         in_units = np.asarray(widths[:6]) * scale  # scaled widths times the target's scale
-        np.testing.assert_allclose(table[f"hi-{level}"] - table["value"], in_units, rtol=1e-4)
-        np.testing.assert_allclose(table["value"] - table[f"lo-{level}"], in_units, rtol=1e-4)
-    np.testing.assert_allclose(np.load(out / "intervals.npy")[0, :, 0, 1], table["hi-80"], 1e-6)
+        # A difference of two forecasts rounds at the forecasts' magnitude, not the width's.
+        tol = scaled_tol(table["value"], 1e-4)
+        np.testing.assert_allclose(table[f"hi-{level}"] - table["value"], in_units, **tol)
+        np.testing.assert_allclose(table["value"] - table[f"lo-{level}"], in_units, **tol)
+    hi, saved = table["hi-80"], np.load(out / "intervals.npy")[0, :, 0, 1]
+    np.testing.assert_allclose(saved, hi, **scaled_tol(hi, 1e-6))
     # A file-trained checkpoint is calibrated only when it trains.
     with pytest.raises(InputError, match=r"^levels=\[90\] intervals=conformal: .* \[80.0, 95.0\]"):
         predict(predict_cfg(ckpt, tmp_path / "p2", f"input={csv}", "levels=[90]"))

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import compose_cfg, run_script
+from conftest import compose_cfg, run_script, scaled_tol
 from omegaconf import DictConfig
 
 from seqforecast.data.batches import batch_loader
@@ -80,9 +80,10 @@ def test_each_series_is_split_and_scaled_on_its_own_training_rows(panel_csv: Pat
         scaled = (value - mean) / std
         for j in range(18):  # val window j: origin 69 + j, targets 70 + j .. 72 + j
             o, w = 69 + j, s * 18 + j
-            np.testing.assert_allclose(x[w, :, 0], scaled[o - N + 1 : o + 1], rtol=1e-5, atol=1e-6)
+            tol = scaled_tol(scaled, 1e-5)  # float32 rounding of the scaled series
+            np.testing.assert_allclose(x[w, :, 0], scaled[o - N + 1 : o + 1], **tol)
             want = np.stack([scaled[o - N + 2 + t : o - N + 2 + t + K] for t in range(N)])
-            np.testing.assert_allclose(y[w], want, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(y[w], want, **tol)
 
 
 def test_global_scaling_is_fitted_over_every_series_training_rows(panel_csv: Path) -> None:
@@ -239,7 +240,8 @@ def test_predict_forecasts_each_series_past_its_last_target(
         with torch.inference_mode():
             point = model.forecast(torch.tensor(x, dtype=torch.float32)).numpy()[0]
         got = table[table.series == key]
-        np.testing.assert_allclose(got["value"], point * scale[s, 0] + center[s, 0], rtol=1e-5)
+        want = point * scale[s, 0] + center[s, 0]
+        np.testing.assert_allclose(got["value"], want, **scaled_tol(want, 1e-5))
         assert list(got["date"]) == [d.strftime("%Y-%m-%d") for d in dates[end:]]
         assert (got["lo-80"] < got["value"]).all() and (got["value"] < got["hi-80"]).all()
 
