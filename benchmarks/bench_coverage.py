@@ -83,9 +83,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--probabilistic", action="store_true", help="add the quantile runs")
     parser.add_argument("--work", type=Path, default=None)
-    parser.add_argument(
-        "--quick", action="store_true", help="a smoke run: 200 series, 1 epoch (with the rest)"
-    )
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 200 series, 1 epoch")
     args = parser.parse_args()
     if args.quick:
         args.epochs = 1
