@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import MODEL_OPTIONS, compose_cfg
+from conftest import MODEL_OPTIONS, TINY, compose_cfg
 
 from seqforecast.data.example import write_example
 from seqforecast.errors import ConfigError, InputError
@@ -295,3 +295,29 @@ def test_resume_checkpoint_of_a_folder_without_any_checkpoint_says_so(tmp_path) 
     (tmp_path / "config.yaml").write_text("{}\n")
     with pytest.raises(ConfigError, match="no checkpoints/last.ckpt there"):
         resume_checkpoint(str(tmp_path))
+
+
+def test_a_refusal_writes_no_status_into_a_run_folder_that_lost_its_own(
+    make_cfg, tmp_path, finished
+) -> None:
+    # A fresh folder that fails its checks is marked failed; one holding checkpoints is not.
+    shutil.copytree(finished[0], tmp_path, dirs_exist_ok=True)
+    (tmp_path / "status").unlink()
+    refused(make_cfg, tmp_path, ConfigError, *RUN, "trainer.max_epochs=1", f"resume={tmp_path}")
+    assert read_status(tmp_path) is None
+
+
+def test_the_script_refuses_in_one_line_exit_2_and_leaves_the_folder(
+    run_main, tmp_path, finished
+) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(finished[0], run)
+    before = snapshot(run)
+    result = run_main(
+        "train.py", *TINY, *RUN, "trainer.max_epochs=1", f"resume={run}",
+        f"hydra.run.dir={tmp_path / 'cli'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: trainer.max_epochs=1 is fewer than the 2 epochs" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert snapshot(run) == before
