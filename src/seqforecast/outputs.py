@@ -28,6 +28,7 @@ from seqforecast.errors import ConfigError
 
 STATUS = "status"
 LOCK = ".lock"
+STAGED_SUFFIX = ".tmp"  # atomic_open's temporary file: .<name>.<random>.tmp beside <name>
 
 
 def _umask() -> int:
@@ -47,7 +48,7 @@ def atomic_open(path: str | Path) -> Iterator[IO[bytes]]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=STAGED_SUFFIX)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from a team
         with os.fdopen(fd, "wb") as f:
@@ -59,6 +60,30 @@ def atomic_open(path: str | Path) -> Iterator[IO[bytes]]:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def staged_files(path: str | Path) -> list[Path]:
+    """The temporary files :func:`atomic_open` left beside ``path`` (newest first).
+
+    One is left only when a process was killed between creating it and its rename: it may
+    be cut short, or complete (killed after the last byte, before the rename).
+    """
+    path = Path(path)
+    found = []
+    for staged in path.parent.glob(f".{path.name}.*{STAGED_SUFFIX}"):
+        with contextlib.suppress(FileNotFoundError):  # renamed meanwhile by a live writer
+            found.append((staged.stat().st_mtime, staged))
+    return [staged for _, staged in sorted(found, reverse=True)]
+
+
+def finish_staged(staged: Path, path: str | Path) -> Path:
+    """Do the rename a killed :func:`atomic_open` did not reach: ``staged`` becomes ``path``.
+
+    Only for a staged file already checked to be complete; the caller holds the run lock.
+    """
+    os.replace(staged, path)
+    _fsync_dir(Path(path).parent)
+    return Path(path)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -10,27 +10,42 @@ checkpoint and puts them back in front of the new ones.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import inspect
 import io
 import json
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from seqforecast.errors import ConfigError, InputError
-from seqforecast.outputs import atomic_write_text, read_status
-from seqforecast.predict.checkpoint import read_checkpoint
+from seqforecast.module import LEGACY_HPARAMS
+from seqforecast.outputs import (
+    STAGED_SUFFIX,
+    atomic_write_text,
+    finish_staged,
+    has_checkpoint,
+    read_status,
+    staged_files,
+)
+from seqforecast.predict.checkpoint import check_shapes, read_checkpoint
+from seqforecast.predict.training_data import LEGACY_DATA_SETTINGS
+from seqforecast.schedules import check_scheduler
 
 log = logging.getLogger(__name__)
 
 AUTO = "auto"
+LAST = "last.ckpt"  # the checkpoint a run keeps current (conf/callbacks/default.yaml)
+ABSENT = "(no such setting)"  # a setting one side of a comparison does not have
 METRICS_CSV = "metrics.csv"  # CSVLogger's file in its log_dir
 SET_ASIDE = "metrics.before_resume.csv"  # the rows before the checkpoint, while a resumed run logs
 
@@ -39,30 +54,30 @@ def resume_checkpoint(resume: str) -> Path:
     """The checkpoint to continue from: a run folder's ``last.ckpt``, or a ``.ckpt`` in one.
 
     Checked before anything is written: it must lie in ``<run>/checkpoints/`` of a run folder
-    (resume writes into that folder, never beside a stray file), load safely and hold the
-    training state. A bad one is refused in one line that names it and, where the folder
-    holds another checkpoint that loads, offers that one.
+    (resume writes into that folder, never beside a stray file), load safely, hold the
+    training state, weights that fit its settings and are finite. A bad one is refused in
+    one line that names it and, where the folder holds another checkpoint that loads, offers
+    that one. A run folder without ``last.ckpt`` (killed while writing its first one) goes on
+    from the newest complete checkpoint there (:func:`_newest_complete`).
     """
     path = Path(resume)
     if path.is_dir():
-        path = path / "checkpoints" / "last.ckpt"
-        if not path.is_file():
-            raise ConfigError(
-                f"resume={resume}: no checkpoints/last.ckpt there; expected a run folder that "
-                "trained at least one epoch (or was interrupted), or a .ckpt file in one"
-            )
+        last = path / "checkpoints" / LAST
+        if not last.is_file():
+            found = _newest_complete(path, resume)
+            if found is None:
+                raise ConfigError(
+                    f"resume={resume}: no checkpoints/last.ckpt there; expected a run folder "
+                    "that trained at least one epoch (or was interrupted), or a .ckpt file in one"
+                )
+            return found
+        path = last
     if not path.is_file():
         raise ConfigError(
             f"resume={resume}: no checkpoint there; expected a run folder holding "
             "checkpoints/last.ckpt, or a .ckpt file"
         )
-    run = path.parent.parent
-    if path.parent.name != "checkpoints" or not (run / "config.yaml").is_file():
-        raise ConfigError(
-            f"resume={resume}: not a checkpoint of a run folder (expected "
-            "<run>/checkpoints/<name>.ckpt written by train.py); resume continues a run in "
-            "its own folder"
-        )
+    _check_run_folder(path, resume)
     problem = _unresumable(path)
     if problem:
         others = [p for p in sorted(path.parent.glob("*.ckpt")) if p != path]
@@ -70,6 +85,75 @@ def resume_checkpoint(resume: str) -> Path:
         offer = f"; {good} loads: resume={good}" if good else ""
         raise InputError(f"resume={resume}: {problem}{offer}")
     return path
+
+
+def _check_run_folder(path: Path, resume: str) -> None:
+    run = path.parent.parent
+    if path.parent.name != "checkpoints" or not (run / "config.yaml").is_file():
+        raise ConfigError(
+            f"resume={resume}: not a checkpoint of a run folder (expected "
+            "<run>/checkpoints/<name>.ckpt written by train.py); resume continues a run in "
+            "its own folder"
+        )
+
+
+def _candidates(run: Path) -> list[Path]:
+    """What a run folder without ``last.ckpt`` may go on from, in order of preference: the
+    ``last.ckpt`` its writer left staged (newest first), then its other checkpoints (newest
+    first)."""
+    folder = run / "checkpoints"
+    others = []
+    for path in folder.glob("*.ckpt"):
+        with contextlib.suppress(FileNotFoundError):
+            others.append((path.stat().st_mtime, path))
+    return [*staged_files(folder / LAST), *(p for _, p in sorted(others, reverse=True))]
+
+
+def _newest_complete(run: Path, resume: str) -> Path | None:
+    """The checkpoint a run folder without ``last.ckpt`` goes on from, None if it holds none.
+
+    A SIGKILL during the first ``last.ckpt`` write leaves ``best.ckpt`` and the staged
+    ``.last.ckpt.<random>.tmp``: the staged file, once it loads whole and holds the training
+    state, is the newest state (it becomes ``last.ckpt`` when the run starts, see
+    :func:`adopt_staged`); else the newest other checkpoint that can resume (training since it
+    is repeated). One log line says which. Checkpoints that all fail are refused in one line.
+    """
+    candidates = _candidates(run)
+    if not candidates:
+        return None
+    _check_run_folder(run / "checkpoints" / LAST, resume)
+    problems = []
+    for path in candidates:
+        problem = _unresumable(path)
+        if problem is None:
+            how = (
+                "the complete last.ckpt its killed writer left staged (verified): it becomes "
+                "last.ckpt"
+                if path.suffix == STAGED_SUFFIX
+                else "the newest checkpoint there that can resume (training since it is repeated)"
+            )
+            said = "resume=%s: no checkpoints/last.ckpt there; continuing from %s, %s"
+            log.warning(said, resume, path, how)
+            return path
+        problems.append(problem)
+    raise InputError(
+        f"resume={resume}: no checkpoints/last.ckpt there, and none of its {len(candidates)} "
+        f"other checkpoints can resume ({problems[0]}); nothing there can continue the run: "
+        "start a new run in another folder"
+    )
+
+
+def adopt_staged(path: Path) -> Path:
+    """``last.ckpt`` for a staged one chosen by :func:`_newest_complete`, else ``path``.
+
+    Called once the run holds its folder's lock, after every check: the rename the killed
+    writer did not reach.
+    """
+    if path.suffix != STAGED_SUFFIX:
+        return path
+    last = finish_staged(path, path.parent / LAST)
+    log.info("%s is now %s", path.name, last)
+    return last
 
 
 def _unresumable(path: Path) -> str | None:
@@ -81,7 +165,122 @@ def _unresumable(path: Path) -> str | None:
     missing = [k for k in ("loops", "optimizer_states", "epoch") if k not in ckpt]
     if missing:
         return f"checkpoint {path} holds no training state ({missing} missing); it cannot resume"
+    try:
+        check_shapes(ckpt["hyper_parameters"], ckpt["state_dict"], path)
+    except InputError as err:
+        return str(err)
+    bad = non_finite(ckpt["state_dict"])
+    if bad:
+        return (
+            f"checkpoint {path} holds NaN or infinite weights (in {bad[:3]}, {len(bad)} of "
+            f"{len(ckpt['state_dict'])} tensors); it cannot resume"
+        )
     return None
+
+
+def non_finite(state: dict[str, Any]) -> list[str]:
+    """The names of the floating-point tensors of ``state`` that hold a NaN or an inf."""
+    return [
+        name
+        for name, value in state.items()
+        if isinstance(value, torch.Tensor)
+        and value.is_floating_point()
+        and not bool(torch.isfinite(value).all())
+    ]
+
+
+def check_resume(cfg: DictConfig, path: Path, build: Callable[..., Any]) -> None:
+    """Refuse, in one line and before the run writes anything, a checkpoint that ``cfg``
+    cannot continue: one trained with other model or data settings, or further than
+    ``trainer.max_epochs``.
+
+    ``build`` instantiates a config node (``train.instantiate``): the DataModule, and the
+    module on the ``meta`` device (settings only, no memory), whose saved hyperparameters
+    are compared with those in the checkpoint. Lightning would load weights of the same
+    shapes whatever the settings, and would train a model of other data on this data.
+    """
+    ckpt = read_checkpoint(path)
+    _check_epochs(cfg, ckpt, path)
+    datamodule = build(cfg.data)
+    with torch.device("meta"):
+        module = build(cfg.model, n_features=datamodule.n_features)
+    differ = [
+        *_differences("model", dict(module.hparams), ckpt["hyper_parameters"], module),
+        *_differences(
+            "data", dict(datamodule.hparams), ckpt.get("datamodule_hyper_parameters"), datamodule
+        ),
+    ]
+    if differ:
+        key, theirs, mine = differ[0]
+        raise ConfigError(
+            f"resume={path}: the checkpoint was trained with other settings: {key} is "
+            f"{_short(theirs)} there but {_short(mine)} in this run ({len(differ)} differ: "
+            f"{[d[0] for d in differ][:6]}); resume with the settings the run was trained "
+            "with (its config.yaml), or start a new run"
+        )
+
+
+def _check_epochs(cfg: DictConfig, ckpt: dict[str, Any], path: Path) -> None:
+    """``trainer.max_epochs`` must cover the epochs the checkpoint has begun (Lightning raises
+    on fewer than it completed, and silently reports fewer when one epoch fewer)."""
+    progress = ckpt.get("loops", {}).get("fit_loop", {}).get("epoch_progress", {})
+    begun = progress.get("current", {}).get("started")
+    max_epochs = cfg.trainer.get("max_epochs")
+    if isinstance(begun, int) and max_epochs not in (None, -1) and max_epochs < begun:
+        raise ConfigError(
+            f"trainer.max_epochs={max_epochs} is fewer than the {begun} epochs checkpoint "
+            f"{path} has already begun; resume with trainer.max_epochs={begun} or more "
+            f"({begun}: nothing more to train, the run is scored again)"
+        )
+
+
+def _differences(
+    group: str, mine: dict[str, Any], theirs: dict[str, Any] | None, owner: Any
+) -> list[tuple[str, Any, Any]]:
+    """``(key, checkpoint's value, this run's value)`` for each setting that differs.
+
+    A setting this version has and the checkpoint lacks (added since) counts as the
+    default of ``owner``'s class; of settings only the checkpoint holds, the legacy ones
+    (``LEGACY_HPARAMS``, ``LEGACY_DATA_SETTINGS``) mean nothing any more. Values are compared
+    by what they mean (:data:`SAME_MEANING`), so checkpoints of earlier versions resume.
+    """
+    if theirs is None:  # written before DataModules saved their settings: nothing to compare
+        return []
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(type(owner).__init__).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    legacy = LEGACY_HPARAMS if group == "model" else LEGACY_DATA_SETTINGS
+    found = []
+    for key in sorted((set(mine) | set(theirs)) - set(legacy)):
+        value = theirs[key] if key in theirs else defaults.get(key, ABSENT)
+        current = mine.get(key, ABSENT)
+        meaning = SAME_MEANING.get(f"{group}.{key}", _plain)
+        if value is ABSENT or current is ABSENT or meaning(value) != meaning(current):
+            found.append((f"{group}.{key}", value, current))
+    return found
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, mappings as dicts: the same settings compare equal."""
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+# Settings whose spellings differ by version: earlier checkpoints say ``scheduler=None`` for
+# the constant rate that is now ``{"name": "none"}``.
+SAME_MEANING: dict[str, Callable[[Any], Any]] = {
+    "model.scheduler": lambda value: _plain(check_scheduler(value)),
+}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def same_settings(cfg: DictConfig, run_dir: Path) -> bool:
@@ -101,17 +300,18 @@ def continue_run(cfg: DictConfig, out: Path) -> tuple[Path | None, dict[str, Any
     """What ``resume=auto`` does with ``out``: ``(checkpoint to resume, metrics to reuse)``.
 
     - finished with the same settings: ``(None, its metrics.json)``, nothing to train;
-    - interrupted, or ``running`` (its process gone, else the run lock refuses it), with
-      ``checkpoints/last.ckpt`` and the same settings: ``(that checkpoint, None)``;
+    - interrupted, or ``running`` (its process gone, else the run lock refuses it), with a
+      checkpoint and the same settings: ``(the checkpoint to resume, None)``, as
+      ``resume=<output_dir>`` picks it (:func:`resume_checkpoint`);
     - either of those with other settings: refused in one line;
     - nothing there, a failed run, or no checkpoint yet: ``(None, None)``, a new run (which
       the run folder's rules may still refuse, see :func:`seqforecast.outputs.claim_run_dir`).
     """
     status = read_status(out) or ""
     state = status.split(":")[0]
-    last = out / "checkpoints" / "last.ckpt"
+    checkpoints = has_checkpoint(out) or bool(staged_files(out / "checkpoints" / LAST))
     if state not in ("finished", "interrupted", "running") or (
-        state != "finished" and not last.is_file()
+        state != "finished" and not checkpoints
     ):
         return None, None
     if (out / "config.yaml").is_file() and not same_settings(cfg, out):
@@ -122,8 +322,9 @@ def continue_run(cfg: DictConfig, out: Path) -> tuple[Path | None, dict[str, Any
     if state == "finished":
         log.info("reusing the finished run in %s (same settings): nothing trained", out)
         return None, json.loads((out / "metrics.json").read_text())
-    log.info("resume=auto: continuing the %s run in %s from %s", state, out, last)
-    return resume_checkpoint(str(last)), None
+    path = resume_checkpoint(str(out))
+    log.info("resume=auto: continuing the %s run in %s from %s", state, out, path)
+    return path, None
 
 
 def _read_rows(path: Path) -> list[dict[str, str]]:

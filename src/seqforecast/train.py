@@ -28,10 +28,18 @@ from seqforecast.outputs import (
     atomic_write_json,
     atomic_write_text,
     claim_run_dir,
+    has_checkpoint,
     read_status,
     write_status,
 )
-from seqforecast.resume import AUTO, continue_run, keep_log_history, resume_checkpoint
+from seqforecast.resume import (
+    AUTO,
+    adopt_staged,
+    check_resume,
+    continue_run,
+    keep_log_history,
+    resume_checkpoint,
+)
 from seqforecast.rules import check
 from seqforecast.sweep import to_csv
 
@@ -145,10 +153,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 return finished
         else:
             resume = resume_checkpoint(cfg.resume) if cfg.get("resume") else None
+        if resume is not None:  # every check of the resume, before anything is written
+            check_resume(cfg, resume, instantiate)
     except SeqforecastError as err:
         # Mark a fresh run folder (a sweep job's, say) as failed; never touch a used one.
         out = Path(str(cfg.output_dir))
-        if rank_zero_only.rank == 0 and read_status(out) is None:
+        if rank_zero_only.rank == 0 and read_status(out) is None and not has_checkpoint(out):
             _try_write_status(out, f"failed: {type(err).__name__}: {err}")
         raise
     if resume is not None:
@@ -175,6 +185,7 @@ def _run(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
             f"{out}: its earlier run stopped without ending (status running); this run {action}"
         )
     try:
+        resume = adopt_staged(resume) if resume else None  # checked: finish its rename
         write_status(out, "running")
         metrics = _train(cfg, out, resume)
     except TrainingInterrupted as err:
