@@ -245,5 +245,5 @@ def check_run(datamodule: Any, module: Any) -> Estimate:
             f"this run would need about {gigabytes(estimate.total)} of memory at its peak "
             f"({estimate.describe()}); {source}: lower {estimate.largest()}, or raise max_memory"
         )
-    log.info(f"memory: about {gigabytes(estimate.total)} at the peak ({estimate.describe()})")
+    log.info(f"memory: estimated peak {estimate.total / 1e6:.0f} MB ({estimate.describe()})")
     return estimate
