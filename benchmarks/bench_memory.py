@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,10 +43,10 @@ MEASURE = (
 ESTIMATE = re.compile(r"memory: estimated peak (\d+) MB")
 
 
-def run(name: str, work: Path) -> tuple[str, int, int]:
-    """``(command, estimated MB, measured MB)`` of one case."""
+def run(name: str, work: Path, runs: Path) -> tuple[str, int, int]:
+    """``(command, estimated MB, measured MB)`` of one case, its run folder under ``runs``."""
     args = [a.format(work=work) for a in CASES[name]]
-    args += ["trainer.max_epochs=1", f"hydra.run.dir={work}/{name.replace(' ', '_')}"]
+    args += ["trainer.max_epochs=1", f"hydra.run.dir={runs}/{name.replace(' ', '_')}"]
     train = [sys.executable, str(ROOT / "scripts" / "train.py"), *args]
     done = subprocess.run(
         [sys.executable, "-c", MEASURE, *train],
@@ -68,6 +69,7 @@ def main() -> None:
     parser.add_argument("--only", choices=list(CASES), action="append")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    runs = Path(tempfile.mkdtemp(prefix="runs-", dir=args.work))  # fresh run folders each time
     if not (args.work / "panel.csv").exists():
         subprocess.run(
             [
@@ -86,7 +88,7 @@ def main() -> None:
         "| --- | --- | --- | --- |",
     ]
     for name in args.only or CASES:
-        command, estimate, peak = run(name, args.work)
+        command, estimate, peak = run(name, args.work, runs)
         rows.append(f"| {name} | {estimate} MB | {peak} MB | {estimate / peak:.2f} |")
         print(f"{name}: {command}", flush=True)
     table = "\n".join(rows)

@@ -69,6 +69,27 @@ def test_plain_weights_load_and_forecast_as_saved(tmp_path) -> None:
     np.testing.assert_allclose(f.predict(x.numpy()[..., 0]), expected, atol=1e-6)
 
 
+def test_weights_viewing_one_shared_buffer_still_load(tmp_path) -> None:
+    """cuDNN keeps an RNN's weights as views of one flat buffer, so a CUDA-trained state_dict
+    holds tensors whose storage is larger than each of them: real weights, loaded."""
+    module = ForecastModule(**HPARAMS).eval()
+    state = module.state_dict()
+    flat = torch.cat([t.flatten() for t in state.values()])
+    views, start = {}, 0
+    for k, t in state.items():
+        views[k] = flat[start : start + t.numel()].view(t.shape)
+        start += t.numel()
+    path = tmp_path / "flat.ckpt"
+    save(path, views)
+    raw = torch.load(path, weights_only=True)["state_dict"]
+    assert len({t.untyped_storage().data_ptr() for t in raw.values()}) == 1
+    f = load_forecaster(path, device="cpu", layers="plain")
+    x = torch.randn(2, 50, 1)
+    with torch.no_grad():
+        expected = module(x).numpy()
+    np.testing.assert_allclose(f.predict(x.numpy()[..., 0]), expected, atol=1e-6)
+
+
 def test_stride_0_weights_declaring_a_huge_network_are_refused_unallocated(tmp_path) -> None:
     """A file of a few kB declares hidden=[200000, 20] through expanded (stride-0) tensors:
     160 GB once built. The storage check refuses it before any module is made."""

@@ -244,7 +244,7 @@ def test_train_refuses_windows_beyond_memory(tmp_path, monkeypatch) -> None:
         ConfigError,
         match=r"^this run would need about [\d.]+ GB of memory at its peak \(.*the data 1.2 GB, "
         r".*\); max_memory is 0.5 GB \(null: 0.5 of the 1.0 GB available\): lower "
-        r"data.batch_size or data.eval_batch_size, n_steps or model.hidden, or raise max_memory$",
+        r"data.batch_size, data.eval_batch_size, n_steps or model.hidden, or raise max_memory$",
     ):
         train(
             compose_cfg(tmp_path, "n_steps=100000", "data.n_series=500", "data.split=[300,100,100]")

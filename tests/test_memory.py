@@ -80,7 +80,7 @@ def test_estimate_adds_up_its_parts() -> None:
     parts = memory.estimate_run(dm, module).parts
     # RNN(1, 20): 20 + 400 + 40; RNN(20, 20): 400 + 400 + 40; Linear(20, 10): 210 weights,
     # each held 4 times (weights, gradients, Adam's two moments) in float32.
-    assert parts["the network with its gradients and Adam state"] == (16 * 1510, "model.hidden")
+    assert parts["the network with its gradients and Adam state"] == (16 * 1510, ("model.hidden",))
     # Generation in float64 (24 bytes a value at its peak) beats float32 series + windows.
     assert parts["the data"][0] == max(24 * 100 * 60, 4 * 100 * 60 + 4 * 100 * (50 + 50 * 10))
     # Per step: two RNN layers (output and hidden state, 40 each) and the head's 10 outputs;
@@ -95,7 +95,7 @@ def test_estimate_adds_up_its_parts() -> None:
     [
         # 10000 series of 100000 + 1 steps: the float64 generation alone is 24 GB, an
         # evaluation batch's activations more.
-        ("n_steps=100000", "data.batch_size or data.eval_batch_size, n_steps or model.hidden"),
+        ("n_steps=100000", "data.batch_size, data.eval_batch_size, n_steps or model.hidden"),
         ("data.n_series=6000000", "n_steps, horizon or data.n_series"),
         ("model.hidden=[100000000]", "model.hidden"),
     ],

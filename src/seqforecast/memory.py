@@ -55,11 +55,11 @@ RUNTIME_BYTES = 150 * 10**6
 TRAIN_COPIES = 4
 # The settings that size each network (recurrent nets: model.hidden).
 NET_KEYS = {
-    "naive": "",
-    "linear": "n_steps",
-    "conv_gru": "model.filters or model.hidden",
-    "wavenet": "model.filters",
-    "wavenet_gated": "model.filters",
+    "naive": (),
+    "linear": ("n_steps",),
+    "conv_gru": ("model.filters", "model.hidden"),
+    "wavenet": ("model.filters",),
+    "wavenet_gated": ("model.filters",),
 }
 GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "GRU": 3, "LSTM": 4}
 
@@ -183,7 +183,7 @@ def step_width(net: Any) -> int:
             width += layer.out_channels
         elif isinstance(layer, nn.LayerNorm):
             width += 2 * int(layer.normalized_shape[-1])  # the normalised state and the cell's
-        elif isinstance(layer, nn.modules.batchnorm._NormBase):
+        elif isinstance(layer, nn.BatchNorm1d):
             width += layer.num_features
     return width
 
@@ -192,7 +192,7 @@ def step_width(net: Any) -> int:
 class Estimate:
     """A run's peak in bytes, in parts, each with the keys that size it."""
 
-    parts: dict[str, tuple[int, str]]  # name -> (bytes, the keys that size it)
+    parts: dict[str, tuple[int, tuple[str, ...]]]  # name -> (bytes, the keys that size it)
 
     @property
     def total(self) -> int:
@@ -202,9 +202,10 @@ class Estimate:
         return ", ".join(f"{name} {gigabytes(b)}" for name, (b, _) in self.parts.items())
 
     def largest(self) -> str:
-        """The keys of the largest part that a setting can shrink."""
-        sized = {k: v for k, v in self.parts.items() if v[1]}
-        return max(sized.values())[1] if sized else "the data or the model"
+        """The keys of the largest part that a setting can shrink: ``a, b or c``."""
+        sized = [v for v in self.parts.values() if v[1]]
+        keys = max(sized)[1] if sized else ("the data", "the model")
+        return f"{', '.join(keys[:-1])} or {keys[-1]}" if len(keys) > 1 else keys[0]
 
 
 def estimate_run(datamodule: Any, module: Any) -> Estimate:
@@ -218,18 +219,15 @@ def estimate_run(datamodule: Any, module: Any) -> Estimate:
     # A batch holds at most the windows of its split (a split's items bound its windows).
     train = TRAIN_COPIES * min(datamodule.batch_size, sizes[0]) * per_batch
     evaluate = min(datamodule.eval_batch_size, max(sizes[1:])) * per_batch
-    net_keys = NET_KEYS.get(module.hparams.net, "model.hidden")
+    net_keys = NET_KEYS.get(module.hparams.net, ("model.hidden",))
     return Estimate(
         {
-            "the process": (resident_bytes() + RUNTIME_BYTES, ""),
-            "the data": (datamodule.memory_bytes(sizes), datamodule.LOWER),
-            "the network with its gradients and Adam state": (
-                4 * FLOAT32 * n_params,
-                net_keys or "the model",
-            ),
+            "the process": (resident_bytes() + RUNTIME_BYTES, ()),
+            "the data": (datamodule.memory_bytes(sizes), (datamodule.LOWER,)),
+            "the network with its gradients and Adam state": (4 * FLOAT32 * n_params, net_keys),
             "the activations of a batch": (
                 max(train, evaluate),
-                "data.batch_size or data.eval_batch_size, n_steps or " + (net_keys or "the model"),
+                ("data.batch_size", "data.eval_batch_size", "n_steps", *net_keys),
             ),
         }
     )
