@@ -88,6 +88,9 @@ def test_estimate_adds_up_its_parts() -> None:
     assert parts["the activations of a batch"][0] == 4 * 32 * 50 * 90 * 4
     assert parts["the process"][0] >= memory.RUNTIME_BYTES
     assert memory.estimate_run(dm, module).total == sum(b for b, _ in parts.values())
+    # On a GPU the network and its activations are in the GPU's memory, not the host's.
+    on_gpu = memory.estimate_run(dm, module, on_gpu=True).parts
+    assert list(on_gpu) == ["the process", "the data"] and on_gpu["the data"] == parts["the data"]
 
 
 @pytest.mark.parametrize(

@@ -208,9 +208,10 @@ class Estimate:
         return f"{', '.join(keys[:-1])} or {keys[-1]}" if len(keys) > 1 else keys[0]
 
 
-def estimate_run(datamodule: Any, module: Any) -> Estimate:
+def estimate_run(datamodule: Any, module: Any, on_gpu: bool = False) -> Estimate:
     """The peak bytes of training ``module`` (a ``ForecastModule``, on ``meta`` or not) on
-    ``datamodule`` (set up or not: only its settings are read)."""
+    ``datamodule`` (set up or not: only its settings are read). ``on_gpu``: the network and
+    the activations live in the GPU's memory, and only the process and the data count."""
     sizes = datamodule.split_sizes()
     n_params = sum(p.numel() for p in module.parameters())
     steps = int(module.hparams.n_steps)
@@ -220,23 +221,23 @@ def estimate_run(datamodule: Any, module: Any) -> Estimate:
     train = TRAIN_COPIES * min(datamodule.batch_size, sizes[0]) * per_batch
     evaluate = min(datamodule.eval_batch_size, max(sizes[1:])) * per_batch
     net_keys = NET_KEYS.get(module.hparams.net, ("model.hidden",))
-    return Estimate(
-        {
-            "the process": (resident_bytes() + RUNTIME_BYTES, ()),
-            "the data": (datamodule.memory_bytes(sizes), (datamodule.LOWER,)),
-            "the network with its gradients and Adam state": (4 * FLOAT32 * n_params, net_keys),
-            "the activations of a batch": (
-                max(train, evaluate),
-                ("data.batch_size", "data.eval_batch_size", "n_steps", *net_keys),
-            ),
-        }
-    )
+    parts = {
+        "the process": (resident_bytes() + RUNTIME_BYTES, ()),
+        "the data": (datamodule.memory_bytes(sizes), (datamodule.LOWER,)),
+    }
+    if not on_gpu:
+        parts["the network with its gradients and Adam state"] = (4 * FLOAT32 * n_params, net_keys)
+        parts["the activations of a batch"] = (
+            max(train, evaluate),
+            ("data.batch_size", "data.eval_batch_size", "n_steps", *net_keys),
+        )
+    return Estimate(parts)
 
 
-def check_run(datamodule: Any, module: Any) -> Estimate:
+def check_run(datamodule: Any, module: Any, on_gpu: bool = False) -> Estimate:
     """Refuse a run whose :func:`estimate_run` exceeds the budget, in one line naming the
     keys of its largest part; returns the estimate."""
-    estimate = estimate_run(datamodule, module)
+    estimate = estimate_run(datamodule, module, on_gpu)
     allowed, source = budget()
     if allowed is not None and estimate.total > allowed:
         raise ConfigError(

@@ -220,9 +220,14 @@ def _fit(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
 
     datamodule = instantiate(cfg.data)
     # The run's peak, estimated from its settings and its network's shapes, must fit
-    # max_memory before the data or the network is made.
+    # max_memory before the data or the network is made (on a GPU: the data and the process).
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    on_gpu = accelerator in GPU_ACCELERATORS or (
+        accelerator == "auto" and torch.cuda.is_available()
+    )
     with torch.device("meta"):
-        memory.check_run(datamodule, instantiate(cfg.model, n_features=datamodule.n_features))
+        shapes = instantiate(cfg.model, n_features=datamodule.n_features)
+    memory.check_run(datamodule, shapes, on_gpu)
     # The input width comes from the data (file data: target + extra input columns).
     model = instantiate(cfg.model, n_features=datamodule.n_features)
     use_layers(model, cfg.get("layers", "fast"))
