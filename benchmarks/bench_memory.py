@@ -1,7 +1,7 @@
 """A run's estimated peak memory (``seqforecast.memory.estimate_run``) against its measured
 peak resident memory, for the table in docs/configuration.md.
 
-    python benchmarks/bench_memory.py                  # chapter, panel, long window, big data
+    python benchmarks/bench_memory.py                  # every case below
     python benchmarks/bench_memory.py --only chapter   # one case
 
 Each case is one epoch of ``scripts/train.py`` in a child process, as a user runs it; the
@@ -33,6 +33,18 @@ CASES = {
         "data.time=date",
     ],
     "long window": ["model=seq2seq", "n_steps=5000", "data.n_series=200", "data.split=[140,40,20]"],
+    "long window, lstm": [
+        "model=lstm",
+        "n_steps=5000",
+        "data.n_series=200",
+        "data.split=[140,40,20]",
+    ],
+    "long window, wavenet": [
+        "model=wavenet",
+        "n_steps=5000",
+        "data.n_series=200",
+        "data.split=[140,40,20]",
+    ],
     "big data": ["model=seq2seq", "n_steps=1000", "trainer.limit_train_batches=20"],
 }
 # Runs the command given, then prints its maximum resident set size in kB (last line).
@@ -46,7 +58,8 @@ ESTIMATE = re.compile(r"memory: estimated peak (\d+) MB")
 def run(name: str, work: Path, runs: Path) -> tuple[str, int, int]:
     """``(command, estimated MB, measured MB)`` of one case, its run folder under ``runs``."""
     args = [a.format(work=work) for a in CASES[name]]
-    args += ["trainer.max_epochs=1", f"hydra.run.dir={runs}/{name.replace(' ', '_')}"]
+    folder = runs / re.sub(r"\W+", "_", name)
+    args += ["trainer.max_epochs=1", f"hydra.run.dir={folder}"]
     train = [sys.executable, str(ROOT / "scripts" / "train.py"), *args]
     done = subprocess.run(
         [sys.executable, "-c", MEASURE, *train],

@@ -179,8 +179,8 @@ def test_tampered_interval_widths_are_refused(tmp_path, method, values, problem)
         load_forecaster(path, device="cpu")
     assert one_line(err, path).endswith(
         f"its '{CHECKPOINT_KEY}' entry ({method}) has {problem}; its interval bounds would be "
-        "NaN or inverted. Expected the calibration train.py writes (widths >= 0, levels in "
-        "(0, 100))"
+        "NaN or inverted. Expected the calibration train.py writes (no NaN, widths >= 0 or for "
+        "cqr > -inf, levels in (0, 100))"
     )
 
 

@@ -236,7 +236,7 @@ def check_calibration(cal: intervals.Calibration, where: str) -> None:
         raise InputError(
             f"{where}: its '{intervals.CHECKPOINT_KEY}' entry ({cal.method}) has {problem}; "
             "its interval bounds would be NaN or inverted. Expected the calibration "
-            "train.py writes (widths >= 0, levels in (0, 100))"
+            "train.py writes (no NaN, widths >= 0 or for cqr > -inf, levels in (0, 100))"
         )
 
 
