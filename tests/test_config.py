@@ -9,6 +9,7 @@ import pytest
 from conftest import CONF, compose_cfg
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from seqforecast import memory
 from seqforecast.config import validate_config
 from seqforecast.data.files import FileDataModule
 from seqforecast.data.sine import SineDataModule
@@ -34,6 +35,7 @@ WRONG = {
     "deterministic": ["yes", 1],
     "resume": [3, ["a"]],
     "threads": [0, "all"],
+    "max_memory": [0, -1, "lots", "4XB", True, [4]],
     "levels": [[0, 80], [100], "80", [80, 80], [True]],
     "intervals": ["bootstrap", None],
     "data.n_series": [0, "many"],
@@ -127,6 +129,7 @@ def test_misspelt_key_lists_allowed(tmp_path: Path, node: str) -> None:
 # with settings under which that key is used.
 CONV = {"net": "conv_gru", "target": "seq2seq", "hidden": [20]}
 BY_HAND = {
+    "max_memory": memory.parse_size,
     "n_steps": lambda v: ForecastModule(n_steps=v),
     "horizon": lambda v: SineDataModule(horizon=v),
     "target": lambda v: ForecastModule(target=v),

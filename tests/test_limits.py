@@ -12,13 +12,14 @@ import pytest
 import torch
 from conftest import compose_cfg
 
-import seqforecast.data.windows as windows
+import seqforecast.memory as memory
 import seqforecast.predict.checkpoint as checkpoint_module
 from seqforecast import load_forecaster
 from seqforecast.data.files import FileDataModule
 from seqforecast.data.sine import SineDataModule
-from seqforecast.data.windows import MAX_STEPS, available_memory, window_bytes
+from seqforecast.data.windows import MAX_STEPS, window_bytes
 from seqforecast.errors import ConfigError, InputError
+from seqforecast.memory import available_memory
 from seqforecast.module import ForecastModule
 from seqforecast.train import train
 
@@ -72,7 +73,7 @@ def real_builds(monkeypatch) -> list[dict]:
 
 
 def small_memory(monkeypatch, n: int) -> None:
-    monkeypatch.setattr(windows, "available_memory", lambda: n)
+    monkeypatch.setattr(memory, "available_memory", lambda: n)
 
 
 # --- checkpoint hparams against their weights --------------------------------------------------
@@ -181,7 +182,8 @@ def test_stored_n_series_is_bounded_by_memory(rnn_ckpt, tmp_path, monkeypatch) -
         ConfigError,
         match=r"rebuilding the checkpoint's generated data \(as stored\): the series and windows "
         r"of n_steps=50, horizon=1 \(next\) with data.n_series=1000000000 would need about "
-        r"1224.0 GB of memory; 8.6 GB is available: lower n_steps, horizon or data.n_series",
+        r"1224.0 GB of memory; max_memory is 4.3 GB \(null: 0.5 of the 8.6 GB available\): "
+        r"lower n_steps, horizon or data.n_series, or raise max_memory",
     ):
         f.generated_data("test")
     assert max_rss() - before < 200 * MB
@@ -195,7 +197,8 @@ def test_prediction_size_is_bounded_by_memory(rnn_ckpt, monkeypatch) -> None:
     with pytest.raises(
         ConfigError,
         match=r"^forecasting ahead=1000000000 steps for 4 series would need about [\d.]+ GB of "
-        r"memory; 1.1 GB is available: lower ahead or batch_size$",
+        r"memory; max_memory is 0.5 GB \(null: 0.5 of the 1.1 GB available\): lower ahead "
+        r"or batch_size, or raise max_memory$",
     ):
         f.predict(np.zeros((4, 50), np.float32), ahead=10**9)
 
@@ -224,8 +227,8 @@ def test_sine_data_beyond_memory_is_refused_before_generating(monkeypatch) -> No
     # 500 series x 100001 values, generated in float64: about 24 bytes a value at the peak.
     assert str(err.value) == (
         "the series and windows of n_steps=100000, horizon=1 (next) with data.n_series=500 "
-        "would need about 1.2 GB of memory; 1.0 GB is available: lower n_steps, horizon or "
-        "data.n_series"
+        "would need about 1.2 GB of memory; max_memory is 0.5 GB (null: 0.5 of the 1.0 GB "
+        "available): lower n_steps, horizon or data.n_series, or raise max_memory"
     )
     assert dm.splits == {}
     small = SineDataModule(n_steps=20, n_series=30, split=(20, 5, 5))
@@ -235,7 +238,14 @@ def test_sine_data_beyond_memory_is_refused_before_generating(monkeypatch) -> No
 
 def test_train_refuses_windows_beyond_memory(tmp_path, monkeypatch) -> None:
     small_memory(monkeypatch, 10**9)
-    with pytest.raises(ConfigError, match=r"n_steps=100000, .* would need about .* lower n_steps"):
+    # The run's estimate refuses it before the data is made: its largest part, a batch's
+    # activations over 100000 steps, names the keys that shrink it.
+    with pytest.raises(
+        ConfigError,
+        match=r"^this run would need about [\d.]+ GB of memory at its peak \(.*the data 1.2 GB, "
+        r".*\); max_memory is 0.5 GB \(null: 0.5 of the 1.0 GB available\): lower "
+        r"data.batch_size, data.eval_batch_size, n_steps or model.hidden, or raise max_memory$",
+    ):
         train(
             compose_cfg(tmp_path, "n_steps=100000", "data.n_series=500", "data.split=[300,100,100]")
         )
@@ -246,22 +256,23 @@ def test_file_windows_beyond_memory_are_refused(tmp_path, monkeypatch) -> None:
     pd.DataFrame({"value": np.arange(10_000.0)}).to_csv(path, index=False)
     # Windows are gathered per batch: the need is the rows (read and scaled) and the larger
     # eval split's forecasts: 4 * 2 * 10000 + 2000 * (8 + 3 * 4 * 5) = 216,000 bytes.
-    small_memory(monkeypatch, 100_000)
+    small_memory(monkeypatch, 200_000)
     dm = FileDataModule(path=str(path), n_steps=500, horizon=5, target_kind="seq2seq")
     with pytest.raises(ConfigError) as err:
         dm.setup()
     assert str(err.value) == (
         f"{path}: its 10000 rows x 1 features and the forecasts of horizon=5 would need about "
-        "0.2 MB of memory; 0.1 MB is available: lower n_steps or horizon, or use a shorter file"
+        "0.2 MB of memory; max_memory is 0.1 MB (null: 0.5 of the 0.2 MB available): lower "
+        "n_steps or horizon, or use a shorter file, or raise max_memory"
     )
     assert dm.splits == {}
-    small_memory(monkeypatch, 300_000)
+    small_memory(monkeypatch, 600_000)
     dm.setup()  # the same file fits in a little more memory, whatever n_steps
     assert len(dm.splits["train"]) == 7000 - 500 - 5 + 1
 
 
 def test_no_memory_figure_means_no_check(monkeypatch) -> None:
-    monkeypatch.setattr(windows, "available_memory", lambda: None)
+    monkeypatch.setattr(memory, "available_memory", lambda: None)
     dm = SineDataModule(n_steps=20, n_series=30, split=(20, 5, 5))
     dm.setup()
     assert dm.splits

@@ -123,6 +123,7 @@ def rules() -> dict[str, Rule]:
     from seqforecast.data.table import FILLS
     from seqforecast.data.windows import MAX_STEPS, TARGETS
     from seqforecast.fast import LAYERS
+    from seqforecast.memory import ALLOWED, is_size
     from seqforecast.models import HEADS, NETS
     from seqforecast.models.init import INITS
 
@@ -136,6 +137,7 @@ def rules() -> dict[str, Rule]:
         "resume": Rule(lambda v: v is None or isinstance(v, str), "null or a path"),
         "layers": choice(*LAYERS),
         "threads": or_null(int_at_least(1)),
+        "max_memory": Rule(is_size, ALLOWED),
         "levels": LEVELS,
         "intervals": choice(*INTERVALS),
         "data.n_series": int_at_least(1),

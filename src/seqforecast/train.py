@@ -17,7 +17,7 @@ from hydra.errors import InstantiationException
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from seqforecast import intervals
+from seqforecast import intervals, memory
 from seqforecast.callbacks import AtomicCheckpointIO, TrainingInterrupted, sigterm_interrupts
 from seqforecast.config import validate_config
 from seqforecast.data.files import FileDataModule
@@ -215,6 +215,12 @@ def _try_write_status(out: Path, status: str) -> None:
 
 
 def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
+    # Every memory check of the run (the estimate, the data, the intervals) uses max_memory.
+    with memory.limit(cfg.get("max_memory")):
+        return _fit(cfg, out, resume)
+
+
+def _fit(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
     if cfg.get("deterministic"):
         # cuBLAS (and cuDNN RNNs) need this before CUDA starts to be deterministic.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -224,6 +230,15 @@ def _train(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data)
+    # The run's peak, estimated from its settings and its network's shapes, must fit
+    # max_memory before the data or the network is made (on a GPU: the data and the process).
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    on_gpu = accelerator in GPU_ACCELERATORS or (
+        accelerator == "auto" and torch.cuda.is_available()
+    )
+    with torch.device("meta"):
+        shapes = instantiate(cfg.model, n_features=datamodule.n_features)
+    memory.check_run(datamodule, shapes, on_gpu)
     # The input width comes from the data (file data: target + extra input columns).
     model = instantiate(cfg.model, n_features=datamodule.n_features)
     use_layers(model, cfg.get("layers", "fast"))

@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader
 
 from seqforecast.data.batches import TensorPairs, batch_loader
 from seqforecast.data.lazy import Windows
-from seqforecast.data.windows import check_memory
 from seqforecast.errors import ConfigError
+from seqforecast.memory import check_memory
 from seqforecast.rules import check
 
 if TYPE_CHECKING:  # pandas is imported where dates are read, off the train start-up path

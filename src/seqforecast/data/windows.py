@@ -1,14 +1,11 @@
 """Inputs and targets cut from series: the chapter's ``next`` and ``seq2seq`` targets.
 
-Also the memory a DataModule's windows will take (:func:`window_bytes`) and the check
-that refuses a run whose windows would not fit in the memory available
-(:func:`check_memory`), before anything is allocated.
+Also the memory a DataModule's windows will take (:func:`window_bytes`), which the
+memory check (:func:`seqforecast.memory.check_memory`) compares with the budget before
+anything is allocated.
 """
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -81,43 +78,3 @@ def window_bytes(n_windows: int, n_steps: int, horizon: int, n_features: int, ta
     (``next``) or ``[N, n_steps, k]`` (``seq2seq``)."""
     y_steps = n_steps if target == "seq2seq" else 1
     return FLOAT32 * n_windows * (n_steps * n_features + y_steps * horizon)
-
-
-def available_memory() -> int | None:
-    """Bytes of memory available to a new allocation, or ``None`` when the host won't say.
-
-    Linux's ``MemAvailable`` (free plus reclaimable cache); elsewhere the free physical
-    pages from ``sysconf``.
-    """
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024  # kB
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        pages = os.sysconf("SC_AVPHYS_PAGES")
-        size = os.sysconf("SC_PAGE_SIZE")
-    except (AttributeError, ValueError, OSError):
-        return None
-    return pages * size if pages > 0 and size > 0 else None
-
-
-def gigabytes(n: float) -> str:
-    """``37.3 GB`` (or ``512.0 MB`` below 0.1 GB)."""
-    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
-
-
-def check_memory(need: int, what: str, lower: str) -> None:
-    """Refuse, in one :class:`ConfigError` line, ``need`` bytes beyond the memory available.
-
-    ``what`` names what takes the memory and the settings it comes from ("the windows of
-    n_steps=100000 with data.n_series=500"), ``lower`` the keys that shrink it. No check
-    when the host reports no figure.
-    """
-    free = available_memory()
-    if free is not None and need > free:
-        raise ConfigError(
-            f"{what} would need about {gigabytes(need)} of memory; {gigabytes(free)} is "
-            f"available: lower {lower}"
-        )

@@ -1,10 +1,13 @@
 """Read a ``train.py`` checkpoint safely and build its ``ForecastModule``: the one loader.
 
 :func:`read_checkpoint` loads with ``torch.load(weights_only=True, map_location="cpu")``, so
-pickled objects (code that could run on load) are refused, never executed;
-:func:`load_module` checks the hyperparameters against the weights' shapes, builds the module
-and picks its layers. ``predict``, the reproduction, resume checks and the Python API all
-load checkpoints through here; :func:`resolve_device` says where a loaded model runs.
+pickled objects (code that could run on load) are refused, never executed, and
+:func:`check_state_dict` refuses tensors that are not plain weights (a storage smaller than
+the declared shape, a non-float dtype, NaN/inf); :func:`load_module` checks the
+hyperparameters against the weights' shapes and the stored interval widths, builds the
+module and picks its layers. ``predict``, the service, export, the reproduction, resume
+checks and the Python API all load checkpoints through here; :func:`resolve_device` says
+where a loaded model runs.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from seqforecast import intervals
 from seqforecast.errors import ConfigError, InputError, SeqforecastError
 from seqforecast.fast import use_layers
+from seqforecast.memory import check_memory, gigabytes
 from seqforecast.module import LEGACY_HPARAMS, ForecastModule
+from seqforecast.rules import LEVELS
 
 # The settings a checkpoint's hyper_parameters may hold: ForecastModule's named arguments,
 # and those of earlier versions that it still accepts (and ignores).
@@ -84,7 +91,54 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"checkpoint {path} is not a seqforecast checkpoint: expected a dict with "
             f"'hyper_parameters' and 'state_dict' (written by train.py), found {found}"
         )
+    check_state_dict(ckpt["state_dict"], path)
     return ckpt
+
+
+# Integer buffers a network keeps by design (BatchNorm's count of batches seen).
+INTEGER_BUFFERS = ("num_batches_tracked",)
+
+
+def check_state_dict(state: dict[str, Any], path: str | Path) -> None:
+    """Every tensor of ``state`` is real weights: its storage holds every value its shape
+    declares (no stride-0 expansion or overlap, which would let a small file declare a
+    huge network), a floating dtype (integer only for :data:`INTEGER_BUFFERS`), and only
+    finite values. One :class:`InputError` line naming the tensor otherwise.
+
+    Called by :func:`read_checkpoint`, so predict, the service, export and resume all check.
+    """
+    for key, t in state.items():
+        if not isinstance(t, torch.Tensor):
+            continue  # check_shapes names a non-tensor entry against the network
+        shape = tuple(t.shape)
+        stored = t.untyped_storage().nbytes() // max(t.element_size(), 1)
+        if t.numel() > 0 and (
+            any(n > 1 and st == 0 for n, st in zip(shape, t.stride(), strict=True))
+            or stored < t.numel()
+        ):
+            raise InputError(
+                f"checkpoint {path}: state_dict tensor {key} declares shape {list(shape)} "
+                f"({t.numel()} values) over a storage of {stored} values (strides "
+                f"{list(t.stride())}); expected weights stored in full, as train.py writes them"
+            )
+        integer = str(key).rsplit(".", 1)[-1] in INTEGER_BUFFERS
+        allowed = not t.is_complex() and (
+            t.is_floating_point() if not integer else t.dtype not in (torch.bool,)
+        )
+        if not allowed:
+            raise InputError(
+                f"checkpoint {path}: state_dict tensor {key} has dtype {t.dtype}; expected "
+                f"floating-point weights{' (or an integer count)' if integer else ''}"
+            )
+        if t.is_floating_point():
+            bad = ~torch.isfinite(t)
+            if bad.any():
+                first = [int(i) for i in bad.nonzero()[0]]
+                raise InputError(
+                    f"checkpoint {path}: state_dict tensor {key} holds {int(bad.sum())} "
+                    f"NaN/inf values (first at index {first}); its forecasts would be NaN: "
+                    "expected finite weights"
+                )
 
 
 # Hyperparameters that size the network's tensors (hidden is a list of widths).
@@ -164,11 +218,34 @@ def check_shapes(hparams: dict[str, Any], state: dict[str, Any], path: str | Pat
         )
 
 
+def check_calibration(cal: intervals.Calibration, where: str) -> None:
+    """Stored interval widths that give bounds: levels in (0, 100), no NaN, and for
+    ``conformal`` and ``model`` no negative width (``inf``, too few calibration windows,
+    is allowed); a ``cqr`` widening may be negative (it narrows) but not ``-inf``.
+    One :class:`InputError` line naming ``where`` otherwise."""
+    problem = None
+    if not LEVELS.check(cal.levels) or cal.n_calibration < 0:
+        problem = f"levels {cal.levels} and n_calibration {cal.n_calibration}"
+    elif np.isnan(cal.widths).any():
+        problem = f"{int(np.isnan(cal.widths).sum())} NaN widths"
+    elif cal.method == "cqr" and (cal.widths == -np.inf).any():
+        problem = "widths of -inf"
+    elif cal.method != "cqr" and (cal.widths < 0).any():
+        problem = f"negative widths (smallest {cal.widths.min():g})"
+    if problem:
+        raise InputError(
+            f"{where}: its '{intervals.CHECKPOINT_KEY}' entry ({cal.method}) has {problem}; "
+            "its interval bounds would be NaN or inverted. Expected the calibration "
+            "train.py writes (no NaN, widths >= 0 or for cqr > -inf, levels in (0, 100))"
+        )
+
+
 def build_module(ckpt: dict[str, Any], path: str | Path) -> ForecastModule:
     """The ``ForecastModule`` described by the checkpoint's hparams, with its weights.
 
     Its sizes are checked against the state_dict first (:func:`check_shapes`), so the
-    module built for real is no larger than the weights already read.
+    module built for real is no larger than the weights already read, and that size against
+    the memory budget; stored interval widths are checked too (:func:`check_calibration`).
     """
     hparams = ckpt["hyper_parameters"]
     unknown = sorted(set(map(str, hparams)) - set(MODULE_ARGS))
@@ -178,6 +255,16 @@ def build_module(ckpt: dict[str, Any], path: str | Path) -> ForecastModule:
             f"keys {unknown}; expected only {list(MODULE_ARGS)}"
         )
     check_shapes(hparams, ckpt["state_dict"], path)
+    stored = ckpt.get(intervals.CHECKPOINT_KEY)
+    if stored is not None:
+        where = f"checkpoint {path}"
+        check_calibration(intervals.Calibration.from_dict(stored, where, hparams["horizon"]), where)
+    weights = sum(t.numel() * t.element_size() for t in ckpt["state_dict"].values())
+    check_memory(
+        2 * weights,  # the weights read, and the network built to take them
+        f"checkpoint {path}'s network ({gigabytes(weights)} of weights)",
+        "the network's size (a smaller model)",
+    )
     try:
         module = ForecastModule(**hparams)
     except SeqforecastError as err:

@@ -20,10 +20,11 @@ from tqdm.auto import tqdm
 from seqforecast import intervals
 from seqforecast.data.files import FileDataModule
 from seqforecast.data.scaling import Scaler
-from seqforecast.data.windows import FLOAT32, check_memory
+from seqforecast.data.windows import FLOAT32
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.fast import use_layers
 from seqforecast.forecast import check_ahead, iterative_forecast
+from seqforecast.memory import check_memory
 from seqforecast.module import ForecastModule
 from seqforecast.predict import tables
 from seqforecast.predict.checkpoint import build_module, read_checkpoint, resolve_device

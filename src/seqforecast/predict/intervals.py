@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seqforecast import forecast
-from seqforecast.data.windows import FLOAT32, check_memory
+from seqforecast.data.windows import FLOAT32
 from seqforecast.errors import InputError
 from seqforecast.intervals import (
     Calibration,
@@ -25,6 +25,7 @@ from seqforecast.intervals import (
     last_step,
     stream,
 )
+from seqforecast.memory import check_memory
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seqforecast import intervals, scores
 from seqforecast.errors import ConfigError, InputError
+from seqforecast.memory import limit
 from seqforecast.outputs import atomic_write_json, atomic_write_text
 from seqforecast.predict.files import (
     check_names,
@@ -100,7 +101,13 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
     and, when targets are known (generated data), ``metrics.json`` and
     ``squared_errors.npy`` ``[N, ahead]`` (plus ``squared_errors_steps.npy``
     ``[N, T, k]`` for seq2seq models scored on their own data). Returns the summary.
+    Memory checks compare with ``cfg.max_memory`` (:mod:`seqforecast.memory`).
     """
+    with limit(cfg.get("max_memory")):
+        return _predict(cfg)
+
+
+def _predict(cfg: DictConfig) -> dict[str, Any]:
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: ckpt_path=outputs/<run>/checkpoints/best.ckpt")
     names = check_names(cfg.names)
