@@ -26,6 +26,7 @@ from seqforecast.data.example import write_example
 from seqforecast.errors import InputError
 from seqforecast.predict import predict_intervals
 from seqforecast.serve import parse_request
+from seqforecast.serve.requests import Limits, TooMuchWork
 
 requests = pytest.importorskip("requests")
 litserve = pytest.importorskip("litserve")
@@ -85,6 +86,15 @@ BAD = [
     ([WINDOW], {"window": "wide"}, "window must be one of"),
     ([WINDOW], {"horizon": 3}, r"unknown request fields \['horizon'\]"),
     ([WINDOW], {"rows": []}, "exactly one of 'windows'"),
+    (
+        [[int("1" * 400), *WINDOW[1:]]],
+        {},
+        r"windows\[0\]\[0\] is an integer of 400 digits: expected",
+    ),
+    ([WINDOW], {"ahead": int("9" * 400)}, "ahead=an integer of 400 digits exceeds"),
+    ([WINDOW], {"levels": [int("9" * 400)]}, r"levels\[0\] is an integer of 400 digits"),
+    ([WINDOW], {"levels": list(range(1, 22))}, "levels has 21 values; .* at most max_levels=20"),
+    ([WINDOW], {"levels": [50 + i / 1000 for i in range(20_000)]}, "levels has 20000 values"),
 ]
 
 
@@ -93,6 +103,47 @@ def test_bad_requests_are_refused_in_one_line(windows, extra, message) -> None:
     with pytest.raises(InputError, match=message) as err:
         parse_request({"windows": windows, **extra}, FACTS)
     assert "\n" not in str(err.value)
+
+
+def test_integers_past_int64_are_numbers_and_past_float32_refused() -> None:
+    job = parse_request({"windows": [[2**70, 2**64 + 5, 0.3, 4, 5]]}, FACTS)
+    np.testing.assert_array_equal(job.x[0, :2, 0], np.float32([2.0**70, 2.0**64]))
+
+
+@pytest.mark.parametrize(
+    ("n", "ahead", "levels", "passes", "values"),
+    [
+        (2500, 3, [], 2500, 7500),  # the budget's edge: allowed
+        (2501, 3, [], 2501, 7503),
+        (1, 1000, [], 334, 1000),
+        (8, 1000, [], 2672, 8000),  # iterative: ceil(1000 / 3) = 334 passes per window
+        (2000, 3, [10, 20, 30, 40, 50, 60, 70, 80, 90, 95], 2000, 126_000),
+        (2000, 3, [*range(5, 100, 5)], 2000, 234_000),
+        (2100, 3, [*range(5, 100, 5)], 2100, 245_700),
+        (2200, 3, [*range(5, 100, 5)], 2200, 257_400),
+    ],
+)
+def test_work_budget_counts_passes_and_answer_numbers(n, ahead, levels, passes, values) -> None:
+    """passes = windows x ceil(ahead / horizon); values = windows x ahead x (1 + 2 levels):
+    each over its limit is a TooMuchWork line (a 413), exactly at it is allowed."""
+    body = {"windows": [WINDOW] * n, "ahead": ahead, "levels": levels}
+    limits = Limits(max_passes=2500, max_values=250_000)
+    if passes <= 2500 and values <= 250_000:
+        assert parse_request(body, FACTS, limits).x.shape == (n, 5, 1)
+        return
+    with pytest.raises(TooMuchWork) as err:
+        parse_request(body, FACTS, limits)
+    number = str(passes) if passes > 2500 else str(values)
+    assert number in str(err.value) and "\n" not in str(err.value)
+    assert "max_passes=2500" in str(err.value) or "max_values=250000" in str(err.value)
+
+
+def test_rows_count_as_windows_of_n_steps_rows() -> None:
+    facts = {**FACTS, "file_data": True}
+    rows = [{"value": 0.5}] * 50  # 10 windows' worth at n_steps 5
+    assert len(parse_request({"rows": rows, "ahead": 30}, facts, Limits(max_passes=100)).rows) == 50
+    with pytest.raises(TooMuchWork, match=r"50 rows \(~10 series\) x ahead=33 need 110"):
+        parse_request({"rows": rows, "ahead": 33}, facts, Limits(max_passes=100))
 
 
 def test_bodies_that_are_not_requests() -> None:
