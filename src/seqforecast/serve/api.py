@@ -130,7 +130,11 @@ class ForecastAPI(ls.LitAPI):
                 groups.setdefault(job.key, []).append(i)
             elif isinstance(job, Job):
                 answers[i] = self._answer(self._rows, job)
-        for members in groups.values():
+        # Least work (windows x ahead) first, so that a heavy group sharing the batch cannot
+        # spend the deadline of the light ones.
+        cost = {key: key[0] * sum(len(jobs[i].x) for i in m) for key, m in groups.items()}
+        for key in sorted(groups, key=cost.__getitem__):
+            members = groups[key]
             for i, answer in zip(members, self._group([jobs[i] for i in members]), strict=True):
                 answers[i] = answer
         return answers
