@@ -274,6 +274,7 @@ def main() -> None:
     args = parser.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_serve_"))
+    work.mkdir(parents=True, exist_ok=True)
     ckpt = args.ckpt
     if ckpt is None:
         run = work / "run"
