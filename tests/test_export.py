@@ -333,6 +333,12 @@ def garbage_model_of_an_old_export(info: dict, folder: Path, exports: dict) -> N
     del info["sha256"]
 
 
+def link_out_of_an_old_export(info: dict, folder: Path, exports: dict) -> None:
+    (folder / "linked.onnx").symlink_to(exports["other"] / "model.onnx")
+    info["file"] = "linked.onnx"
+    del info["sha256"]
+
+
 def scaler(**fields):
     base = {"kind": "standard", "center": [0.5], "scale": [2.0]}
     return edit(data_state={"scaler": {**base, **fields}})
@@ -373,6 +379,7 @@ TAMPERED = {
     "format": (edit(format="torchscript"), "format='torchscript' export"),
     "file not a name": (edit(file=5), "file=5"),
     "file missing": (other_file("gone.onnx", copy=False), "model file not found"),
+    "file links out of the folder": (link_out_of_an_old_export, "outside the export's folder"),
     "sha256 not hex": (edit(sha256="xyz"), "sha256="),
     "swapped model of another horizon, hash updated": (swap_model("short", True), "declares x"),
     "garbage model of an old export": (garbage_model_of_an_old_export, "onnxruntime can load"),

@@ -249,6 +249,27 @@ def test_the_http_deadline_answers_504_while_the_worker_is_still_busy() -> None:
     assert run_asgi(Deadline(quick, 0.3)) == (200, {"ok": 1})
 
 
+def test_service_settings_are_checked_before_any_work() -> None:
+    from omegaconf import OmegaConf
+
+    from seqforecast.errors import ConfigError
+    from seqforecast.serve.task import build_server, check_settings
+
+    cfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "serve.yaml")
+    cfg.ckpt_path = "unused.ckpt"
+    settings = check_settings(cfg)
+    assert (settings["max_passes"], settings["max_values"], settings["max_levels"]) == (
+        2500,
+        250_000,
+        20,
+    )
+    cfg.max_levels = 0
+    with pytest.raises(ConfigError, match="max_levels=0 is not allowed"):
+        check_settings(cfg)
+    with pytest.raises(ConfigError, match="batch_timeout=40 must be below timeout=30"):
+        build_server({**settings, "batch_timeout": 40})
+
+
 # --- trained models ---------------------------------------------------------------------------
 
 FILE = [

@@ -66,6 +66,8 @@ class OnnxForecaster:
         model = folder / self.info.get("file", MODEL)
         if not model.is_file():
             raise InputError(f"model file not found: {model} (written with {SIDECAR})")
+        if model.resolve().parent != folder.resolve():
+            raise InputError(f"{model} links to {model.resolve()}, outside the export's folder")
         data = model.read_bytes()  # hashed and loaded from the same bytes
         digest = self.info.get("sha256")
         if digest is not None and hashlib.sha256(data).hexdigest() != digest.lower():
