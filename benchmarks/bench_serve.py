@@ -13,6 +13,12 @@ starts ``scripts/serve.py`` on a free port and waits for ``GET /health``. Then:
   window length, a NaN literal, malformed JSON, ``ahead=0``, a body over the limit); a bad
   request must get its 4xx, a good one its 200, and ``/health`` must answer afterwards.
 
+With ``--heavy``, instead: ``--clients`` threads send ``--normal`` one-window requests in all
+(1,000 by default) and, once a tenth of them are answered, one more thread sends the heaviest
+request the service allows (``ahead=max_ahead`` and as many windows as ``max_passes`` and
+``max_values`` let through, from ``GET /health``). It reports p50/p99/max latency of the normal
+requests, of those sent while the heavy one was in flight, and the heavy one's status and time.
+
 The server's memory is the VmRSS (``/proc/<pid>/status``) of its processes (the main one,
 the HTTP and inference workers, LitServe's manager) before the load and after the burst;
 pages they share are counted in each.
@@ -107,6 +113,14 @@ def start_server(ckpt: Path, work: Path, args: argparse.Namespace) -> tuple[subp
     sys.exit("serve.py was not ready in 300 s")
 
 
+def stop(proc: subprocess.Popen) -> None:
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def bad_bodies(n_steps: int) -> itertools.cycle:
     ok = ", ".join(["0.5"] * (n_steps - 1))
     return itertools.cycle(
@@ -162,6 +176,77 @@ def run_clients(url: str, args: argparse.Namespace, seconds: float, bad_every: i
     return results
 
 
+def heavy_body(facts: dict) -> dict:
+    """The most work one request may ask for: ``max_ahead`` steps, as many windows as the
+    budget allows (``windows x ceil(ahead / horizon) <= max_passes``, ``windows x ahead <=
+    max_values``)."""
+    ahead = facts["max_ahead"]
+    rounds = -(-ahead // facts["horizon"])
+    n = max(1, min(facts["max_passes"] // rounds, facts["max_values"] // ahead))
+    x = np.random.default_rng(0).uniform(-1, 1, size=(n, facts["n_steps"])).round(4)
+    return {"windows": x.tolist(), "ahead": ahead, "levels": []}
+
+
+def run_heavy(url: str, args: argparse.Namespace) -> dict:
+    """``args.normal`` one-window requests from ``args.clients`` threads, and one heavy request
+    once a tenth of them are answered: latencies (with send times) and the heavy one's."""
+    facts = requests.get(f"{url}/health", timeout=10).json()
+    heavy = heavy_body(facts)
+    lock = threading.Lock()
+    todo = itertools.count()
+    out: dict = {"normal": [], "errors": [], "heavy": None, "body": heavy}
+    tenth = threading.Event()
+
+    def client(k: int) -> None:
+        rng, session = np.random.default_rng(k), requests.Session()
+        while next(todo) < args.normal:
+            x = rng.uniform(-1, 1, size=(1, facts["n_steps"])).round(4)
+            sent = time.monotonic()
+            try:
+                r = session.post(f"{url}/predict", json={"windows": x.tolist()}, timeout=120)
+                error = None if r.status_code == 200 else f"{r.status_code} {r.text[:100]}"
+            except requests.RequestException as err:
+                error, session = f"{type(err).__name__}: {err}"[:120], requests.Session()
+            with lock:
+                out["normal"].append((sent, time.monotonic() - sent))
+                out["errors"].append(error)
+                if len(out["normal"]) >= args.normal // 10:
+                    tenth.set()
+
+    def heavy_client() -> None:
+        tenth.wait()
+        sent = time.monotonic()
+        r = requests.post(f"{url}/predict", json=heavy, timeout=300)
+        out["heavy"] = (sent, time.monotonic() - sent, r.status_code, r.text[:100])
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
+    threads.append(threading.Thread(target=heavy_client))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def report_heavy(out: dict, args: argparse.Namespace) -> None:
+    sent, took, status, text = out["heavy"]
+    n, ahead = len(out["body"]["windows"]), out["body"]["ahead"]
+    print(
+        f"\n{args.clients} clients, {args.normal} one-window requests and 1 heavy request "
+        f"({n} windows x ahead={ahead}), max_batch_size={args.max_batch_size}, "
+        f"workers={args.workers}, {os.cpu_count()} CPUs"
+    )
+    print(f"heavy request: status {status}, {took:.2f} s" + ("" if status == 200 else f" {text}"))
+    print(f"{'normal requests':<26} {'count':>6} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9}")
+    during = [t for s, t in out["normal"] if sent <= s <= sent + took]
+    for name, lat in (("all", [t for _, t in out["normal"]]), ("sent during the heavy", during)):
+        if lat:
+            p50, p99 = np.percentile(np.array(lat) * 1e3, [50, 99])
+            print(f"{name:<26} {len(lat):>6} {p50:>9.1f} {p99:>9.1f} {max(lat) * 1e3:>9.1f}")
+    errors = [e for e in out["errors"] if e]
+    print(f"errors: {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
+
+
 def row(name: str, results: dict, kind: str) -> str:
     mine = [i for i, k in enumerate(results["kinds"]) if k == kind]
     lat = np.array([results["latency"][i] for i in mine]) * 1e3
@@ -184,9 +269,12 @@ def main() -> None:
     parser.add_argument("--batch-timeout", type=float, default=0.005)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--heavy", action="store_true", help="the heavy-request run (above)")
+    parser.add_argument("--normal", type=int, default=1000, help="--heavy: normal requests")
     args = parser.parse_args()
 
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_serve_"))
+    work.mkdir(parents=True, exist_ok=True)
     ckpt = args.ckpt
     if ckpt is None:
         run = work / "run"
@@ -194,6 +282,13 @@ def main() -> None:
         subprocess.run(train, check=True, capture_output=True)
         ckpt = run / "checkpoints" / "best.ckpt"
     proc, url = start_server(ckpt, work, args)
+    if args.heavy:
+        try:
+            run_clients(url, args, 2.0, 0)  # warm-up
+            report_heavy(run_heavy(url, args), args)
+        finally:
+            stop(proc)
+        return
     try:
         before = rss_mib(proc.pid)
         run_clients(url, args, 2.0, 0)  # warm-up
@@ -202,11 +297,7 @@ def main() -> None:
         after = rss_mib(proc.pid)
         alive = requests.get(f"{url}/health", timeout=10).status_code == 200
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop(proc)
 
     print(
         f"\n{args.clients} clients, {args.windows} window(s) per request, "

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import shutil
 import subprocess
 import sys
 import warnings
@@ -249,6 +251,196 @@ def test_bad_inputs_are_refused_in_one_line(tmp_path: Path) -> None:
         OnnxForecaster(tmp_path)
 
 
+def test_a_second_export_is_refused_unless_overwrite(tmp_path: Path) -> None:
+    ckpt = save_ckpt(tmp_path / "m.ckpt", build("gru"), intervals=calibration(10))
+    out = tmp_path / "out"
+    export_model(ckpt, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    for fmt in ("onnx", "torchscript"):
+        with pytest.raises(
+            ConfigError, match=r"already holds an export \(model.onnx, model.json\)"
+        ):
+            export_model(ckpt, out, fmt)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing changed
+    with pytest.raises(ConfigError, match="overwrite must be true or false, got 'yes'"):
+        export_model(ckpt, out, overwrite="yes")
+    paths = export_model(ckpt, out, "torchscript", overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.pt"]  # no orphan
+    info = json.loads(paths[1].read_text())
+    assert info["sha256"] == hashlib.sha256(paths[0].read_bytes()).hexdigest()
+    export_model(ckpt, out, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.onnx"]
+    np.testing.assert_allclose(
+        OnnxForecaster(out).predict(windows(3)), run_onnx(out / "model.onnx", windows(3))
+    )
+
+
+# --- tampered exports: one InputError line each ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory) -> dict[str, Path]:
+    """Three exports of the GRU (n_steps 50, horizon 10, 80/95 % widths): ``base``, ``other``
+    (other weights, same shapes) and ``short`` (horizon 5)."""
+    root = tmp_path_factory.mktemp("exports")
+    folders = {}
+    for name, seed, horizon in (("base", 0, 10), ("other", 1, 10), ("short", 0, 5)):
+        module = build("gru", f"horizon={horizon}")
+        if seed:
+            torch.manual_seed(seed)
+            module = instantiate(compose_cfg(Path("unused"), "model=gru").model).eval()
+        ckpt = save_ckpt(root / f"{name}.ckpt", module, intervals=calibration(horizon))
+        export_model(ckpt, root / name)
+        folders[name] = root / name
+    return folders
+
+
+def edit(**fields):
+    def apply(info: dict, folder: Path, exports: dict) -> None:
+        info.update(fields)
+
+    return apply
+
+
+def edit_in(key: str, **fields):
+    def apply(info: dict, folder: Path, exports: dict) -> None:
+        info[key] = {**(info[key] or {}), **fields}
+
+    return apply
+
+
+def swap_model(source: str, update_hash: bool = False):
+    def apply(info: dict, folder: Path, exports: dict) -> None:
+        data = (exports[source] / "model.onnx").read_bytes()
+        (folder / "model.onnx").write_bytes(data)
+        if update_hash:
+            info["sha256"] = hashlib.sha256(data).hexdigest()
+
+    return apply
+
+
+def other_file(name: str, copy: bool = True):
+    def apply(info: dict, folder: Path, exports: dict) -> None:
+        if copy:
+            (folder / name).write_bytes((exports["other"] / "model.onnx").read_bytes())
+        info["file"] = name
+
+    return apply
+
+
+def garbage_model_of_an_old_export(info: dict, folder: Path, exports: dict) -> None:
+    (folder / "model.onnx").write_bytes(b"not a model")
+    del info["sha256"]
+
+
+def link_out_of_an_old_export(info: dict, folder: Path, exports: dict) -> None:
+    (folder / "linked.onnx").symlink_to(exports["other"] / "model.onnx")
+    info["file"] = "linked.onnx"
+    del info["sha256"]
+
+
+def scaler(**fields):
+    base = {"kind": "standard", "center": [0.5], "scale": [2.0]}
+    return edit(data_state={"scaler": {**base, **fields}})
+
+
+TAMPERED = {
+    # answered wrongly before: now refused
+    "horizon truncates the output": (edit(horizon=5), "output="),
+    "file points to another export": (other_file("../other/model.onnx", copy=False), "file="),
+    "file names another model": (other_file("other.onnx"), "SHA-256 differs"),
+    "swapped model.onnx": (swap_model("other"), "SHA-256 differs"),
+    "NaN width": (edit_in("intervals", widths=[[float("nan")] * 10, [0.2] * 10]), "is nan"),
+    "negative width": (
+        edit_in("intervals", widths=[[0.1] * 10, [-0.2] * 10]),
+        r"\[1\]\[0\] is -0.2",
+    ),
+    "levels out of (0, 100)": (edit_in("intervals", levels=[1000, -5]), "intervals.levels="),
+    # raw ValueError / TypeError / onnxruntime errors before
+    "n_steps a string": (edit(n_steps="50"), 'n_steps="50" is not allowed'),
+    "horizon zero": (edit(horizon=0), "horizon=0 is not allowed"),
+    "n_features a bool": (edit(n_features=True), "n_features=true is not allowed"),
+    "n_steps changed (dynamic time axis)": (edit(n_steps=30), "was exported with"),
+    "n_features and input shape changed": (
+        edit(n_features=2, input={"name": "x", "shape": ["batch", "time", 2], "dtype": "float32"}),
+        "declares x",
+    ),
+    "input not an object": (edit(input="x"), 'input="x" is not allowed'),
+    "input name not the graph's": (edit_in("input", name="y"), "declares x"),
+    "input dtype": (edit_in("input", dtype="float64"), "input="),
+    "output rank": (edit_in("output", shape=["batch"]), "output="),
+    "target unknown": (edit(target="sideways"), "target="),
+    "net not a name": (edit(net=5), "net=5"),
+    "fixed_window a string": (edit(fixed_window="false"), "fixed_window="),
+    "fixed_window flipped": (
+        edit(fixed_window=True, input={"name": "x", "shape": ["batch", 50, 1], "dtype": "float32"}),
+        "was exported with",
+    ),
+    "format": (edit(format="torchscript"), "format='torchscript' export"),
+    "file not a name": (edit(file=5), "file=5"),
+    "file missing": (other_file("gone.onnx", copy=False), "model file not found"),
+    "file links out of the folder": (link_out_of_an_old_export, "outside the export's folder"),
+    "sha256 not hex": (edit(sha256="xyz"), "sha256="),
+    "swapped model of another horizon, hash updated": (swap_model("short", True), "declares x"),
+    "garbage model of an old export": (garbage_model_of_an_old_export, "onnxruntime can load"),
+    "widths shape": (edit_in("intervals", widths=[[0.1] * 10]), r"shape \[1, 10\]"),
+    "widths ragged": (edit_in("intervals", widths=[[0.1] * 10, [0.1]]), "rectangular"),
+    "widths strings": (edit_in("intervals", widths=[["0.1"] * 10] * 2), "list of numbers"),
+    "levels repeated": (edit_in("intervals", levels=[80, 80]), "distinct"),
+    "levels a string": (edit_in("intervals", levels="80"), "intervals.levels="),
+    "intervals method": (edit_in("intervals", method="cqr"), "method: conformal"),
+    "features count": (edit(features=["a", "b"]), "features="),
+    "scaler NaN center": (scaler(center=[float("nan")]), "non-finite center"),
+    "scaler zero scale": (scaler(scale=[0.0]), "scale <= 0"),
+    "scaler shape": (scaler(center=[0.1, 0.2], scale=[1.0, 1.0]), r"center \[2\]"),
+    "scaler panel without ids": (scaler(center=[[0.1]], scale=[[1.0]]), "data_state.series="),
+    "missing key": (lambda info, folder, exports: info.pop("horizon"), r"no keys \['horizon'\]"),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERED))
+def test_tampered_exports_are_refused_in_one_line(case: str, exports, tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    shutil.copytree(exports["base"], folder)
+    info = json.loads((folder / "model.json").read_text())
+    tamper, message = TAMPERED[case]
+    tamper(info, folder, exports)
+    (folder / "model.json").write_text(json.dumps(info))
+    with pytest.raises(InputError, match=message) as err:
+        OnnxForecaster(folder)
+    assert "\n" not in str(err.value)
+
+
+def test_sidecars_that_are_not_json_objects(exports, tmp_path: Path) -> None:
+    shutil.copytree(exports["base"], tmp_path / "export")
+    for text, message in [
+        ("[1, 2]", "not a seqforecast export sidecar"),
+        ("{", "not readable JSON"),
+    ]:
+        (tmp_path / "export" / "model.json").write_text(text)
+        with pytest.raises(InputError, match=message):
+            OnnxForecaster(tmp_path / "export")
+
+
+def test_an_export_from_before_the_hash_still_loads(exports, tmp_path: Path) -> None:
+    """No ``sha256`` in the sidecar, no metadata entry in the model: loaded unchecked."""
+    import onnx
+
+    folder = tmp_path / "old"
+    shutil.copytree(exports["base"], folder)
+    info = json.loads((folder / "model.json").read_text())
+    del info["sha256"]
+    (folder / "model.json").write_text(json.dumps(info))
+    proto = onnx.load(folder / "model.onnx")
+    del proto.metadata_props[:]
+    onnx.save(proto, folder / "model.onnx")
+    x = windows(4)
+    assert_same(
+        OnnxForecaster(folder).predict(x, 23), OnnxForecaster(exports["base"]).predict(x, 23)
+    )
+    assert OnnxForecaster(folder).session.get_modelmeta().custom_metadata_map == {}
+
+
 # --- trained checkpoints, through train.py and the CLI ----------------------------------------
 
 
@@ -289,6 +481,23 @@ def test_cli_bad_input_exits_2(sine_run, tmp_path, run_main) -> None:
         proc = run_main("export.py", *args, f"hydra.run.dir={tmp_path}", cwd=tmp_path)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-1000:]
         assert len(proc.stderr.strip().splitlines()) == 1
+    first = run_main(
+        "export.py", f"ckpt_path={sine_run}", f"hydra.run.dir={tmp_path}", cwd=tmp_path
+    )
+    assert first.returncode == 0, first.stderr[-1000:]
+    model = (tmp_path / "model.onnx").read_bytes()
+    again = run_main(
+        "export.py", f"ckpt_path={sine_run}", "format=torchscript", f"hydra.run.dir={tmp_path}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 2 and "already holds an export" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1 and not (tmp_path / "model.pt").exists()
+    assert (tmp_path / "model.onnx").read_bytes() == model
+    replaced = run_main(
+        "export.py", f"ckpt_path={sine_run}", "format=torchscript", "overwrite=true",
+        f"hydra.run.dir={tmp_path}", cwd=tmp_path,
+    )  # fmt: skip
+    assert replaced.returncode == 0 and not (tmp_path / "model.onnx").exists()
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ compare every answer with ``load_forecaster`` in this process.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -26,6 +27,7 @@ from seqforecast.data.example import write_example
 from seqforecast.errors import InputError
 from seqforecast.predict import predict_intervals
 from seqforecast.serve import parse_request
+from seqforecast.serve.requests import Limits, TooMuchWork
 
 requests = pytest.importorskip("requests")
 litserve = pytest.importorskip("litserve")
@@ -91,6 +93,15 @@ BAD = [
     ([WINDOW], {"window": "wide"}, "window must be one of"),
     ([WINDOW], {"horizon": 3}, r"unknown request fields \['horizon'\]"),
     ([WINDOW], {"rows": []}, "exactly one of 'windows'"),
+    (
+        [[int("1" * 400), *WINDOW[1:]]],
+        {},
+        r"windows\[0\]\[0\] is an integer of 400 digits: expected",
+    ),
+    ([WINDOW], {"ahead": int("9" * 400)}, "ahead=an integer of 400 digits exceeds"),
+    ([WINDOW], {"levels": [int("9" * 400)]}, r"levels\[0\] is an integer of 400 digits"),
+    ([WINDOW], {"levels": list(range(1, 22))}, "levels has 21 values; .* at most max_levels=20"),
+    ([WINDOW], {"levels": [50 + i / 1000 for i in range(20_000)]}, "levels has 20000 values"),
 ]
 
 
@@ -99,6 +110,47 @@ def test_bad_requests_are_refused_in_one_line(windows, extra, message) -> None:
     with pytest.raises(InputError, match=message) as err:
         parse_request({"windows": windows, **extra}, FACTS)
     assert "\n" not in str(err.value)
+
+
+def test_integers_past_int64_are_numbers_and_past_float32_refused() -> None:
+    job = parse_request({"windows": [[2**70, 2**64 + 5, 0.3, 4, 5]]}, FACTS)
+    np.testing.assert_array_equal(job.x[0, :2, 0], np.float32([2.0**70, 2.0**64]))
+
+
+@pytest.mark.parametrize(
+    ("n", "ahead", "levels", "passes", "values"),
+    [
+        (2500, 3, [], 2500, 7500),  # the budget's edge: allowed
+        (2501, 3, [], 2501, 7503),
+        (1, 1000, [], 334, 1000),
+        (8, 1000, [], 2672, 8000),  # iterative: ceil(1000 / 3) = 334 passes per window
+        (2000, 3, [10, 20, 30, 40, 50, 60, 70, 80, 90, 95], 2000, 126_000),
+        (2000, 3, [*range(5, 100, 5)], 2000, 234_000),
+        (2100, 3, [*range(5, 100, 5)], 2100, 245_700),
+        (2200, 3, [*range(5, 100, 5)], 2200, 257_400),
+    ],
+)
+def test_work_budget_counts_passes_and_answer_numbers(n, ahead, levels, passes, values) -> None:
+    """passes = windows x ceil(ahead / horizon); values = windows x ahead x (1 + 2 levels):
+    each over its limit is a TooMuchWork line (a 413), exactly at it is allowed."""
+    body = {"windows": [WINDOW] * n, "ahead": ahead, "levels": levels}
+    limits = Limits(max_passes=2500, max_values=250_000)
+    if passes <= 2500 and values <= 250_000:
+        assert parse_request(body, FACTS, limits).x.shape == (n, 5, 1)
+        return
+    with pytest.raises(TooMuchWork) as err:
+        parse_request(body, FACTS, limits)
+    number = str(passes) if passes > 2500 else str(values)
+    assert number in str(err.value) and "\n" not in str(err.value)
+    assert "max_passes=2500" in str(err.value) or "max_values=250000" in str(err.value)
+
+
+def test_rows_count_as_windows_of_n_steps_rows() -> None:
+    facts = {**FACTS, "file_data": True}
+    rows = [{"value": 0.5}] * 50  # 10 windows' worth at n_steps 5
+    assert len(parse_request({"rows": rows, "ahead": 30}, facts, Limits(max_passes=100)).rows) == 50
+    with pytest.raises(TooMuchWork, match=r"50 rows \(~10 series\) x ahead=33 need 110"):
+        parse_request({"rows": rows, "ahead": 33}, facts, Limits(max_passes=100))
 
 
 def test_bodies_that_are_not_requests() -> None:
@@ -118,6 +170,110 @@ def test_bodies_that_are_not_requests() -> None:
         parse_request({"windows": [[[1.0, 2.0]] * 5], "ahead": 4}, multivariate)
     with pytest.raises(InputError, match=r"expects \[n_series, 5, 2\]"):
         parse_request({"windows": [WINDOW]}, multivariate)
+
+
+# --- deadlines (no model, no server) ----------------------------------------------------------
+
+
+class SlowForecaster:
+    """Stands in for the checkpoint: each predict call takes ``seconds`` and returns the
+    window's last value for every step."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.calls = seconds, []
+
+    def predict(self, x, ahead, window="sliding"):
+        self.calls.append(len(x))
+        time.sleep(self.seconds)
+        return np.repeat(x[:, -1, :1], ahead, axis=1)
+
+    def method(self, ahead, window="sliding"):
+        return "slow"
+
+
+def test_a_request_past_its_deadline_gets_504_and_the_light_one_its_answer(monkeypatch) -> None:
+    """Two chunks of the heavy request run, the deadline passes, its third chunk does not;
+    the light request of the same batch runs first and is answered."""
+    from seqforecast.serve import api as api_module
+
+    monkeypatch.setattr(api_module, "CHUNK", 2)
+    api = api_module.ForecastAPI("unused.ckpt", timeout=1.2, max_batch_size=8)
+    api.forecaster, api.facts = SlowForecaster(0.5), {**FACTS, "levels": []}
+    heavy = {"windows": [WINDOW] * 6, "ahead": 5}  # 3 chunks of 0.5 s
+    light = {"windows": [[*WINDOW[:4], 7.0]], "ahead": 2}
+    out = api.predict(api.batch([api.decode_request(body) for body in (heavy, light)]))
+    assert out[1] == {"method": "slow", "ahead": 2, "forecasts": [[7.0, 7.0]], "levels": []}
+    assert (out[0].status, out[0].message) == (
+        504,
+        "the forecast did not finish within timeout=1.2 s",
+    )
+    assert api.forecaster.calls == [1, 2, 2]  # light first; the heavy one's third chunk never ran
+    assert api.encode_response(out[0]).status_code == 504
+
+
+def test_over_budget_requests_get_413_in_the_api() -> None:
+    from seqforecast.serve.api import ForecastAPI
+
+    api = ForecastAPI("unused.ckpt", limits=Limits(max_passes=10), max_batch_size=8)
+    api.forecaster, api.facts = SlowForecaster(0.0), FACTS
+    refusal = api.decode_request({"windows": [WINDOW] * 11, "levels": []})
+    assert refusal.status == 413 and "max_passes=10" in refusal.message
+
+
+def run_asgi(app, path: str = "/predict", method: str = "POST") -> tuple[int, dict]:
+    """One request through an ASGI app: (status, JSON body)."""
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "headers": []}
+    asyncio.run(app(scope, receive, send))
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(body)
+
+
+def test_the_http_deadline_answers_504_while_the_worker_is_still_busy() -> None:
+    from seqforecast.serve.app import Deadline
+
+    async def busy(scope, receive, send):  # a worker that takes 30 s
+        await asyncio.sleep(30)
+
+    async def quick(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b'{"ok": 1}'})
+
+    start = time.monotonic()
+    assert run_asgi(Deadline(busy, 0.3)) == (
+        504,
+        {"error": "no answer within timeout=0.3 s (the service is busy); try again"},
+    )
+    assert time.monotonic() - start < 5
+    assert run_asgi(Deadline(quick, 0.3)) == (200, {"ok": 1})
+
+
+def test_service_settings_are_checked_before_any_work() -> None:
+    from omegaconf import OmegaConf
+
+    from seqforecast.errors import ConfigError
+    from seqforecast.serve.task import build_server, check_settings
+
+    cfg = OmegaConf.load(Path(__file__).parents[1] / "conf" / "serve.yaml")
+    cfg.ckpt_path = "unused.ckpt"
+    settings = check_settings(cfg)
+    assert (settings["max_passes"], settings["max_values"], settings["max_levels"]) == (
+        2500,
+        250_000,
+        20,
+    )
+    cfg.max_levels = 0
+    with pytest.raises(ConfigError, match="max_levels=0 is not allowed"):
+        check_settings(cfg)
+    with pytest.raises(ConfigError, match="batch_timeout=40 must be below timeout=30"):
+        build_server({**settings, "batch_timeout": 40})
 
 
 # --- trained models ---------------------------------------------------------------------------
@@ -370,6 +526,7 @@ def test_rows_of_a_file_model_match_forecast_table(servers, file_run) -> None:
     assert short == "input request has 5 usable rows; the model needs the last n_steps = 20"
 
 
+ROW = b"[" + b"0.5, " * 49 + b"0.5]"  # one window of the generated model (n_steps 50)
 HTTP_BAD = [
     (b'{"windows": [[0.1, 0.2]]}', 422, "windows have shape [1, 2]"),
     (b'{"windows": [[NaN' + b", 0.5" * 49 + b"]]}", 422, "windows[0][0] is NaN"),
@@ -381,6 +538,9 @@ HTTP_BAD = [
     (b"[1, 2]", 400, "must be a JSON object"),
     (b"", 400, "the request body is empty"),
     (b'{"rows": [{"value": 1}]}', 422, "rows are for models trained on a file"),
+    (b'{"windows": [[' + b"1" * 400 + b", 0.5" * 49 + b"]]}", 422, "an integer of 400 digits"),
+    (b'{"windows": [' + ROW + b'], "levels": [' + b"50, " * 20 + b"51]}", 422, "has 21 values"),
+    (b'{"windows": [' + b", ".join([ROW] * 26) + b'], "ahead": 1000}', 413, "2600 forward passes"),
 ]
 
 
@@ -397,6 +557,14 @@ def test_bad_requests_get_one_clear_4xx_and_the_server_keeps_serving(servers) ->
     chunks = (b" " * 2**18 for _ in range(40))  # no Content-Length: counted as it arrives
     chunked = requests.post(f"{server.url}/predict", data=chunks, headers=headers)
     assert chunked.status_code == 413
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as raw:
+        raw.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n{}")
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400") and b"application/json" in head, answer
+    assert "Content-Length that is not a number" in json.loads(body)["error"]
     ok = server.post({"windows": windows(1, 0).tolist()})
     assert ok.status_code == 200 and len(ok.json()["forecasts"][0]) == 10
     assert requests.get(f"{server.url}/health", timeout=10).json()["status"] == "ok"
@@ -423,6 +591,21 @@ def test_concurrent_clients_get_their_own_answers(servers, generated_ckpt: Path)
         x, ahead = cases[i]
         assert status == 200, answer
         assert_forecasts(answer["forecasts"], f.predict(x, ahead))
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_server_with_one_line(servers) -> None:
+    """Last of the tests that use the servers: SIGTERM to the first one (after its requests,
+    iterative ones included) prints ``stopped`` and nothing else: no LitServe traceback, no
+    leaked-semaphore warning."""
+    server = servers[0]
+    assert server.post({"windows": windows(3, 5).tolist(), "ahead": 1000}).status_code == 200
+    before = server.log.stat().st_size
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=60) == 0
+    with server.log.open() as log:
+        log.seek(before)
+        assert log.read() == "stopped\n"
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ axis, so a runtime refuses other lengths instead of computing something else.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import warnings
@@ -34,7 +35,7 @@ from seqforecast import intervals
 from seqforecast.data.files import FileDataModule
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.module import ForecastModule
-from seqforecast.outputs import atomic_write_bytes, atomic_write_json
+from seqforecast.outputs import atomic_open
 from seqforecast.predict.checkpoint import build_module, read_checkpoint
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
@@ -60,6 +61,11 @@ BENIGN = (
     "The tensor attributes .* were assigned during export",  # nn.RNN's cached weight list
 )
 RNN_MODULE = r"torch\.nn\.modules\.rnn"
+# The ONNX model's own metadata entry: the shapes and settings its sidecar must repeat, so a
+# sidecar edited by hand (or paired with another export's model) is caught on load even where
+# the graph's time axis is dynamic and its declared shapes cannot tell.
+METADATA = "seqforecast"
+METADATA_KEYS = ("n_steps", "horizon", "n_features", "target", "fixed_window")
 
 
 class PointForecast(nn.Module):
@@ -104,6 +110,16 @@ def quiet_exporters() -> Iterator[None]:
         # nn.RNN's own checks of its input and state sizes, fixed by the weights anyway
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=RNN_MODULE)
         yield
+
+
+def with_metadata(model: bytes, facts: dict[str, Any]) -> bytes:
+    """``model`` with ``facts`` (JSON) as its :data:`METADATA` metadata entry."""
+    import onnx
+
+    proto = onnx.load_from_string(model)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA, json.dumps(facts, sort_keys=True)
+    return proto.SerializeToString()
 
 
 def onnx_bytes(wrapper: PointForecast, example: torch.Tensor, fixed: bool, dynamo: bool) -> bytes:
@@ -209,16 +225,47 @@ def sidecar(
     }
 
 
+def existing_export(out: Path) -> list[str]:
+    """The export files already in ``out`` (a model file of either format, a sidecar)."""
+    return [name for name in (*FORMATS.values(), SIDECAR) if (out / name).exists()]
+
+
+def write_export(out: Path, model_name: str, model: bytes, info: dict[str, Any]) -> None:
+    """Both files, each through a temporary file: nothing is renamed into place until both
+    are complete, then the model file and the sidecar are renamed one after the other. The
+    sidecar holds the model's SHA-256, so a sidecar paired with another model file (say, a
+    process killed between the two renames) is refused by the loader, not run."""
+    with atomic_open(out / SIDECAR) as side, atomic_open(out / model_name) as f:
+        f.write(model)
+        side.write((json.dumps(info, indent=2) + "\n").encode())
+    for stale in set(FORMATS.values()) - {model_name}:  # the other format's model, replaced
+        (out / stale).unlink(missing_ok=True)
+
+
 def export_model(
-    ckpt_path: str | Path, out_dir: str | Path, format: str = "onnx", dynamo: bool = False
+    ckpt_path: str | Path,
+    out_dir: str | Path,
+    format: str = "onnx",
+    dynamo: bool = False,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Export the checkpoint's point forecast; returns ``[model file, model.json]``.
 
     Uses the plain torch layers. ONNX exports are checked once against torch on random
-    windows (:func:`verify_onnx`, the largest difference goes into the sidecar). Both files
-    are written atomically; a failed export leaves ``out_dir`` as it was.
+    windows (:func:`verify_onnx`, the largest difference goes into the sidecar). A folder
+    that already holds an export is refused unless ``overwrite``; then both files are
+    replaced (:func:`write_export`). A failed export leaves ``out_dir`` as it was.
     """
     fmt = check_format(format, dynamo)
+    if not isinstance(overwrite, bool):
+        raise ConfigError(f"overwrite must be true or false, got {overwrite!r}")
+    out = Path(out_dir)
+    found = existing_export(out)
+    if found and not overwrite:
+        raise ConfigError(
+            f"{out} already holds an export ({', '.join(found)}); pick another folder "
+            "(hydra.run.dir=...) or pass overwrite=true to replace it"
+        )
     ckpt = read_checkpoint(ckpt_path)
     module = build_module(ckpt, ckpt_path).eval()  # built with the plain layers
     wrapper = PointForecast(module).eval()
@@ -228,14 +275,13 @@ def export_model(
     info = sidecar(ckpt, module, fmt, fixed, dynamo)
     if fmt == "onnx":
         model = onnx_bytes(wrapper, example, fixed, dynamo)
+        model = with_metadata(model, {k: info[k] for k in METADATA_KEYS})
         info["verified_max_abs_diff"] = verify_onnx(model, wrapper, hp.n_steps, hp.n_features)
     else:
         model = torchscript_bytes(wrapper, example)
-    out = Path(out_dir)
-    paths = [out / FORMATS[fmt], out / SIDECAR]
-    atomic_write_bytes(paths[0], model)
-    atomic_write_json(paths[1], info)
-    return paths
+    info["sha256"] = hashlib.sha256(model).hexdigest()
+    write_export(out, FORMATS[fmt], model, info)
+    return [out / FORMATS[fmt], out / SIDECAR]
 
 
 def export(cfg: DictConfig) -> dict[str, Any]:
@@ -245,5 +291,11 @@ def export(cfg: DictConfig) -> dict[str, Any]:
     """
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: ckpt_path=outputs/<run>/checkpoints/best.ckpt")
-    paths = export_model(cfg.ckpt_path, cfg.output_dir, cfg.format, cfg.get("dynamo", False))
+    paths = export_model(
+        cfg.ckpt_path,
+        cfg.output_dir,
+        cfg.format,
+        cfg.get("dynamo", False),
+        cfg.get("overwrite", False),
+    )
     return {"files": [str(p) for p in paths], "sidecar": json.loads(paths[1].read_text())}

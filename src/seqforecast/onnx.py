@@ -8,6 +8,7 @@ neither torch, Lightning nor pandas; onnxruntime is imported when a model is loa
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,9 @@ from seqforecast.scores import level_name
 
 MODEL, SIDECAR = "model.onnx", "model.json"
 REQUIRED = ("format", "input", "output", "n_steps", "horizon", "target", "n_features", "net")
+TARGETS = ("next", "seq2seq")
+METADATA = "seqforecast"  # the model's own copy of the sidecar's shapes (seqforecast.export)
+METADATA_KEYS = ("n_steps", "horizon", "n_features", "target", "fixed_window")
 
 
 def future_times(times: np.ndarray, ahead: int) -> np.ndarray:
@@ -48,6 +52,8 @@ class OnnxForecaster:
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         folder = Path(path)
         folder = folder.parent if folder.suffix == ".onnx" else folder
+        if threads is not None and (not _int(threads) or threads < 1):
+            raise ConfigError(f"threads must be a positive integer or None, got {threads!r}")
         self.info = read_sidecar(folder / SIDECAR)
         try:
             import onnxruntime as ort
@@ -60,7 +66,23 @@ class OnnxForecaster:
         model = folder / self.info.get("file", MODEL)
         if not model.is_file():
             raise InputError(f"model file not found: {model} (written with {SIDECAR})")
-        self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        if model.resolve().parent != folder.resolve():
+            raise InputError(f"{model} links to {model.resolve()}, outside the export's folder")
+        data = model.read_bytes()  # hashed and loaded from the same bytes
+        digest = self.info.get("sha256")
+        if digest is not None and hashlib.sha256(data).hexdigest() != digest.lower():
+            raise InputError(
+                f"{model} is not the model {SIDECAR} was written with (its SHA-256 differs "
+                "from the sidecar's sha256); export again"
+            )
+        try:
+            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime's own errors: not a model it can load
+            reason = " ".join(str(err).split())[:160]
+            raise InputError(
+                f"{model} is not an ONNX model onnxruntime can load: {reason}"
+            ) from None
+        check_graph(self.session, self.info, model)
         self.input_name = self.info["input"]["name"]
         self.n_steps, self.horizon = int(self.info["n_steps"]), int(self.info["horizon"])
         self.n_features, self.target = int(self.info["n_features"]), self.info["target"]
@@ -79,7 +101,13 @@ class OnnxForecaster:
 
     def forecast(self, x: np.ndarray) -> np.ndarray:
         """The model's direct forecast: float32 ``[B, T, F] -> [B, k]`` (one ONNX run)."""
-        return self.session.run(None, {self.input_name: x})[0]
+        y = self.session.run(None, {self.input_name: x})[0]
+        if y.shape != (len(x), self.horizon):  # a graph whose output axes are not declared
+            raise InputError(
+                f"the model answered shape {list(y.shape)} for {len(x)} windows; its sidecar "
+                f"says [batch, {self.horizon}] (horizon={self.horizon})"
+            )
+        return y
 
     def check_options(self, ahead: int, window: str) -> None:
         """``ahead`` and ``window`` are valid and fit this model (same rules as the
@@ -260,5 +288,192 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     if missing:
         raise InputError(f"{path} is not a seqforecast export sidecar: no keys {missing}")
     if info["format"] != "onnx":
-        raise InputError(f"{path} describes a format={info['format']} export; expected onnx")
+        raise InputError(f"{path} describes a format={info['format']!r} export; expected onnx")
+    try:
+        check_sidecar(info)
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from None
     return info
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _bad(key: str, value: Any, expected: str) -> InputError:
+    return InputError(
+        f"{key}={json.dumps(value, default=str)[:80]} is not allowed: expected {expected}"
+    )
+
+
+def _numbers(key: str, value: Any) -> np.ndarray:
+    """Nested lists of numbers (no booleans) as float64, or one line naming ``key``."""
+
+    def ok(v: Any) -> bool:
+        return (
+            all(ok(u) for u in v)
+            if isinstance(v, list)
+            else isinstance(v, int | float) and not isinstance(v, bool)
+        )
+
+    if not isinstance(value, list) or not ok(value):
+        raise _bad(key, value, "a list of numbers")
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except ValueError:  # ragged
+        raise _bad(key, value, "a rectangular list of numbers") from None
+
+
+def check_sidecar(info: dict[str, Any]) -> None:
+    """Every field the forecaster reads, its type and its range (one :class:`InputError`)."""
+    for key in ("n_steps", "horizon", "n_features"):
+        if not _int(info[key]) or info[key] < 1:
+            raise _bad(key, info[key], "an integer >= 1")
+    t, k, f = info["n_steps"], info["horizon"], info["n_features"]
+    if info["target"] not in TARGETS:
+        raise _bad("target", info["target"], f"one of {list(TARGETS)}")
+    if not isinstance(info["net"], str):
+        raise _bad("net", info["net"], "a model name")
+    name = info.get("file", MODEL)
+    plain = isinstance(name, str) and name not in ("", ".", "..") and not set(name) & set("/\\:")
+    if not plain:
+        raise _bad("file", name, "the model file's plain name inside the export folder")
+    digest = info.get("sha256")
+    if digest is not None and not (
+        isinstance(digest, str)
+        and len(digest) == 64
+        and not set(digest.lower()) - set("0123456789abcdef")
+    ):
+        raise _bad("sha256", digest, "64 hex digits (the model file's SHA-256)")
+    fixed = info.get("fixed_window", True)
+    if not isinstance(fixed, bool):
+        raise _bad("fixed_window", fixed, "true or false")
+    time = t if fixed else "time"
+    for key, rank, want in (("input", 3, ["batch", time, f]), ("output", 2, ["batch", k])):
+        spec = info[key]
+        ok = isinstance(spec, dict) and isinstance(spec.get("name"), str) and spec["name"]
+        shape = spec.get("shape") if ok else None
+        ok = (
+            ok
+            and isinstance(shape, list)
+            and len(shape) == rank
+            and spec.get("dtype", "float32") == "float32"
+        )
+        ok = ok and all(
+            isinstance(d, str) if w in ("batch", "time") else d == w and _int(d)
+            for d, w in zip(shape, want, strict=True)
+        )
+        if not ok:
+            expected = f"{{name, shape: {want}, dtype: float32}} (n_steps={t}, horizon={k})"
+            raise _bad(key, spec, expected)
+    features = info.get("features")
+    if features is not None and not (
+        isinstance(features, list)
+        and len(features) == f
+        and all(isinstance(c, str) for c in features)
+    ):
+        raise _bad("features", features, f"null or {f} column names")
+    check_intervals(info.get("intervals"), k)
+    check_data(info, f)
+
+
+def check_intervals(cal: Any, horizon: int) -> None:
+    """``null`` or conformal widths ``[L, horizon]`` (>= 0, not NaN; +inf is an unbounded
+    interval, too few calibration windows for its level) for distinct levels in (0, 100)."""
+    if cal is None:
+        return
+    if not isinstance(cal, dict) or cal.get("method") != "conformal":
+        raise _bad("intervals", cal, "null or {method: conformal, levels, widths}")
+    levels = cal.get("levels")
+    ok = (
+        isinstance(levels, list)
+        and levels
+        and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 100 for v in levels
+        )
+    )
+    if not (ok and len(set(levels)) == len(levels)):
+        raise _bad("intervals.levels", levels, "a list of distinct percentages in (0, 100)")
+    widths = _numbers("intervals.widths", cal.get("widths"))
+    if widths.shape != (len(levels), horizon):
+        raise InputError(
+            f"intervals.widths has shape {list(widths.shape)}; expected [{len(levels)}, "
+            f"{horizon}] (one row per level, one width per step of the horizon)"
+        )
+    if not (widths >= 0).all():  # NaN and negative widths alike
+        i, j = (int(v) for v in np.argwhere(~(widths >= 0))[0])
+        raise InputError(f"intervals.widths[{i}][{j}] is {widths[i, j]:g}; expected a width >= 0")
+
+
+def check_data(info: dict[str, Any], n_features: int) -> None:
+    """The data's settings and its scaler: ``center``/``scale`` finite, ``[F]`` or (a panel
+    scaled per series) ``[S, F]`` with ``S`` series ids, scales > 0."""
+    data, state = info.get("data"), info.get("data_state")
+    if data is not None and not isinstance(data, dict):
+        raise _bad("data", data, "null or the data's settings")
+    if state is not None and not isinstance(state, dict):
+        raise _bad("data_state", state, "null or the data's state")
+    scaler = (state or {}).get("scaler")
+    if scaler is None:
+        return
+    if not isinstance(scaler, dict):
+        raise _bad("data_state.scaler", scaler, "{center, scale}")
+    center = _numbers("data_state.scaler.center", scaler.get("center"))
+    scale = _numbers("data_state.scaler.scale", scaler.get("scale"))
+    if not (
+        center.ndim in (1, 2) and center.shape == scale.shape and center.shape[-1] == n_features
+    ):
+        raise InputError(
+            f"data_state.scaler has center {list(center.shape)} and scale {list(scale.shape)}; "
+            f"expected both [{n_features}] or [n_series, {n_features}]"
+        )
+    if not (np.isfinite(center).all() and np.isfinite(scale).all() and (scale > 0).all()):
+        raise InputError("data_state.scaler holds a non-finite center or a scale <= 0")
+    if center.ndim == 2:
+        series = state.get("series")
+        ok = isinstance(series, list) and len(series) == len(center)
+        if not (ok and all(isinstance(s, list) for s in series)):
+            raise _bad("data_state.series", series, f"{len(center)} lists of id values")
+    if data is not None and "path" in data:
+        if not isinstance(data.get("target_column"), str):
+            raise _bad("data.target_column", data.get("target_column"), "a column name")
+        if not isinstance(data.get("time"), str | None):
+            raise _bad("data.time", data.get("time"), "null or a column name")
+
+
+def check_graph(session: Any, info: dict[str, Any], model: Path) -> None:
+    """The graph's declared input/output (and its own metadata, when the export wrote it)
+    agree with the sidecar: one float input ``[batch, T, F]``, one output ``[batch, k]``."""
+    t, k, f = info["n_steps"], info["horizon"], info["n_features"]
+    fixed = info.get("fixed_window", True)
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    shapes = [list(a.shape) for a in (*inputs, *outputs)]
+    ok = len(inputs) == len(outputs) == 1 and inputs[0].name == info["input"]["name"]
+    ok = ok and inputs[0].type == outputs[0].type == "tensor(float)"
+    ok = ok and len(shapes[0]) == 3 and len(shapes[1]) == 2
+    if ok:  # batch axes free; time fixed at n_steps or (growing windows) free; F and k fixed
+        (batch, time, feat), (out_batch, steps) = shapes
+        ok = not _int(batch) and not _int(out_batch) and feat == f
+        ok = ok and (time == t and fixed if _int(time) else True)
+        ok = ok and (steps == k if _int(steps) else True)
+    if not ok:
+        declared = ", ".join(f"{a.name} {list(a.shape)}" for a in (*inputs, *outputs))
+        sidecar = f"{info['input']['name']} [batch, {t if fixed else 'time'}, {f}] -> [batch, {k}]"
+        raise InputError(f"{model} declares {declared}; its sidecar describes {sidecar}")
+    meta = session.get_modelmeta().custom_metadata_map.get(METADATA)
+    if meta is None:  # exports written before the metadata entry
+        return
+    try:
+        facts = json.loads(meta)
+    except ValueError:
+        facts = None
+    differ = [
+        key
+        for key in METADATA_KEYS
+        if not isinstance(facts, dict)
+        or facts.get(key) != info.get(key, True if key == "fixed_window" else None)
+    ]
+    if differ:
+        got = {key: info.get(key) for key in differ}
+        want = {key: facts.get(key) for key in differ} if isinstance(facts, dict) else "?"
+        raise InputError(f"{model} was exported with {want}; its sidecar says {got}")

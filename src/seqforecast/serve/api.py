@@ -6,12 +6,20 @@ step here raises for one request: :meth:`decode_request` turns a refusal into a
 :class:`Refusal`, :meth:`predict` runs each group of window requests that can share a
 forward pass (same ``ahead``, levels, interval method and window) as one call and falls back
 to one call per request when a group fails, and :meth:`encode_response` gives each refusal
-its own answer: 422 and the one-line message of a project error, 500 for anything else.
+its own answer: 422 and the one-line message of a project error (413 for a request over the
+work budget, :class:`~.requests.Limits`), 500 for anything else.
+
+Each request gets a deadline ``timeout`` seconds after the worker takes it up; windows are
+forecast :data:`CHUNK` at a time and the deadline is checked before each chunk, so a request
+that would run past it stops there and gets a 504 of its own (the HTTP side also answers 504
+once a request has waited ``timeout`` seconds in all: :class:`~.app.Deadline`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +28,17 @@ import numpy as np
 from fastapi.responses import JSONResponse
 
 from seqforecast.errors import SeqforecastError
-from seqforecast.serve.requests import Job, model_facts, parse_request
+from seqforecast.serve.requests import Job, Limits, TooMuchWork, model_facts, parse_request
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
+CHUNK = 512  # windows per forecast call: the deadline is checked between calls
+
+
+class Overdue(Exception):
+    """A request's deadline passed before its forecast was done (answered 504)."""
 
 
 @dataclass
@@ -71,12 +84,27 @@ def _timestamps(times: pd.Series) -> list:
 class ForecastAPI(ls.LitAPI):
     """Forecasts from the checkpoint ``ckpt_path`` (loaded once per worker in :meth:`setup`)."""
 
-    def __init__(self, ckpt_path: str, layers: str = "fast", max_ahead: int = 1000, **kw: Any):
+    def __init__(
+        self,
+        ckpt_path: str,
+        layers: str = "fast",
+        limits: Limits | None = None,
+        timeout: float = 30.0,
+        **kw: Any,
+    ):
         super().__init__(**kw)
-        self.ckpt_path, self.layers, self.max_ahead = ckpt_path, layers, max_ahead
+        self.ckpt_path, self.layers, self.timeout = ckpt_path, layers, timeout
+        self.limits = limits or Limits()
 
     def setup(self, device: str) -> None:
+        from tqdm import tqdm
+
         from seqforecast.predict import load_forecaster
+
+        # tqdm's default lock includes a multiprocessing one (a named semaphore, in this
+        # spawned process); LitServe stops workers with SIGTERM, which leaves it behind and
+        # makes the resource tracker warn at exit. No progress bars run here: a thread lock.
+        tqdm.set_lock(threading.RLock())
 
         self.forecaster = load_forecaster(self.ckpt_path, _device(device), self.layers)
         self.facts = model_facts(self.forecaster)
@@ -85,7 +113,10 @@ class ForecastAPI(ls.LitAPI):
     def decode_request(self, request: dict) -> Job | Refusal:
         # ``dict``: FastAPI parses the body before it is queued, so malformed JSON or a body
         # that is not an object is refused there (400, :mod:`.app`), never in a batch.
-        return self._answer(lambda body: parse_request(body, self.facts, self.max_ahead), request)
+        job = self._answer(lambda body: parse_request(body, self.facts, self.limits), request)
+        if isinstance(job, Job):
+            job.deadline = time.monotonic() + self.timeout
+        return job
 
     def batch(self, inputs: list[Job | Refusal]) -> list[Job | Refusal]:
         return inputs  # grouped in predict: requests differ in ahead, levels and size
@@ -99,7 +130,11 @@ class ForecastAPI(ls.LitAPI):
                 groups.setdefault(job.key, []).append(i)
             elif isinstance(job, Job):
                 answers[i] = self._answer(self._rows, job)
-        for members in groups.values():
+        # Least work (windows x ahead) first, so that a heavy group sharing the batch cannot
+        # spend the deadline of the light ones.
+        cost = {key: key[0] * sum(len(jobs[i].x) for i in m) for key, m in groups.items()}
+        for key in sorted(groups, key=cost.__getitem__):
+            members = groups[key]
             for i, answer in zip(members, self._group([jobs[i] for i in members]), strict=True):
                 answers[i] = answer
         return answers
@@ -117,6 +152,10 @@ class ForecastAPI(ls.LitAPI):
         for this request alone (logged with its traceback), not for the whole batch."""
         try:
             return run(arg)
+        except Overdue:
+            return Refusal(504, f"the forecast did not finish within timeout={self.timeout:g} s")
+        except TooMuchWork as err:
+            return Refusal(413, str(err))
         except SeqforecastError as err:
             return Refusal(422, str(err))
         except Exception as err:
@@ -129,7 +168,7 @@ class ForecastAPI(ls.LitAPI):
         merged = self._answer(self._windows, jobs)
         if not isinstance(merged, Refusal):
             return merged
-        if len(jobs) == 1:
+        if len(jobs) == 1 or merged.status == 504:  # out of time: no time to rerun them
             return [merged]
         alone = (self._answer(self._windows, [job]) for job in jobs)
         return [a if isinstance(a, Refusal) else a[0] for a in alone]
@@ -148,13 +187,20 @@ class ForecastAPI(ls.LitAPI):
 
         job, f = jobs[0], self.forecaster
         x = np.concatenate([j.x for j in jobs]) if len(jobs) > 1 else job.x  # [N, T, F]
+        deadline = min(j.deadline for j in jobs)
         bounds, levels = None, ()
         if job.levels:
             calibration = self._calibration(job)
             levels = tuple(calibration.levels)
-            point, bounds = predict_intervals(f, x, job.ahead, calibration=calibration)
+            parts = [
+                predict_intervals(f, chunk, job.ahead, calibration=calibration)
+                for chunk in _chunks(x, deadline)
+            ]
+            point = np.concatenate([p for p, _ in parts])  # [N, ahead]
+            bounds = np.concatenate([b for _, b in parts])  # [N, ahead, L, 2]
         else:
-            point = f.predict(x, job.ahead, job.window)  # [N, ahead]
+            parts = [f.predict(chunk, job.ahead, job.window) for chunk in _chunks(x, deadline)]
+            point = np.concatenate(parts)  # [N, ahead]
         base = {"method": f.method(job.ahead, job.window), "ahead": job.ahead}
         answers, lo = [], 0
         for j in jobs:
@@ -175,6 +221,8 @@ class ForecastAPI(ls.LitAPI):
     def _rows(self, job: Job) -> dict:
         """A table's rows: ``forecast_table`` past its end, in the data's units."""
         f, columns = self.forecaster, self.facts["columns"]
+        if time.monotonic() > job.deadline:
+            raise Overdue
         table = f.forecast_table(job.rows, job.ahead, job.window, job.levels, job.method)
         ids = [c for c in columns["id"] if c in table.columns]
         series = [table] if not ids else [g for _, g in table.groupby(ids, sort=False)]
@@ -196,6 +244,14 @@ class ForecastAPI(ls.LitAPI):
                 for v in job.levels
             }
         return answer
+
+
+def _chunks(x: np.ndarray, deadline: float) -> Any:
+    """``x [N, T, F]`` :data:`CHUNK` windows at a time, :class:`Overdue` past ``deadline``."""
+    for lo in range(0, len(x), CHUNK):
+        if time.monotonic() > deadline:
+            raise Overdue
+        yield x[lo : lo + CHUNK]
 
 
 def _name(level: float) -> str:

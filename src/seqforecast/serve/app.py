@@ -3,12 +3,17 @@
 Everything a client gets back as an error is ``{"error": "<one line>"}`` with a 4xx (or
 5xx) status: oversized bodies are refused with 413 from the ``Content-Length`` header (or,
 for a chunked body, as soon as the bytes read pass the limit) before any parsing; malformed
-JSON and bodies that are not a JSON object get 400 from FastAPI's body check; the
-forecasting worker's refusals keep their own status (:mod:`.api`).
+JSON and bodies that are not a JSON object get 400 from FastAPI's body check; a request the
+HTTP parser cannot read (a malformed ``Content-Length``, say) gets 400 from
+:class:`JsonErrorProtocol`; a request not answered within ``timeout`` seconds gets 504
+(:class:`Deadline`); the forecasting worker's refusals keep their own status (:mod:`.api`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -66,6 +72,58 @@ class BodyLimit:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+class Deadline:
+    """ASGI middleware: a ``POST`` not answered within ``seconds`` gets 504 then, whatever
+    the worker is doing (LitServe's own ``timeout`` counts only the time a request waits in
+    its queue, and answers only once a worker takes the request up)."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, watch))
+        done, _ = await asyncio.wait({task}, timeout=self.seconds)
+        if done or started:  # answered, or answering: let it finish
+            await task
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        message = f"no answer within timeout={self.seconds:g} s (the service is busy); try again"
+        await error(504, message)(scope, receive, send)
+
+
+class JsonErrorProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+    """uvicorn's HTTP protocol (``http=`` of ``uvicorn.Config``) whose answer to a request it
+    cannot parse (a malformed ``Content-Length``, a bad request line) is ``{"error": ...}``
+    like every other error of the service, not plain text."""
+
+    def send_400_response(self, msg: str) -> None:
+        reason = "malformed request line or headers, e.g. a Content-Length that is not a number"
+        body = json.dumps({"error": f"{msg.rstrip('.')}: {reason}"}).encode()
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        head += [
+            name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers
+        ]
+        head += [
+            b"content-type: application/json\r\n",
+            b"content-length: " + str(len(body)).encode() + b"\r\n",
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
 
 
 def _invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -9,6 +9,7 @@ that need the data pipeline (a table's columns, spacing, series ids) stay with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import dataclass
@@ -29,6 +30,26 @@ if TYPE_CHECKING:
 FIELDS = ("windows", "rows", "ahead", "levels", "intervals", "window")
 
 
+class TooMuchWork(InputError):
+    """A request over the service's work budget (:class:`Limits`): answered 413."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The most work one request may ask for, so that no request holds a worker long.
+
+    Time grows with the forward passes (``windows x ceil(ahead / horizon)``: an iterative
+    forecast runs one pass per ``horizon`` steps) and the answer's size with its numbers
+    (``windows x ahead x (1 + 2 x levels)``: forecasts and two bounds per level). A ``rows``
+    request counts ``len(rows) // n_steps`` windows (each series needs ``n_steps`` rows).
+    """
+
+    max_ahead: int = 1000
+    max_passes: int = 2500
+    max_values: int = 250_000
+    max_levels: int = 20
+
+
 @dataclass
 class Job:
     """One request, checked: ``x [N, T, F]`` float32 windows, or ``rows`` (a table)."""
@@ -39,6 +60,7 @@ class Job:
     window: str  # iterative feed: sliding | growing
     x: np.ndarray | None = None
     rows: pd.DataFrame | None = None
+    deadline: float = float("inf")  # time.monotonic() past which it gets a 504
 
     @property
     def key(self) -> tuple:
@@ -76,22 +98,40 @@ def _int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _short(value: Any) -> str:
+    """A JSON value for a one-line message: integers too long to print by their digits."""
+    if _int(value) and abs(value) >= 10**15:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return json.dumps(value)[:60]
+
+
 def parse_ahead(body: dict[str, Any], facts: dict[str, Any], max_ahead: int) -> int:
     """``ahead``: an integer from 1 to ``max_ahead`` (default: the model's horizon), with
     ``window`` (default ``sliding``) by the forecasters' own rule (:func:`check_ahead`)."""
     ahead = body.get("ahead", facts["horizon"])
     check_ahead(ahead, body.get("window", "sliding"), facts["horizon"], facts["n_features"])
     if ahead > max_ahead:
-        raise InputError(f"ahead={ahead} exceeds this service's max_ahead={max_ahead}")
+        raise InputError(f"ahead={_short(ahead)} exceeds this service's max_ahead={max_ahead}")
     return ahead
 
 
-def parse_levels(body: dict[str, Any], facts: dict[str, Any], ahead: int) -> tuple[float, ...]:
-    """``levels`` in percent; absent or null: the checkpoint's for a direct forecast, none for
-    an iterative one (intervals are calibrated for the direct steps only)."""
+def parse_levels(
+    body: dict[str, Any], facts: dict[str, Any], ahead: int, max_levels: int = 20
+) -> tuple[float, ...]:
+    """``levels`` in percent, at most ``max_levels``; absent or null: the checkpoint's for a
+    direct forecast, none for an iterative one (intervals are calibrated for the direct
+    steps only)."""
     levels = body.get("levels")
     if levels is None:
         return tuple(facts["levels"]) if ahead <= facts["horizon"] else ()
+    if isinstance(levels, list) and len(levels) > max_levels:
+        raise InputError(
+            f"levels has {len(levels)} values; this service answers at most "
+            f"max_levels={max_levels} per request"
+        )
+    for i, v in enumerate(levels if isinstance(levels, list) else ()):
+        if _int(v) and abs(v) >= 10**15:
+            raise InputError(f"levels[{i}] is {_short(v)}; expected a percentage in (0, 100)")
     check_value("levels", levels, LEVELS)
     if levels:
         check_direct(ahead, facts["horizon"], levels)
@@ -108,7 +148,16 @@ def _first_non_number(value: Any, where: str = "") -> tuple[str, str]:
         return where, ""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return where, "null" if value is None else f"{json.dumps(value)}"
+    if isinstance(value, int) and abs(value) > FLOAT32_MAX:  # numpy keeps it a Python int
+        return where, _short(value)
     return where, ""
+
+
+def _at(value: Any, where: str) -> Any:
+    """The item of nested lists at ``where`` (``"[i][j]"``)."""
+    for i in where.strip("[]").split("]["):
+        value = value[int(i)] if i else value
+    return value
 
 
 def _holds_bool(windows: list, ndim: int) -> bool:
@@ -129,8 +178,15 @@ def parse_windows(windows: Any, facts: dict[str, Any]) -> np.ndarray:
         raise InputError(
             f"windows are ragged (lists of different lengths); expected {expected}"
         ) from None
+    if x.dtype.kind == "O" and not _first_non_number(windows)[1]:  # integers past int64
+        with contextlib.suppress(OverflowError):  # past float64 too: refused just below
+            x = np.asarray(windows, dtype=np.float64)
     if x.dtype.kind not in "iuf" or _holds_bool(windows, x.ndim):  # numpy reads true as 1.0
         where, value = _first_non_number(windows)
+        if _int(_at(windows, where)):  # an integer beyond float64's range
+            raise InputError(
+                f"windows{where} is {value}: expected finite numbers within float32's range"
+            )
         raise InputError(f"windows{where} is {value}; expected numbers shaped {expected}")
     if x.ndim == 2:
         x = x[..., np.newaxis]  # [N, T] -> [N, T, 1]
@@ -171,17 +227,40 @@ def parse_rows(rows: Any, facts: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows)
 
 
-def parse_request(body: Any, facts: dict[str, Any], max_ahead: int = 1000) -> Job:
-    """Check a decoded JSON body against the model's ``facts``; one :class:`InputError` line
-    when it does not fit (the shared rules' :class:`ConfigError` included: here a bad value
-    comes with the request)."""
+def parse_request(body: Any, facts: dict[str, Any], limits: Limits = Limits()) -> Job:
+    """Check a decoded JSON body against the model's ``facts`` and the service's ``limits``;
+    one :class:`InputError` line when it does not fit (the shared rules' :class:`ConfigError`
+    included: here a bad value comes with the request), :class:`TooMuchWork` when it asks for
+    more than the budget."""
     try:
-        return _parse(body, facts, max_ahead)
+        job = _parse(body, facts, limits)
     except ConfigError as err:
         raise InputError(str(err)) from None
+    check_work(job, facts, limits)
+    return job
 
 
-def _parse(body: Any, facts: dict[str, Any], max_ahead: int) -> Job:
+def check_work(job: Job, facts: dict[str, Any], limits: Limits) -> None:
+    """The request's passes and answer numbers within ``limits`` (:class:`TooMuchWork`)."""
+    n = len(job.x) if job.x is not None else max(1, len(job.rows) // facts["n_steps"])
+    what = f"{n} windows" if job.x is not None else f"{len(job.rows)} rows (~{n} series)"
+    passes = n * -(-job.ahead // facts["horizon"])
+    values = n * job.ahead * (1 + 2 * len(job.levels))
+    if passes > limits.max_passes:
+        raise TooMuchWork(
+            f"{what} x ahead={job.ahead} need {passes} forward passes (windows x "
+            f"ceil(ahead / horizon={facts['horizon']})); this service allows "
+            f"max_passes={limits.max_passes} per request: send fewer windows or a shorter ahead"
+        )
+    if values > limits.max_values:
+        raise TooMuchWork(
+            f"{what} x ahead={job.ahead} x (1 + 2 x {len(job.levels)} levels) = {values} numbers "
+            f"to answer; this service allows max_values={limits.max_values} per request: send "
+            "fewer windows or levels"
+        )
+
+
+def _parse(body: Any, facts: dict[str, Any], limits: Limits) -> Job:
     if not isinstance(body, dict):
         raise InputError(f"the request body must be a JSON object, got {type(body).__name__}")
     unknown = sorted(set(body) - set(FIELDS))
@@ -189,8 +268,8 @@ def _parse(body: Any, facts: dict[str, Any], max_ahead: int) -> Job:
         raise InputError(f"unknown request fields {unknown}; expected some of {list(FIELDS)}")
     if ("windows" in body) == ("rows" in body):
         raise InputError("send exactly one of 'windows' (arrays) or 'rows' (a table's rows)")
-    ahead = parse_ahead(body, facts, max_ahead)
-    levels = parse_levels(body, facts, ahead)
+    ahead = parse_ahead(body, facts, limits.max_ahead)
+    levels = parse_levels(body, facts, ahead, limits.max_levels)
     method = body.get("intervals")
     if method is not None and method not in INTERVALS:
         raise InputError(f"intervals must be one of {list(INTERVALS)}, got {method!r}")

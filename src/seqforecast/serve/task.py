@@ -7,6 +7,8 @@ LitServe worker then loads it onto its device and answers ``POST /predict`` in b
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 from typing import Any
@@ -38,6 +40,9 @@ SETTINGS = {
         "a number of MiB > 0",
     ),
     "max_ahead": int_at_least(1),
+    "max_passes": int_at_least(1),
+    "max_values": int_at_least(1),
+    "max_levels": int_at_least(1),
     "log_level": choice("debug", "info", "warning", "error"),
 }
 
@@ -58,15 +63,23 @@ def build_server(settings: dict[str, Any]) -> Any:
 
     from seqforecast.predict.checkpoint import resolve_device
     from seqforecast.serve.api import ForecastAPI, health_facts
-    from seqforecast.serve.app import BodyLimit, add_routes
+    from seqforecast.serve.app import BodyLimit, Deadline, add_routes
+    from seqforecast.serve.requests import Limits
 
     s = settings
+    if s["batch_timeout"] >= s["timeout"]:
+        raise ConfigError(
+            f"batch_timeout={s['batch_timeout']} must be below timeout={s['timeout']} "
+            "(a request would time out while its batch fills)"
+        )
     accelerator = resolve_device(s["device"]).type  # cpu | cuda; one clear line without a GPU
     facts = health_facts(s["ckpt_path"], s["layers"])
+    limits = Limits(*(s[k] for k in ("max_ahead", "max_passes", "max_values", "max_levels")))
     api = ForecastAPI(
         s["ckpt_path"],
         s["layers"],
-        s["max_ahead"],
+        limits,
+        float(s["timeout"]),
         max_batch_size=s["max_batch_size"],
         batch_timeout=float(s["batch_timeout"]),
     )
@@ -77,39 +90,62 @@ def build_server(settings: dict[str, Any]) -> Any:
         workers_per_device=s["workers"],
         timeout=float(s["timeout"]),
         healthcheck_path="/ready",  # LitServe's plain-text probe; /health is ours (JSON)
-        middlewares=[(BodyLimit, {"max_bytes": int(s["max_body_mb"] * 2**20)})],
+        middlewares=[
+            (BodyLimit, {"max_bytes": int(s["max_body_mb"] * 2**20)}),
+            (Deadline, {"seconds": float(s["timeout"])}),
+        ],
     )
 
     def ready() -> bool:
         status = dict(getattr(server, "workers_setup_status", None) or {})
         return bool(status) and all(str(v) == "ready" for v in status.values())
 
-    add_routes(server.app, {**facts, "max_batch_size": s["max_batch_size"]}, ready)
+    budget = {k: s[k] for k in ("max_ahead", "max_passes", "max_values", "max_levels")}
+    add_routes(server.app, {**facts, "max_batch_size": s["max_batch_size"], **budget}, ready)
     return server
 
 
-def _stop_on_sigterm() -> None:
+class _Stopping(logging.Filter):
+    """Drops LitServe's ``Monitoring worker crashed`` once a stop has begun: its monitor
+    thread polls the shared state that the shutdown has just closed (known-benign then)."""
+
+    stopping = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (self.stopping and record.getMessage() == "Monitoring worker crashed")
+
+
+def _stop_on_sigterm() -> _Stopping:
     """SIGTERM stops the service as Ctrl+C does (LitServe then shuts its workers down); the
     HTTP processes forked later inherit the handler and, once uvicorn has closed them, exit."""
-    main = os.getpid()
+    main, quiet = os.getpid(), _Stopping()
+    logging.getLogger("litserve.server").addFilter(quiet)
 
     def handler(signum: int, frame: Any) -> None:
         if os.getpid() == main:
+            quiet.stopping = True
             raise KeyboardInterrupt
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, handler)
+    return quiet
 
 
 def serve(cfg: DictConfig) -> None:
     """Start the service and block until it is stopped (Ctrl+C or SIGTERM)."""
+    from seqforecast.serve.app import JsonErrorProtocol
+
     settings = check_settings(cfg)
     server = build_server(settings)
-    _stop_on_sigterm()
-    server.run(
-        host=settings["host"],
-        port=settings["port"],
-        num_api_servers=settings["api_servers"],
-        log_level=settings["log_level"],
-        generate_client_file=False,
-    )
+    quiet = _stop_on_sigterm()
+    with contextlib.suppress(KeyboardInterrupt):  # a second signal while LitServe stops
+        server.run(
+            host=settings["host"],
+            port=settings["port"],
+            num_api_servers=settings["api_servers"],
+            log_level=settings["log_level"],
+            generate_client_file=False,
+            http=JsonErrorProtocol,  # uvicorn's own 400s as {"error": ...} too
+        )
+    quiet.stopping = True
+    print("stopped", flush=True)
