@@ -192,6 +192,8 @@ def rules() -> dict[str, Rule]:
             lambda v: isinstance(v, bool) or (_int(v) and v >= 0), "true, false or batches >= 0"
         ),
         "trainer.log_every_n_steps": int_at_least(1),
+        # scripts/predict.py (conf/predict.yaml)
+        "max_ahead": int_at_least(1),
         # scripts/backtest.py (conf/backtest.yaml)
         "n_windows": or_null(int_at_least(1)),
         "step_size": int_at_least(1),

@@ -20,6 +20,7 @@ import numpy as np
 from fastapi.responses import JSONResponse
 
 from seqforecast.errors import SeqforecastError
+from seqforecast.forecast import MAX_AHEAD
 from seqforecast.serve.requests import Job, model_facts, parse_request
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def _timestamps(times: pd.Series) -> list:
 class ForecastAPI(ls.LitAPI):
     """Forecasts from the checkpoint ``ckpt_path`` (loaded once per worker in :meth:`setup`)."""
 
-    def __init__(self, ckpt_path: str, layers: str = "fast", max_ahead: int = 1000, **kw: Any):
+    def __init__(self, ckpt_path: str, layers: str = "fast", max_ahead: int = MAX_AHEAD, **kw: Any):
         super().__init__(**kw)
         self.ckpt_path, self.layers, self.max_ahead = ckpt_path, layers, max_ahead
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from seqforecast.data.table import FLOAT32_MAX
 from seqforecast.errors import ConfigError, InputError
-from seqforecast.forecast import check_ahead, check_direct
+from seqforecast.forecast import MAX_AHEAD, check_ahead, check_direct, check_max_ahead
 from seqforecast.rules import INTERVALS, LEVELS, check_value
 
 if TYPE_CHECKING:
@@ -81,8 +81,7 @@ def parse_ahead(body: dict[str, Any], facts: dict[str, Any], max_ahead: int) -> 
     ``window`` (default ``sliding``) by the forecasters' own rule (:func:`check_ahead`)."""
     ahead = body.get("ahead", facts["horizon"])
     check_ahead(ahead, body.get("window", "sliding"), facts["horizon"], facts["n_features"])
-    if ahead > max_ahead:
-        raise InputError(f"ahead={ahead} exceeds this service's max_ahead={max_ahead}")
+    check_max_ahead(ahead, max_ahead, "this service's")
     return ahead
 
 
@@ -171,7 +170,7 @@ def parse_rows(rows: Any, facts: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows)
 
 
-def parse_request(body: Any, facts: dict[str, Any], max_ahead: int = 1000) -> Job:
+def parse_request(body: Any, facts: dict[str, Any], max_ahead: int = MAX_AHEAD) -> Job:
     """Check a decoded JSON body against the model's ``facts``; one :class:`InputError` line
     when it does not fit (the shared rules' :class:`ConfigError` included: here a bad value
     comes with the request)."""
