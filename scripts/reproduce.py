@@ -8,6 +8,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from seqforecast.cli import check_first, refuse
+
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="reproduce")
 def main(cfg: DictConfig) -> None:
@@ -20,10 +22,10 @@ def main(cfg: DictConfig) -> None:
     try:
         reproduce(cfg, Path(__file__).with_name("train.py"), command=command)
     except SeqforecastError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        refuse(err)
     print(Path(cfg.out_dir, "chapter15.md").read_text())
 
 
 if __name__ == "__main__":
+    check_first("reproduce")
     main()
