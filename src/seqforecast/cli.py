@@ -94,8 +94,9 @@ def find_refusal(config_name: str, overrides: list[str], conf: Path = CONF) -> N
             break
         except ConfigCompositionException as err:
             found = NOT_SET.match(str(err))
-            line = next((o.input_line for o in parsed if o.key_or_group == found[1]), None)
-            if found is None or line is None or line.startswith("+") or len(unset) > 20:
+            key = found[1] if found else None
+            line = next((o.input_line for o in parsed if o.key_or_group == key), None)
+            if line is None or line.startswith("+") or len(unset) > 20:
                 return  # Hydra's own message, from hydra.main
             unset.append(found[1])
             overrides = [f"+{o}" if o == line else o for o in overrides]

@@ -109,15 +109,15 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
         check_max_ahead(cfg.ahead, max_ahead, "predict's")
     names = check_names(cfg.names)
     n_plot = _check_count(cfg, "plot")
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-
     forecaster = load_forecaster(cfg.ckpt_path, cfg.device, cfg.get("layers", "fast"))
     ahead = forecaster.horizon if cfg.ahead is None else cfg.ahead
     check_max_ahead(ahead, max_ahead, "predict's")
     forecaster.check_options(ahead, cfg.window, cfg.batch_size)
     calibration = resolve_intervals(cfg, forecaster, ahead)
+    # Written once the settings are known to fit the checkpoint: a refused run leaves nothing.
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     if forecaster.file_data:
         return predict_file(forecaster, cfg, ahead, out, names, n_plot, calibration)
     y, settings = None, None
