@@ -102,6 +102,13 @@ REFUSED = [
     ("predict", ["ckpt_path=x", "ahead=100000"], "ahead=100000 exceeds predict's max_ahead=1000"),
     ("train", ["hydra.run.dir=/proc/x"], "/proc/x: No such file or directory (hydra.run.dir"),
     ("export", ["hydra.run.dir=/dev/null/x"], "/dev/null/x: Not a directory (hydra.run.dir"),
+    (
+        "reproduce",
+        ["train_overrides=[trainer.max_epochs=2]"],
+        "train_overrides=[trainer.max_epochs=2]: Hydra cannot read list items holding '='; "
+        "quote each one, and the whole override for the shell: "
+        "\"train_overrides=['trainer.max_epochs=2']\"",
+    ),
 ]
 
 

@@ -83,7 +83,8 @@ def find_refusal(config_name: str, overrides: list[str], conf: Path = CONF) -> N
     """Raise the :class:`SeqforecastError` the config of ``overrides`` earns, if any."""
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
-    except Exception:  # Hydra's own message, from hydra.main
+    except Exception:  # Hydra's own message, from hydra.main, but for one common slip
+        _check_unquoted_items(overrides)
         return
     if any(o.is_sweep_override() for o in parsed):
         return  # Hydra says how to sweep
@@ -115,6 +116,19 @@ def find_refusal(config_name: str, overrides: list[str], conf: Path = CONF) -> N
         CHECKS[config_name](cfg)
     # Past here, keys set without "+" are settings the class takes, absent from the yaml:
     # Hydra's "+key" hint is right.
+
+
+def _check_unquoted_items(overrides: list[str]) -> None:
+    """A list whose items hold ``=`` (``train_overrides=[trainer.max_epochs=2]``) needs its
+    items quoted for Hydra's grammar: say how, in one line."""
+    for override in overrides:
+        found = re.fullmatch(r"([\w.]+)=\[([^'\"\[\]]*=[^'\"\[\]]*)\]", override)
+        if found:
+            items = ",".join(f"'{item.strip()}'" for item in found[2].split(","))
+            raise ConfigError(
+                f"{override}: Hydra cannot read list items holding '='; quote each one, "
+                f'and the whole override for the shell: "{found[1]}=[{items}]"'
+            )
 
 
 def _compose(conf: Path, config_name: str, overrides: list[str]) -> DictConfig:
