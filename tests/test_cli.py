@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_script
+from conftest import CONF, run_script
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
 
 from seqforecast.cli import check_first, find_refusal, remove_unused_run_dir
 from seqforecast.errors import OutputError, SeqforecastError
@@ -189,3 +190,19 @@ def test_refusals_as_processes_are_one_line_exit_2_no_folder(tmp_path, script, a
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith(line) and proc.stderr.count("\n") == 1, proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("script", ["predict", "export", "serve", "backtest", "reproduce"])
+def test_help_lists_the_scripts_own_keys_not_the_training_groups(tmp_path, run_main, script):
+    proc = run_main(f"{script}.py", "--help", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.startswith(f"python scripts/{script}.py [key=")
+    keys = [k for k in OmegaConf.load(CONF / f"{script}.yaml") if k not in ("defaults", "hydra")]
+    assert keys and all(f"\n{key}:" in proc.stdout for key in keys)
+    assert "Configuration groups" not in proc.stdout and "model: conv_gru" not in proc.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_help_lists_its_groups(tmp_path: Path, run_main) -> None:
+    proc = run_main("train.py", "--help", cwd=tmp_path)
+    assert proc.returncode == 0 and "== Configuration groups ==" in proc.stdout
+    assert "model: conv_gru, deep_rnn, deep_rnn_dense" in proc.stdout
