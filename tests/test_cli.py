@@ -138,6 +138,7 @@ def test_a_run_dir_below_a_file_is_refused_and_nothing_is_left(tmp_path: Path) -
         ["-m", "seed=-1"],  # flags: Hydra's command line, checked per job
         ["seed=1,2"],  # Hydra's advice to add --multirun
         ["model=transformer"],  # Hydra's list of the group's options
+        ["hydra.run.dir=${nowhere}"],  # Hydra's message on the interpolation
     ],
 )
 def test_what_is_not_refused_early_goes_to_hydra(overrides: list[str]) -> None:

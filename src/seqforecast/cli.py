@@ -77,6 +77,8 @@ def check_first(config_name: str, argv: Sequence[str] | None = None, conf: Path 
         find_refusal(config_name, args, conf)
     except SeqforecastError as err:
         refuse(err)
+    except Exception:  # e.g. an interpolation that does not resolve: Hydra reports it, as before
+        return
 
 
 def find_refusal(config_name: str, overrides: list[str], conf: Path = CONF) -> None:
