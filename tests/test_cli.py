@@ -170,7 +170,11 @@ def test_only_a_run_folder_holding_hydras_files_alone_is_removed(tmp_path: Path)
         m.chdir(tmp_path)
         remove_unused_run_dir(runs[0])
         remove_unused_run_dir(runs[1])
-    assert not runs[0].exists()
+        (tmp_path / "outputs" / "day" / "used" / "predictions.csv").unlink()
+        m.chdir(runs[1])
+        remove_unused_run_dir(runs[1])  # hydra.run.dir=. : the working folder stays
+    assert not runs[0].exists() and runs[1].exists()
+    (runs[1] / "predictions.csv").write_text("1\n")
     assert sorted(p.name for p in runs[1].rglob("*")) == [
         ".hydra", "config.yaml", "hydra.yaml", "overrides.yaml", "predict.log", "predictions.csv"
     ]  # fmt: skip

@@ -186,7 +186,9 @@ def refuse(err: SeqforecastError) -> NoReturn:
 def remove_unused_run_dir(run_dir: Path) -> None:
     """Remove ``run_dir`` when it holds only what Hydra writes (``.hydra/`` and the job's
     log), then its parents that are left empty, up to the working folder."""
-    hydra_dir = run_dir / ".hydra"
+    hydra_dir, here = run_dir / ".hydra", Path.cwd().absolute()
+    if run_dir.absolute() == here or run_dir.absolute() in here.parents:
+        return  # hydra.run.dir=. : the working folder stays
     try:
         entries = {p.name for p in run_dir.iterdir()}
         logs = {n for n in entries if n.endswith(".log") and (run_dir / n).is_file()}
@@ -198,8 +200,8 @@ def remove_unused_run_dir(run_dir: Path) -> None:
         for name in logs:
             (run_dir / name).unlink()
         run_dir.rmdir()
-        top, folder = Path.cwd().absolute(), run_dir.absolute().parent
-        while folder != top and top in folder.parents:  # outputs/<date>, made for this run
+        folder = run_dir.absolute().parent
+        while folder != here and here in folder.parents:  # outputs/<date>, made for this run
             folder.rmdir()
             folder = folder.parent
     except OSError:  # not empty, or not ours to remove: left as it is
