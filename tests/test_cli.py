@@ -135,7 +135,8 @@ def test_a_run_dir_below_a_file_is_refused_and_nothing_is_left(tmp_path: Path) -
     [
         ["model=seq2seq", "seed=4294967295", "trainer.precision=bf16-mixed"],
         ["model.filters=8"],  # a setting absent from the yaml: Hydra's "+model.filters" hint
-        ["-m", "seed=-1"],  # flags: Hydra's command line, checked per job
+        ["--cfg", "job", "seed=-1"],  # flags: Hydra's command line alone
+        ["-m", "seed=-1,1"],  # swept values: checked by each job
         ["seed=1,2"],  # Hydra's advice to add --multirun
         ["model=transformer"],  # Hydra's list of the group's options
         ["hydra.run.dir=${nowhere}"],  # Hydra's message on the interpolation
@@ -143,6 +144,13 @@ def test_a_run_dir_below_a_file_is_refused_and_nothing_is_left(tmp_path: Path) -
 )
 def test_what_is_not_refused_early_goes_to_hydra(overrides: list[str]) -> None:
     check_first("train", overrides)  # returns: hydra.main takes over
+
+
+def test_a_sweep_refuses_what_every_job_would_refuse_before_it_starts(tmp_path, run_main):
+    proc = run_main("train.py", "-m", "seed=1,2", "+n_step=5", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: n_step is not a setting of train.yaml; did you mean")
+    assert list(tmp_path.iterdir()) == []  # no multirun/ folder
 
 
 def test_a_refused_run_exits_2_in_one_line_and_leaves_no_folder(tmp_path: Path, run_main) -> None:

@@ -16,11 +16,11 @@ API and checks it with nothing heavy imported for the common mistakes: a refusal
   when it is not a setting (a real setting absent from the yaml keeps Hydra's ``+`` hint);
 - ``hydra.run.dir``: it must be a folder the run can create (not under ``/proc`` or a file).
 
-It runs for single runs written as ``key=value`` overrides only: with a flag (``-m``,
-``--help``, ``--cfg``, ``-cn``) Hydra parses the command line alone, and multirun jobs are
-checked one by one by their tasks. A refusal that only the task can see (a checkpoint that does
-not load, say) goes through :func:`refuse`, which also removes the run folder Hydra made when
-it holds nothing but Hydra's own files.
+It runs for commands written as ``key=value`` overrides (and ``-m``): with another flag
+(``--help``, ``--cfg``, ``-cn``) Hydra parses the command line alone. For a multirun, what its
+jobs share is checked here; the swept values are checked by each job's task. A refusal that
+only the task can see (a checkpoint that does not load, say) goes through :func:`refuse`,
+which also removes the run folder Hydra made when it holds nothing but Hydra's own files.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from seqforecast.rules import check
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 NOT_SET = re.compile(r"Could not override '([^']+)'")
+MULTIRUN = {"-m", "--multirun"}
 HYDRA_FILES = {"config.yaml", "hydra.yaml", "overrides.yaml"}  # what Hydra writes to .hydra/
 
 
@@ -71,25 +72,35 @@ def check_first(config_name: str, argv: Sequence[str] | None = None, conf: Path 
     """Check the config ``argv`` (default ``sys.argv[1:]``) composes; print one line and exit 2
     on a refusal, else return and let ``hydra.main`` run (see the module doc)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if any(a.startswith("-") for a in args):
+    flags = {a for a in args if a.startswith("-")}
+    if not flags <= MULTIRUN:
         return
     try:
-        find_refusal(config_name, args, conf)
+        find_refusal(config_name, [a for a in args if a not in MULTIRUN], conf, sweep=bool(flags))
     except SeqforecastError as err:
         refuse(err)
     except Exception:  # e.g. an interpolation that does not resolve: Hydra reports it, as before
         return
 
 
-def find_refusal(config_name: str, overrides: list[str], conf: Path = CONF) -> None:
-    """Raise the :class:`SeqforecastError` the config of ``overrides`` earns, if any."""
+def find_refusal(
+    config_name: str, overrides: list[str], conf: Path = CONF, sweep: bool = False
+) -> None:
+    """Raise the :class:`SeqforecastError` the config of ``overrides`` earns, if any.
+
+    ``sweep``: the overrides of a multirun; what its jobs share is checked (the swept keys,
+    by each job's task), so a mistake every job would make stops the sweep before it starts.
+    """
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception:  # Hydra's own message, from hydra.main, but for one common slip
         _check_unquoted_items(overrides)
         return
     if any(o.is_sweep_override() for o in parsed):
-        return  # Hydra says how to sweep
+        if not sweep:
+            return  # Hydra says how to sweep
+        parsed = [o for o in parsed if not o.is_sweep_override()]
+        overrides = [o.input_line for o in parsed]
     unset: list[str] = []
     while True:
         try:
@@ -112,7 +123,7 @@ def find_refusal(config_name: str, overrides: list[str], conf: Path = CONF) -> N
     ]
     if added:
         _check_top_level(conf, config_name, overrides, added)
-    if not unset:
+    if not unset and not sweep:  # a sweep's folders are the sweeper's
         check_run_dir(Path(str(cfg.hydra.run.dir)))
     if config_name in CHECKS:
         CHECKS[config_name](cfg)
