@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
+
+from seqforecast.cli import check_first, refuse
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
@@ -16,8 +16,7 @@ def main(cfg: DictConfig) -> None:
     try:
         summary = export(cfg)
     except SeqforecastError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        refuse(err)
     info = summary["sidecar"]
     print(
         f"exported: {info['net']} ({info['target']}, n_steps={info['n_steps']}, "
@@ -28,4 +27,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_first("export")
     main()

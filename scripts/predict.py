@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
+
+from seqforecast.cli import check_first, refuse
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
@@ -16,12 +16,12 @@ def main(cfg: DictConfig) -> float | None:
     try:
         summary = predict(cfg)
     except SeqforecastError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        refuse(err)
     print(format_summary(summary))
     print(f"outputs: {cfg.output_dir}")
     return summary.get("mse")
 
 
 if __name__ == "__main__":
+    check_first("predict")
     main()

@@ -8,22 +8,24 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from seqforecast.cli import check_first, refuse
+
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="reproduce")
 def main(cfg: DictConfig) -> None:
     from seqforecast.errors import SeqforecastError
-    from seqforecast.reproduce import reproduce
+    from seqforecast.reproduce import command_line, reproduce
     from seqforecast.train import log_through_hydra
 
     log_through_hydra()
-    command = " ".join(["python scripts/reproduce.py", *sys.argv[1:]])
+    command = command_line(sys.argv[1:])  # as the report records it, ready to paste
     try:
         reproduce(cfg, Path(__file__).with_name("train.py"), command=command)
     except SeqforecastError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        refuse(err)
     print(Path(cfg.out_dir, "chapter15.md").read_text())
 
 
 if __name__ == "__main__":
+    check_first("reproduce")
     main()

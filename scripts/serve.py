@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
+
+from seqforecast.cli import check_first, refuse
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
@@ -16,9 +16,9 @@ def main(cfg: DictConfig) -> None:
     try:
         serve(cfg)
     except SeqforecastError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+        refuse(err)
 
 
 if __name__ == "__main__":
+    check_first("serve")
     main()

@@ -10,6 +10,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from seqforecast.cli import check_first, refuse
+
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
@@ -25,10 +27,10 @@ def main(cfg: DictConfig) -> float:
         print(f"interrupted: {err}", file=sys.stderr)
         sys.exit(128 + err.signum)
     except SeqforecastError as err:
-        print(f"error: {err}", file=sys.stderr)
-        if sweeping:  # the job's status file keeps the error; the sweep goes on
-            return math.nan
-        sys.exit(2)
+        if not sweeping:
+            refuse(err)
+        print(f"error: {err}", file=sys.stderr)  # the job's status file keeps it too
+        return math.nan  # the sweep goes on
     if not metrics:  # a distributed worker: rank 0 evaluates and reports
         return math.nan
     print(format_table(metrics))
@@ -37,4 +39,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    check_first("train")
     main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,11 @@ GROUPS = {
     for group in CONF.iterdir()
     if group.is_dir() and group.name != "hydra"
 }
+TENSORBOARD = any(importlib.util.find_spec(m) for m in ("tensorboard", "tensorboardX"))
 OPTIONS = [(group, option) for group, options in GROUPS.items() for option in options]
 # A value of the wrong type for every rule, and one of the right type but not allowed.
 WRONG = {
-    "seed": ["abc", 1.5],
+    "seed": ["abc", 1.5, -1, 2**32, 12345678901234567890],
     "n_steps": ["50", 1, MAX_STEPS + 1],
     "horizon": [0, 2.5],
     "target": ["both", 3],
@@ -83,6 +85,9 @@ WRONG = {
     "trainer.deterministic": ["true", 0],
     "trainer.fast_dev_run": [-1, "yes"],
     "trainer.log_every_n_steps": [0, 1.5],
+    "trainer.precision": [7, "fp8", None],
+    "trainer.enable_progress_bar": ["no", 0],
+    "max_ahead": [0, "1000"],
 }
 
 
@@ -107,6 +112,10 @@ def test_every_rule_has_bad_values() -> None:
 @pytest.mark.parametrize(("group", "option"), OPTIONS)
 def test_every_option_of_every_group_validates(tmp_path: Path, group: str, option: str) -> None:
     cfg = compose_cfg(tmp_path, f"{group}={option}", tiny=False)
+    if (group, option) == ("logger", "tensorboard") and not TENSORBOARD:
+        with pytest.raises(ConfigError, match=r'pip install -e "\.\[tensorboard\]"'):
+            validate_config(cfg)  # the extra is named (next test: as one whole line)
+        return
     validate_config(cfg)
 
 
@@ -116,7 +125,7 @@ def test_bad_value_names_key_value_and_allowed(composed, key: str, value: object
         validate_config(with_value(composed, key, value))
 
 
-@pytest.mark.parametrize("node", ["model", "data"])
+@pytest.mark.parametrize("node", ["model", "data", "trainer"])
 def test_misspelt_key_lists_allowed(tmp_path: Path, node: str) -> None:
     cfg = compose_cfg(tmp_path, f"+{node}.lerning_rate=0.1")
     with pytest.raises(
@@ -172,6 +181,8 @@ CONFIG_ONLY = {"seed", "monitor", "deterministic", "resume", "layers"}
 CONFIG_ONLY |= {"n_windows", "step_size", "refit", "season_length", "baselines"}
 # Prediction intervals (levels, intervals), applied by train and predict (seqforecast.intervals).
 CONFIG_ONLY |= {"levels", "intervals"}
+# predict's cap on ahead (conf/predict.yaml), applied by seqforecast.predict and the service.
+CONFIG_ONLY |= {"max_ahead"}
 
 
 def test_every_rule_is_applied_by_hand_or_only_in_configs() -> None:
@@ -198,3 +209,25 @@ def test_check_returns_the_value_and_accepts_tuples() -> None:
     with pytest.raises(ConfigError) as err:
         check("model.lr", True)
     assert str(err.value) == "model.lr=True is not allowed: expected a number > 0"
+
+
+def test_the_rules_choices_are_the_registries_they_stand_for() -> None:
+    """The rules keep the names of choices whose modules import torch (a check imports none)."""
+    from seqforecast import fast, models, rules
+    from seqforecast.models import init
+
+    assert rules.NETS == models.NETS and rules.HEADS == models.HEADS
+    assert rules.LAYERS == fast.LAYERS and rules.INITS == init.INITS
+
+
+def test_a_logger_without_its_package_names_the_extra(tmp_path: Path, monkeypatch) -> None:
+    import importlib.util
+
+    cfg = compose_cfg(tmp_path, "logger=tensorboard")
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    assert str(err.value) == (
+        "logger lightning.pytorch.loggers.TensorBoardLogger needs tensorboard or tensorboardX, "
+        'which is not installed: pip install -e ".[tensorboard]" (or pip install tensorboard)'
+    )

@@ -538,3 +538,21 @@ def test_multivariate_beyond_horizon_fails_clearly(tmp_path: Path, sine_csv: Pat
     assert len(f.forecast_table(sine_csv, ahead=1)) == 1
     with pytest.raises(ConfigError, match=r"ahead=2 exceeds the model's horizon 1: .*univariate"):
         f.forecast_table(sine_csv, ahead=2)
+
+
+@pytest.mark.parametrize("first", ["naive", "aware"])
+def test_a_time_column_mixing_naive_and_zoned_times_is_one_line(tmp_path: Path, first) -> None:
+    naive, aware = "2021-01-01 00:00:00", "2021-01-01 00:00:00+01:00"
+    rows = [naive, "2021-01-02 00:00+01:00", "2021-01-03 00:00"]
+    if first == "aware":
+        rows = [aware, "2021-01-02 00:00", "2021-01-03 00:00+01:00"]
+    path = tmp_path / "zones.csv"
+    path.write_text("date,value\n" + "".join(f"{t},{i}\n" for i, t in enumerate(rows)))
+    with pytest.raises(InputError) as err:
+        load_table(path, ["value"], time="date")
+    line = str(err.value)
+    assert "\n" not in line and line.startswith(f"{path}: time column 'date' mixes times")
+    if first == "naive":
+        assert f"(line 2: {naive}) and with one (line 3: 2021-01-02 00:00:00+01:00)" in line
+    else:
+        assert f"(line 3: 2021-01-02 00:00:00) and with one (line 2: {aware})" in line

@@ -327,6 +327,25 @@ def test_bad_panels_stop_with_one_line(tmp_path: Path, run_main, case: str) -> N
     assert line.startswith("error: ") and message in line, line
 
 
+def test_future_rows_of_a_series_without_history_are_refused_by_name(
+    panel_run: Path, panel_csv: Path, tmp_path: Path
+) -> None:
+    source = future_input(panel_csv, tmp_path / "in.csv")
+    frame = pd.read_csv(source)
+    extra = frame[frame.series == "s000"].tail(K).assign(series="s999")  # future rows only
+    pd.concat([frame, extra]).to_csv(source, index=False)
+    from seqforecast import load_forecaster
+
+    forecaster = load_forecaster(panel_run / "checkpoints" / "best.ckpt")
+    with pytest.raises(InputError) as err:
+        forecaster.forecast_table(source)
+    assert str(err.value) == (
+        f"input {source}: future rows (target empty) for series ['series=s999'], which have "
+        "no rows with the target; each series to forecast needs its history in the table"
+    )
+    assert len(forecaster.forecast_table(future_input(panel_csv, tmp_path / "ok.csv"))) == 6 * K
+
+
 def test_missing_future_inputs_at_predict_time_stop_with_one_line(
     panel_run: Path, panel_csv: Path, tmp_path: Path, run_main
 ) -> None:

@@ -399,6 +399,9 @@ def test_unreadable_input_files(one_step, tmp_path) -> None:
         (["plot=-1"], "plot must be an integer >= 0"),
         (["names.plot=../forecast.png"], "names.plot must be a file name inside the run folder"),
         (["data.n_series=-5"], r"data.n_series=-5 is not allowed: expected an integer >= 1"),
+        (["ahead=100000"], r"^ahead=100000 exceeds predict's max_ahead=1000; forecast fewer"),
+        (["ahead=40", "max_ahead=30"], "ahead=40 exceeds predict's max_ahead=30"),
+        (["max_ahead=0"], r"max_ahead=0 is not allowed: expected an integer >= 1"),
     ],
 )
 def test_bad_options(one_step, tmp_path, overrides, match) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +16,20 @@ import pytest
 import torch
 from conftest import CONF, ROOT, TINY
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from seqforecast.errors import ConfigError
 from seqforecast.module import ForecastModule
 from seqforecast.reference import book_figures, book_values
 from seqforecast.report import Run, check_orderings, summarise, write_markdown
-from seqforecast.reproduce import DISPLAY_OVERRIDES, reproduce, selected, sweep_command
+from seqforecast.reproduce import (
+    DISPLAY_OVERRIDES,
+    command_line,
+    reproduce,
+    selected,
+    sweep_command,
+)
 from seqforecast.resume import same_settings
 from seqforecast.train import instantiate
 
@@ -304,3 +313,16 @@ def test_reproduce_script_refuses_bad_input_in_one_line(tmp_path: Path, run_main
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("error: only=['transformer'] are unknown")
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_recorded_command_and_the_configs_example_parse_back() -> None:
+    argv = ["train_overrides=['trainer.max_epochs=2']", "only=[lstm,gru]", "seeds=3"]
+    line = command_line(argv)
+    assert line == (
+        "python scripts/reproduce.py \"train_overrides=['trainer.max_epochs=2']\" "
+        '"only=[lstm,gru]" seeds=3'
+    )
+    assert shlex.split(line)[2:] == argv  # what the shell hands the script again
+    example = re.search(r'"(train_overrides=.*)"', (CONF / "reproduce.yaml").read_text())[1]
+    value = OverridesParser.create().parse_override(example).value()
+    assert value == ["trainer.max_epochs=2", "model.init=torch"]

@@ -121,6 +121,12 @@ def test_cuda_fit_and_cpu_reload(make_cfg, tmp_path) -> None:
     assert next(module.parameters()).device.type == "cpu"
 
 
+def test_enable_progress_bar_false_turns_the_bar_off(make_cfg, capfd) -> None:
+    metrics = train(make_cfg("trainer.max_epochs=1", "trainer.enable_progress_bar=false"))
+    out, err = capfd.readouterr()
+    assert metrics["epochs"] == 1 and "Epoch 0" not in out + err  # on by default: next test
+
+
 @pytest.mark.parametrize(
     ("extra", "shown"), [((), "4/4"), (("trainer.limit_train_batches=3",), "3/3")]
 )

@@ -2,23 +2,45 @@
 
 ``validate_config(cfg)`` applies the rule of every known key present in ``cfg`` (the table in
 :mod:`seqforecast.rules`), so a wrong value anywhere stops the run with one line: the key,
-the value, and what is allowed. Keys of nodes built from our own classes (``model``,
-``data``) are also checked against the class signature, so a misspelt key lists the
-accepted ones; the ``scheduler`` node is checked by :func:`~seqforecast.schedules.check_scheduler`.
+the value, and what is allowed. Keys of nodes built from a class (``model``, ``data``,
+``trainer``) are also checked against the class signature, so a misspelt key lists the
+accepted ones; the ``scheduler`` node is checked by :func:`~seqforecast.schedules.check_scheduler`,
+and a logger whose package is not installed names the extra to install.
+
+The rules come first and import nothing heavy; the class checks import the classes (torch,
+Lightning), which the run needs next anyway.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from seqforecast.errors import ConfigError
 from seqforecast.rules import check_value, rules
-from seqforecast.schedules import check_scheduler
 
 MISSING = object()
+# Loggers whose package is an extra: (the modules that serve, the extra that installs one).
+LOGGER_EXTRAS = {
+    "lightning.pytorch.loggers.TensorBoardLogger": (("tensorboard", "tensorboardX"), "tensorboard"),
+}
+
+
+def _check_logger(cfg: DictConfig) -> None:
+    """A logger needing a package that is not installed: one line naming the extra."""
+    target = OmegaConf.select(cfg, "logger._target_", default=None)
+    if target not in LOGGER_EXTRAS:
+        return
+    modules, extra = LOGGER_EXTRAS[target]
+    if not any(importlib.util.find_spec(m) for m in modules):
+        choice = OmegaConf.select(cfg, "hydra.runtime.choices.logger", default=None)
+        which = f"logger={choice}" if choice else f"logger {target}"
+        raise ConfigError(
+            f"{which} needs {' or '.join(modules)}, which is not installed: "
+            f'pip install -e ".[{extra}]" (or pip install {modules[0]})'
+        )
 
 
 def _check_keys(cfg: DictConfig, node_key: str) -> None:
@@ -26,6 +48,8 @@ def _check_keys(cfg: DictConfig, node_key: str) -> None:
     node = OmegaConf.select(cfg, node_key)
     if not isinstance(node, DictConfig) or "_target_" not in node:
         return
+    import hydra
+
     target = hydra.utils.get_class(node._target_)
     # Named parameters only: a **kwargs of ours takes old checkpoints' keys, not settings.
     params = {
@@ -50,7 +74,10 @@ def validate_config(cfg: DictConfig) -> None:
         if OmegaConf.is_config(value):
             value = OmegaConf.to_container(value, resolve=True)
         check_value(key, value, rule)
-    for node_key in ("model", "data"):
+    _check_logger(cfg)
+    for node_key in ("model", "data", "trainer"):
         _check_keys(cfg, node_key)
     if OmegaConf.select(cfg, "scheduler") is not None:
+        from seqforecast.schedules import check_scheduler
+
         check_scheduler(OmegaConf.to_container(cfg.scheduler, resolve=True))

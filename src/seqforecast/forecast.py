@@ -12,6 +12,9 @@ import numpy as np
 from seqforecast.errors import ConfigError, InputError
 
 WINDOWS = ("sliding", "growing")
+# The default cap on ``ahead`` of the service and predict: an iterative forecast costs
+# ahead/horizon forward passes, so a slip of the keyboard (ahead=100000) would run for minutes.
+MAX_AHEAD = 1000
 A = TypeVar("A")  # torch.Tensor or np.ndarray
 
 
@@ -36,6 +39,15 @@ def check_ahead(ahead: int, window: str, horizon: int, n_features: int) -> None:
         raise ConfigError(
             f"ahead={ahead} exceeds the model's horizon {horizon}: iterative forecasts "
             f"feed predictions back, which needs a univariate model (n_features=1)"
+        )
+
+
+def check_max_ahead(ahead: int, max_ahead: int, owner: str) -> None:
+    """``ahead`` up to ``max_ahead`` (the setting of ``owner``: "this service's", "predict's")."""
+    if ahead > max_ahead:
+        raise ConfigError(
+            f"ahead={ahead} exceeds {owner} max_ahead={max_ahead}; forecast fewer steps or "
+            "raise max_ahead"
         )
 
 

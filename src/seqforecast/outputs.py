@@ -24,11 +24,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from seqforecast.errors import ConfigError
+from seqforecast.errors import ConfigError, OutputError
 
 STATUS = "status"
 LOCK = ".lock"
 STAGED_SUFFIX = ".tmp"  # atomic_open's temporary file: .<name>.<random>.tmp beside <name>
+
+
+def output_error(err: OSError, out: str | Path, key: str = "output_dir") -> OutputError:
+    """One line for a failed file operation: the path, the system's reason, the setting."""
+    where = err.filename or out
+    return OutputError(f"{where}: {err.strerror or err} ({key} {out}); nothing more written")
 
 
 def _umask() -> int:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -181,6 +183,20 @@ def forecast_figure(run: Run, ahead: int | None, out: Path) -> Path:
         actual=forecast_targets(y, settings["target"], pred.shape[1]),
         title=run.experiment,
     )
+
+
+def command_line(argv: Sequence[str], program: str = "python scripts/reproduce.py") -> str:
+    """The command as a shell takes it back: ``argv`` (after the shell removed its quotes)
+    quoted again, so ``train_overrides=['trainer.max_epochs=2']`` keeps its inner quotes."""
+    words = []
+    for arg in argv:
+        if shlex.quote(arg) == arg:
+            words.append(arg)
+        elif not re.search(r'["$`\\!]', arg):  # double quotes keep Hydra's single quotes readable
+            words.append(f'"{arg}"')
+        else:
+            words.append(shlex.quote(arg))
+    return " ".join([program, *words])
 
 
 def _check(cfg: DictConfig) -> None:

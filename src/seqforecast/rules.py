@@ -85,9 +85,43 @@ NAMES = Rule(
     "a list of column names, e.g. [aux]",
 )
 MONITORS = ("val/mse", "val/mse_last")
-# Choices whose modules import Lightning: kept here so a check never imports it.
+# Choices whose modules import torch or Lightning: kept here so a check never imports them
+# (a refused run says so before the heavy imports); tests/test_config.py checks they match.
 LOSSES = ("mse", "quantile", "gaussian")  # seqforecast.losses
 INTERVALS = ("conformal", "model", "cqr")  # seqforecast.intervals
+LAYERS = ("fast", "plain")  # seqforecast.fast
+NETS = (
+    "naive",
+    "linear",
+    "rnn",
+    "lstm",
+    "gru",
+    "ln_rnn",
+    "rnn_bn",
+    "conv_gru",
+    "wavenet",
+    "wavenet_gated",
+)  # seqforecast.models
+HEADS = ("linear", "per_step", "none")  # seqforecast.models
+INITS = ("keras", "torch")  # seqforecast.models.init
+# Lightning's Trainer(precision=...) values, as its docs list them.
+PRECISIONS = (
+    "64-true",
+    "32-true",
+    "16-mixed",
+    "bf16-mixed",
+    "16-true",
+    "bf16-true",
+    "transformer-engine",
+    "transformer-engine-float16",
+    64,
+    32,
+    16,
+    "64",
+    "32",
+    "16",
+    "bf16",
+)
 PROBABILITIES = Rule(
     lambda v: (
         _seq(v)
@@ -122,13 +156,10 @@ def rules() -> dict[str, Rule]:
     from seqforecast.data.scaling import SCALINGS
     from seqforecast.data.table import FILLS
     from seqforecast.data.windows import MAX_STEPS, TARGETS
-    from seqforecast.fast import LAYERS
     from seqforecast.memory import ALLOWED, is_size
-    from seqforecast.models import HEADS, NETS
-    from seqforecast.models.init import INITS
 
     return {
-        "seed": INTEGER,
+        "seed": int_between(0, 2**32 - 1),  # Lightning's and numpy's seed range
         "n_steps": int_between(2, MAX_STEPS),
         "horizon": int_at_least(1),
         "target": choice(*TARGETS),
@@ -189,11 +220,15 @@ def rules() -> dict[str, Rule]:
         ),
         "trainer.gradient_clip_algorithm": choice(None, "norm", "value"),
         "trainer.accumulate_grad_batches": int_at_least(1),
+        "trainer.precision": choice(*PRECISIONS),
+        "trainer.enable_progress_bar": BOOL,
         "trainer.deterministic": BOOL,
         "trainer.fast_dev_run": Rule(
             lambda v: isinstance(v, bool) or (_int(v) and v >= 0), "true, false or batches >= 0"
         ),
         "trainer.log_every_n_steps": int_at_least(1),
+        # scripts/predict.py (conf/predict.yaml)
+        "max_ahead": int_at_least(1),
         # scripts/backtest.py (conf/backtest.yaml)
         "n_windows": or_null(int_at_least(1)),
         "step_size": int_at_least(1),

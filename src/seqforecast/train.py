@@ -14,6 +14,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -29,6 +30,7 @@ from seqforecast.outputs import (
     atomic_write_text,
     claim_run_dir,
     has_checkpoint,
+    output_error,
     read_status,
     write_status,
 )
@@ -92,6 +94,8 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     """The Trainer with the config's callbacks and logger."""
     check_accelerator(str(cfg.trainer.get("accelerator", "auto")))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    if not cfg.trainer.get("enable_progress_bar", True):  # Lightning's flag turns ours off too
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     # Checkpoints are written atomically beside their target (see AtomicCheckpointIO).
     plugins = [AtomicCheckpointIO()]
@@ -204,8 +208,7 @@ def _run(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
 
 def _output_error(err: OSError, out: Path) -> OutputError:
     """One line for a failed file operation: the path and the system's reason."""
-    where = err.filename or out
-    return OutputError(f"{where}: {err.strerror or err} (output_dir {out}); nothing more written")
+    return output_error(err, out)
 
 
 def _try_write_status(out: Path, status: str) -> None:

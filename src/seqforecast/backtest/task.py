@@ -201,10 +201,10 @@ def backtest(cfg: DictConfig) -> dict[str, Any]:
     for model in opts.baselines:
         if model in STATISTICAL:
             statistical_model(model, opts.season)  # statsforecast missing: stop before any work
+    p = plan(cfg, opts)  # the checkpoint and the table: a refusal here leaves nothing written
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    p = plan(cfg, opts)
     test, cal, seconds = forecast_spans(cfg, opts, p)
 
     y = p.table.values[:, 0].astype(np.float64)  # [R], the target

@@ -10,6 +10,7 @@ time column (unless ``fill`` says how to treat them), unordered times.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,12 +155,16 @@ def parse_times(raw: pd.Series, column: str, path: Path, name: str | None = None
             try:
                 times = pd.to_datetime(raw)  # one format, inferred from the first rows
             except ValueError:
-                times = pd.to_datetime(raw, format="mixed")  # e.g. dates, then date-times
+                with warnings.catch_warnings():  # a mix of offsets is checked below
+                    warnings.filterwarnings("ignore", ".*parsing datetimes with mixed time zones")
+                    times = pd.to_datetime(raw, format="mixed")  # e.g. dates, then date-times
         except (ValueError, TypeError) as err:
             raise InputError(
                 f"{name}: time column {column!r} is neither numbers nor dates "
                 f"({str(err).splitlines()[0][:100]})"
             ) from None
+        if not pd.api.types.is_datetime64_any_dtype(times):  # objects: offsets differ per row
+            _check_one_kind_of_time(times, column, path, name, raw.index)
     if len(times) < 2:  # a single row: nothing to order
         return times.reset_index(drop=True)
     steps = times.diff().iloc[1:]
@@ -178,6 +183,23 @@ def parse_times(raw: pd.Series, column: str, path: Path, name: str | None = None
             f"({times.iloc[i - 1]} then {times.iloc[i]}); sort the file by time"
         )
     return times.reset_index(drop=True)
+
+
+def _check_one_kind_of_time(
+    times: pd.Series, column: str, path: Path, name: str, rows: pd.Index
+) -> None:
+    """Times with and without a time zone cannot be ordered against each other: refuse the
+    mix, naming the first row of each kind."""
+    naive = np.array([getattr(t, "tzinfo", None) is None for t in times])
+    if naive.all() or not naive.any():
+        return
+    i, j = int(np.argmax(naive)), int(np.argmax(~naive))
+    raise InputError(
+        f"{name}: time column {column!r} mixes times without a time zone "
+        f"({row_in_file(path, i, rows=rows)}: {times.iloc[i]}) and with one "
+        f"({row_in_file(path, j, rows=rows)}: {times.iloc[j]}); give every time an offset "
+        "(e.g. +01:00) or none"
+    )
 
 
 def find_gaps(times: pd.Series) -> tuple[object, np.ndarray]:

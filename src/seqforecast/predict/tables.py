@@ -86,6 +86,7 @@ def forecast_table(
         )
     history, future = split_future(frame, s["target"], s["ids"])
     panel = load_panel(path, columns, s["time"], s["fill"], s["ids"], frame=history)
+    _check_future_ids(future, panel.keys, s["ids"], name)
     index = _series_index(forecaster, panel.keys, s["ids"], name)
     rows, stamps, recents = [], [], []
     for i, key in enumerate(panel.keys):
@@ -118,6 +119,24 @@ def forecast_table(
         point = forecaster.predict(x, ahead, window)  # [S, a]
     forecaster.last_history = np.stack(recents)  # [S, T]
     return _long(forecaster, s, panel.keys, index, stamps, point, bounds, levels, ahead)
+
+
+def _check_future_ids(
+    future: dict[tuple[str, ...], pd.DataFrame],
+    keys: list[tuple[str, ...]],
+    ids: list[str],
+    name: str,
+) -> None:
+    """Future rows belong to a series of the table: rows of an id without history (no row
+    with a target) would otherwise be left out of the forecast without a word."""
+    known = {tuple(k) for k in keys}
+    orphans = [series_label(ids, k) for k in future if tuple(k) not in known]
+    if orphans:
+        raise InputError(
+            f"input {name}: future rows (target empty) for series {orphans[:5]}"
+            f"{' ...' if len(orphans) > 5 else ''}, which have no rows with the target; "
+            "each series to forecast needs its history in the table"
+        )
 
 
 def _series_index(

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seqforecast import intervals, scores
 from seqforecast.errors import ConfigError, InputError
+from seqforecast.forecast import check_max_ahead
 from seqforecast.memory import limit
 from seqforecast.outputs import atomic_write_json, atomic_write_text
 from seqforecast.predict.files import (
@@ -110,16 +111,20 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 def _predict(cfg: DictConfig) -> dict[str, Any]:
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: ckpt_path=outputs/<run>/checkpoints/best.ckpt")
+    max_ahead = check("max_ahead", cfg.max_ahead)
+    if isinstance(cfg.ahead, int):  # before the checkpoint loads; ahead's own rule comes after
+        check_max_ahead(cfg.ahead, max_ahead, "predict's")
     names = check_names(cfg.names)
     n_plot = _check_count(cfg, "plot")
+    forecaster = load_forecaster(cfg.ckpt_path, cfg.device, cfg.get("layers", "fast"))
+    ahead = forecaster.horizon if cfg.ahead is None else cfg.ahead
+    check_max_ahead(ahead, max_ahead, "predict's")
+    forecaster.check_options(ahead, cfg.window, cfg.batch_size)
+    calibration = resolve_intervals(cfg, forecaster, ahead)
+    # Written once the settings are known to fit the checkpoint: a refused run leaves nothing.
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-
-    forecaster = load_forecaster(cfg.ckpt_path, cfg.device, cfg.get("layers", "fast"))
-    ahead = forecaster.horizon if cfg.ahead is None else cfg.ahead
-    forecaster.check_options(ahead, cfg.window, cfg.batch_size)
-    calibration = resolve_intervals(cfg, forecaster, ahead)
     if forecaster.file_data:
         return predict_file(forecaster, cfg, ahead, out, names, n_plot, calibration)
     y, settings = None, None

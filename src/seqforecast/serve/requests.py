@@ -19,7 +19,7 @@ import numpy as np
 
 from seqforecast.data.table import FLOAT32_MAX
 from seqforecast.errors import ConfigError, InputError
-from seqforecast.forecast import check_ahead, check_direct
+from seqforecast.forecast import MAX_AHEAD, check_ahead, check_direct
 from seqforecast.rules import INTERVALS, LEVELS, check_value
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class Limits:
     request counts ``len(rows) // n_steps`` windows (each series needs ``n_steps`` rows).
     """
 
-    max_ahead: int = 1000
+    max_ahead: int = MAX_AHEAD
     max_passes: int = 2500
     max_values: int = 250_000
     max_levels: int = 20
