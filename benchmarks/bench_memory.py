@@ -3,6 +3,7 @@ peak resident memory, for the table in docs/configuration.md.
 
     python benchmarks/bench_memory.py                  # every case below
     python benchmarks/bench_memory.py --only chapter   # one case
+    python benchmarks/bench_memory.py --quick          # a smoke run: the chapter on tiny data
 
 Each case is one epoch of ``scripts/train.py`` in a child process, as a user runs it; the
 estimate is the one ``train`` logs before it makes the data (``memory: estimated peak``),
@@ -52,12 +53,14 @@ MEASURE = (
     "import resource, subprocess, sys; rc = subprocess.run(sys.argv[1:]).returncode; "
     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc)"
 )
+# --quick: the chapter case on 100 series, so that the script is exercised in seconds.
+QUICK = ["data.n_series=100", "data.split=[70,20,10]"]
 ESTIMATE = re.compile(r"memory: estimated peak (\d+) MB")
 
 
-def run(name: str, work: Path, runs: Path) -> tuple[str, int, int]:
+def run(name: str, work: Path, runs: Path, extra: list[str]) -> tuple[str, int, int]:
     """``(command, estimated MB, measured MB)`` of one case, its run folder under ``runs``."""
-    args = [a.format(work=work) for a in CASES[name]]
+    args = [a.format(work=work) for a in CASES[name]] + extra
     folder = runs / re.sub(r"\W+", "_", name)
     args += ["trainer.max_epochs=1", f"hydra.run.dir={folder}"]
     train = [sys.executable, str(ROOT / "scripts" / "train.py"), *args]
@@ -80,10 +83,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("bench_memory"))
     parser.add_argument("--only", choices=list(CASES), action="append")
+    parser.add_argument("--quick", action="store_true", help="the chapter on 100 series only")
     args = parser.parse_args()
+    names = ["chapter"] if args.quick else args.only or list(CASES)
     args.work.mkdir(parents=True, exist_ok=True)
     runs = Path(tempfile.mkdtemp(prefix="runs-", dir=args.work))  # fresh run folders each time
-    if not (args.work / "panel.csv").exists():
+    if "panel" in names and not (args.work / "panel.csv").exists():
         subprocess.run(
             [
                 sys.executable,
@@ -100,8 +105,8 @@ def main() -> None:
         "| run | estimated peak | measured peak (max RSS) | estimate / measured |",
         "| --- | --- | --- | --- |",
     ]
-    for name in args.only or CASES:
-        command, estimate, peak = run(name, args.work, runs)
+    for name in names:
+        command, estimate, peak = run(name, args.work, runs, QUICK if args.quick else [])
         rows.append(f"| {name} | {estimate} MB | {peak} MB | {estimate / peak:.2f} |")
         print(f"{name}: {command}", flush=True)
     table = "\n".join(rows)

@@ -3,9 +3,10 @@
 Each must finish with status 0 and print its result (the figures themselves, timings, are
 not checked). Most run in this process as ``python benchmarks/<script>`` would run them
 (``__main__``, ``sys.argv``, a scratch working directory): a process of their own would
-spend most of a smoke run importing torch and Lightning again. Three keep a process of
+spend most of a smoke run importing torch and Lightning again. Four keep a process of
 their own: ``bench_epoch.py`` patches Lightning's internals to time them, and
-``bench_panel.py`` and ``bench_serve.py`` start processes of their own anyway.
+``bench_memory.py``, ``bench_panel.py`` and ``bench_serve.py`` start processes of their own
+anyway.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ SMOKE: dict[str, tuple[list[str], str]] = {
     "bench_epoch.py": (["--quick"], "epoch minus training/validation steps"),
     "bench_kernels.py": (["--quick"], "FusedGRU fwd+bwd"),
     "bench_ln.py": (["--quick"], "fused-numba  median"),
+    "bench_memory.py": (["--quick", "--work", "{tmp}"], "| chapter |"),
     # No --quick of its own (its --quick is a measurement): the smallest panel its flags make.
     "bench_panel.py": (
         ["--series", "4", "--rows", "300", "--batch-size", "64", "--work", "{tmp}"],
@@ -42,7 +44,7 @@ SMOKE: dict[str, tuple[list[str], str]] = {
         "server up after the burst:",
     ),
 }
-OWN_PROCESS = {"bench_epoch.py", "bench_panel.py", "bench_serve.py"}
+OWN_PROCESS = {"bench_epoch.py", "bench_memory.py", "bench_panel.py", "bench_serve.py"}
 
 
 def test_every_benchmark_has_a_smoke_run() -> None:
