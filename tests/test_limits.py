@@ -182,7 +182,7 @@ def test_stored_n_series_is_bounded_by_memory(rnn_ckpt, tmp_path, monkeypatch) -
         ConfigError,
         match=r"rebuilding the checkpoint's generated data \(as stored\): the series and windows "
         r"of n_steps=50, horizon=1 \(next\) with data.n_series=1000000000 would need about "
-        r"1224.0 GB of memory; max_memory is 4.3 GB \(null: 0.5 of the 8.6 GB available\): "
+        r"1224.0 GB of memory; max_memory is 2.1 GB \(null: 0.25 of the 8.6 GB available\): "
         r"lower n_steps, horizon or data.n_series, or raise max_memory",
     ):
         f.generated_data("test")
@@ -197,7 +197,7 @@ def test_prediction_size_is_bounded_by_memory(rnn_ckpt, monkeypatch) -> None:
     with pytest.raises(
         ConfigError,
         match=r"^forecasting ahead=1000000000 steps for 4 series would need about [\d.]+ GB of "
-        r"memory; max_memory is 0.5 GB \(null: 0.5 of the 1.1 GB available\): lower ahead "
+        r"memory; max_memory is 0.3 GB \(null: 0.25 of the 1.1 GB available\): lower ahead "
         r"or batch_size, or raise max_memory$",
     ):
         f.predict(np.zeros((4, 50), np.float32), ahead=10**9)
@@ -227,7 +227,7 @@ def test_sine_data_beyond_memory_is_refused_before_generating(monkeypatch) -> No
     # 500 series x 100001 values, generated in float64: about 24 bytes a value at the peak.
     assert str(err.value) == (
         "the series and windows of n_steps=100000, horizon=1 (next) with data.n_series=500 "
-        "would need about 1.2 GB of memory; max_memory is 0.5 GB (null: 0.5 of the 1.0 GB "
+        "would need about 1.2 GB of memory; max_memory is 0.2 GB (null: 0.25 of the 1.0 GB "
         "available): lower n_steps, horizon or data.n_series, or raise max_memory"
     )
     assert dm.splits == {}
@@ -243,7 +243,7 @@ def test_train_refuses_windows_beyond_memory(tmp_path, monkeypatch) -> None:
     with pytest.raises(
         ConfigError,
         match=r"^this run would need about [\d.]+ GB of memory at its peak \(.*the data 1.2 GB, "
-        r".*\); max_memory is 0.5 GB \(null: 0.5 of the 1.0 GB available\): lower "
+        r".*\); max_memory is 0.2 GB \(null: 0.25 of the 1.0 GB available\): lower "
         r"data.batch_size, data.eval_batch_size, n_steps or model.hidden, or raise max_memory$",
     ):
         train(
@@ -262,11 +262,11 @@ def test_file_windows_beyond_memory_are_refused(tmp_path, monkeypatch) -> None:
         dm.setup()
     assert str(err.value) == (
         f"{path}: its 10000 rows x 1 features and the forecasts of horizon=5 would need about "
-        "0.2 MB of memory; max_memory is 0.1 MB (null: 0.5 of the 0.2 MB available): lower "
+        "0.2 MB of memory; max_memory is 0.1 MB (null: 0.25 of the 0.2 MB available): lower "
         "n_steps or horizon, or use a shorter file, or raise max_memory"
     )
     assert dm.splits == {}
-    small_memory(monkeypatch, 600_000)
+    small_memory(monkeypatch, 1_200_000)
     dm.setup()  # the same file fits in a little more memory, whatever n_steps
     assert len(dm.splits["train"]) == 7000 - 500 - 5 + 1
 

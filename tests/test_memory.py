@@ -52,17 +52,17 @@ def test_max_memory_refuses_what_is_not_a_size(value) -> None:
     )
 
 
-def test_budget_is_max_memory_or_half_the_available(monkeypatch) -> None:
+def test_budget_is_max_memory_or_a_quarter_of_the_available(monkeypatch) -> None:
     monkeypatch.setattr(memory, "available_memory", lambda: 8 * 10**9)
     assert memory.budget() == (
-        4 * 10**9,
-        "max_memory is 4.0 GB (null: 0.5 of the 8.0 GB available)",
+        2 * 10**9,
+        "max_memory is 2.0 GB (null: 0.25 of the 8.0 GB available)",
     )
     with memory.limit("2GB"):
         assert memory.budget() == (2 * 10**9, "max_memory is 2.0 GB")
         with memory.limit(None):  # null inside: the default again
-            assert memory.budget()[0] == 4 * 10**9
-    assert memory.budget()[0] == 4 * 10**9  # the block's limit ends with it
+            assert memory.budget()[0] == 2 * 10**9
+    assert memory.budget()[0] == 2 * 10**9  # the block's limit ends with it
     monkeypatch.setattr(memory, "available_memory", lambda: None)
     assert memory.budget() == (None, "")
     memory.check_memory(10**15, "anything", "nothing")  # no figure, no budget: no check
@@ -171,7 +171,9 @@ def test_predict_script_takes_max_memory(run_main, tmp_path: Path) -> None:
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, path)
     args = [f"ckpt_path={path}", "input=x.npy", f"hydra.run.dir={tmp_path}/p"]
     np.save(tmp_path / "x.npy", np.zeros((3, 50), np.float32))
-    done = run_main("predict.py", *args, "ahead=100000000", "max_memory=1GB", cwd=tmp_path)
+    # max_ahead raised: the memory budget is the check under test here.
+    much = ["ahead=100000000", "max_ahead=100000000", "max_memory=1GB"]
+    done = run_main("predict.py", *args, *much, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
         "error: forecasting ahead=100000000 steps for 3 series would need about 3.6 GB of "

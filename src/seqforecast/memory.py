@@ -30,7 +30,9 @@ from typing import Any
 
 from seqforecast.errors import ConfigError
 
-DEFAULT_FRACTION = 0.5  # of the available memory, when max_memory is null
+# Of the available memory, when max_memory is null: Hydra's joblib launcher runs two jobs
+# side by side, and each must leave room for the other and for the rest of the machine.
+DEFAULT_FRACTION = 0.25
 UNITS = {
     "": 1,
     "b": 1,
