@@ -256,17 +256,49 @@ def test_bad_scheduler_settings_name_the_key(make_cfg) -> None:
         train(make_cfg("scheduler.name=step"))
 
 
-def test_fused_adam_except_under_16_mixed(make_cfg) -> None:
-    from lightning.pytorch.plugins import MixedPrecision
+class GradNorms(Callback):
+    """The gradient norm each optimizer step applied (after Lightning's clipping)."""
 
-    cfg = make_cfg()
-    module = instantiate(cfg.model, n_features=1)
-    for plugins, fused in (([], True), ([MixedPrecision("16-mixed", "cpu")], False)):
-        trainer = L.Trainer(accelerator="cpu", plugins=plugins, logger=False)
+    def __init__(self) -> None:
+        self.norms: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # Lightning zeroes the gradients before the next step, so these are the ones applied.
+        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        self.norms.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
+
+
+@pytest.mark.parametrize("clip", [None, 1.0])
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_precision_and_clipping_train(make_cfg, precision: str, clip: float | None) -> None:
+    """Every (precision, clipping) pair trains: Adam is fused only in full precision, where
+    Lightning's mixed-precision plugin would refuse to clip (it must unscale first)."""
+    overrides = ["model=deep_rnn_dense", "model.lr=0.05", "trainer.max_epochs=1"]
+    overrides += [f"trainer.precision={precision}", f"trainer.gradient_clip_val={clip or 'null'}"]
+    norms = GradNorms()
+    trainer, module = _fit(make_cfg, *overrides, callbacks=(norms,))
+    assert trainer.precision == precision and trainer.global_step == BATCHES
+    assert trainer.optimizers[0].defaults["fused"] is (precision == "32-true")
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+    assert len(norms.norms) == BATCHES
+    if clip is None:  # the data's gradients exceed the clip value, so clipping is seen below
+        assert max(norms.norms) > 2.0, norms.norms
+    else:
+        assert max(norms.norms) <= clip * (1 + 1e-3), norms.norms
+
+
+@pytest.mark.filterwarnings("ignore:.*AMP with fp16 is not supported on CPU")
+def test_adam_is_fused_except_under_mixed_precision() -> None:
+    """The rule by plugin: 16-mixed (on the CPU, bf16) and bf16-mixed are mixed precision."""
+    from seqforecast.module import ForecastModule
+
+    module = ForecastModule(hidden=[4], n_steps=8)
+    assert module.configure_optimizers().defaults["fused"] is True  # no Trainer
+    for precision, fused in (("32-true", True), ("bf16-mixed", False), ("16-mixed", False)):
+        trainer = L.Trainer(accelerator="cpu", precision=precision, logger=False)
         trainer.strategy.connect(module)
         module.trainer = trainer
-        opt = module.configure_optimizers()
-        assert opt.defaults["fused"] is fused, trainer.precision
+        assert module.configure_optimizers().defaults["fused"] is fused, trainer.precision
 
 
 @pytest.mark.cuda

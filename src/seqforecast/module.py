@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins import MixedPrecision
 from torch import nn
 from torchmetrics import MeanSquaredError
 
@@ -273,18 +274,22 @@ class ForecastModule(L.LightningModule):
         if rows:
             self.epoch_loss.add(torch.tensor(float(total) / rows, device=self.device), int(rows))
 
-    def _precision(self) -> str:
+    def _mixed_precision(self) -> bool:
+        """Whether the Trainer runs under autocast (``16-mixed``, ``bf16-mixed``)."""
         try:
-            return str(self.trainer.precision)
+            plugin = self.trainer.precision_plugin
         except RuntimeError:  # not attached to a Trainer (built by hand)
-            return "32-true"
+            return False
+        return isinstance(plugin, MixedPrecision)
 
     def configure_optimizers(self) -> Any:
         eps = adam_eps(self.hparams.init, self.hparams.adam_eps)
         # fused: one kernel per step for all parameters (same Adam math, fewer tiny ops).
-        # Not under 16-mixed: clipping needs the gradients unscaled first, which Lightning
-        # refuses for an optimizer that unscales inside its own step (as fused Adam does).
-        fused = self._precision() != "16-mixed"
+        # Not under mixed precision (16-mixed, or bf16-mixed, which 16-mixed becomes on the
+        # CPU): Lightning's MixedPrecision plugin refuses gradient clipping for an optimizer
+        # that unscales inside its own step, as fused Adam does, so trainer.gradient_clip_val
+        # would stop the run at its first step.
+        fused = not self._mixed_precision()
         lr = self.hparams.lr
         optimizer = torch.optim.Adam(self.parameters(), lr=lr, eps=eps, fused=fused)
         scheduler = build_scheduler(self.schedule, optimizer, lr)
