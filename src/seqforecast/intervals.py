@@ -247,16 +247,23 @@ def store(path: str | Path, calibration: Calibration) -> None:
 
 
 def evaluate(
-    module: ForecastModule, datamodule: Any, levels: Sequence[float], method: str = "conformal"
+    module: ForecastModule,
+    datamodule: Any,
+    levels: Sequence[float],
+    method: str = "conformal",
+    test: bool = True,
 ) -> tuple[Calibration, dict[str, Any]]:
     """Calibrate on the datamodule's val windows and score the test windows' intervals.
 
     Returns the calibration and ``test/coverage-L``, ``test/width-L``, ``test/winkler-L``
-    (file data: widths and Winkler scores in the data's units, through its ``to_units``).
+    (file data: widths and Winkler scores in the data's units, through its ``to_units``);
+    no scores with ``test=False``.
     """
     check_method(module, method, levels)
     point, model, y, _ = _split_forecasts(module, datamodule, "val", levels, method)
     cal = widths_of(point, model, y, levels, method)
+    if not test:
+        return cal, {}
     point, model, y, series = _split_forecasts(module, datamodule, "test", levels, method)
     bounds = cal.bounds(point, model)
     to_units = getattr(datamodule, "to_units", None)
