@@ -301,6 +301,58 @@ def test_adam_is_fused_except_under_mixed_precision() -> None:
         assert module.configure_optimizers().defaults["fused"] is fused, trainer.precision
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("model=seq2seq",),
+        ("model=seq2seq", "model.loss=quantile"),
+        ("model=deep_rnn_dense", "model.loss=gaussian"),
+    ],
+)
+def test_trainer_predict_forecasts_the_test_windows(make_cfg, overrides) -> None:
+    """``Trainer.predict`` with the DataModule: each test window's direct forecast (the net's
+    last step) and, for a probabilistic model, its quantiles, in the windows' order."""
+    cfg = make_cfg(*SMALL, *overrides, "data.eval_batch_size=5")  # 16 test windows: 4 batches
+    dm = instantiate(cfg.data)
+    module = instantiate(cfg.model, n_features=dm.n_features)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    batches = trainer.predict(module, datamodule=dm)
+    assert len(batches) == 4
+    got = {k: torch.cat([b[k] for b in batches]) for k in batches[0]}
+    x = torch.from_numpy(dm.arrays("test")[0])  # [16, T, 1]
+    with torch.no_grad():  # by hand: the net's outputs, their last step for seq2seq
+        point, dist = module(x), module.forward_dist(x)
+    seq2seq = cfg.target == "seq2seq"
+    point, dist = (point[:, -1], dist[:, -1]) if seq2seq else (point, dist)
+    torch.testing.assert_close(got["forecast"], point, rtol=1e-5, atol=1e-6)
+    assert got["forecast"].shape == (16, cfg.horizon)
+    if cfg.model.loss == "mse":
+        assert got.keys() == {"forecast"}
+        return
+    levels = module.hparams.quantiles
+    assert got["quantiles"].shape == (16, cfg.horizon, len(levels))
+    if cfg.model.loss == "quantile":  # the net's own quantiles; the median is the forecast
+        want = dist
+    else:  # gaussian: mean + scale * the normal quantile of each level
+        z = torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(levels))
+        want = dist[..., :1] + dist[..., 1:2] * z
+    torch.testing.assert_close(got["quantiles"], want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got["quantiles"][..., levels.index(0.5)], got["forecast"])
+
+
+def test_trainer_predict_takes_bare_inputs(make_cfg) -> None:
+    """A loader of inputs alone (no targets) predicts the same forecasts."""
+    cfg = make_cfg(*SMALL)
+    dm = instantiate(cfg.data)
+    module = instantiate(cfg.model, n_features=dm.n_features)
+    x = torch.from_numpy(dm.arrays("test")[0])
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    loader = torch.utils.data.DataLoader(x, batch_size=7)
+    got = torch.cat([b["forecast"] for b in trainer.predict(module, dataloaders=loader)])
+    with torch.no_grad():
+        torch.testing.assert_close(got, module(x), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.cuda
 def test_16_mixed_with_clipping_trains_on_cuda(make_cfg) -> None:
     metrics = train(

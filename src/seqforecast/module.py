@@ -79,8 +79,8 @@ class ForecastModule(L.LightningModule):
     ``loss``: ``mse``, ``quantile`` (pinball at ``quantiles``) or ``gaussian`` (NLL), see
     :mod:`seqforecast.losses`. The last two widen the net's output ``P`` times, keep
     ``forward`` the point forecast (median or mean; :meth:`forward_dist` and
-    :meth:`forecast_quantiles` give the distribution) and also log ``{val,test}/pinball``,
-    ``/crps`` and ``/coverage-<L>`` on the last step's ``k`` outputs.
+    :meth:`forecast_quantiles` give the distribution; ``predict_step`` both) and also log
+    ``{val,test}/pinball``, ``/crps`` and ``/coverage-<L>`` on the last step's ``k`` outputs.
     """
 
     def __init__(
@@ -253,6 +253,24 @@ class ForecastModule(L.LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test")
+
+    def predict_step(
+        self, batch: torch.Tensor | tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> dict[str, torch.Tensor]:
+        """The direct forecast of a batch's windows, for ``Trainer.predict``.
+
+        ``batch``: ``(x, y)`` (the DataModule's ``predict_dataloader``, the test windows) or
+        the inputs ``x [B, T, F]`` alone. Returns ``{"forecast": [B, k]}`` (:meth:`forecast`)
+        and, for ``model.loss=quantile|gaussian``, ``"quantiles": [B, k, Q]`` at
+        ``hparams.quantiles`` (:meth:`forecast_quantiles`), from one pass of the net; float32.
+        """
+        x = batch[0] if isinstance(batch, tuple | list) else batch
+        raw = self.net(x)  # [B, (T',) k * P]
+        out = {"forecast": self.last_step(self.objective.point(raw)).float()}  # [B, k]
+        if self.objective.level_list is not None:
+            dist = self.last_step(self.objective.dist(raw))  # [B, k, P]
+            out["quantiles"] = self.objective.quantiles(dist).float()  # [B, k, Q]
+        return out
 
     def on_validation_epoch_end(self) -> None:
         self._log_eval("val")
