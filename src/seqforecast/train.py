@@ -129,9 +129,11 @@ def best_checkpoint(trainer: L.Trainer) -> str | None:
     """
     callbacks = sorted(trainer.checkpoint_callbacks, key=lambda c: c.monitor is None)
     paths = [c.best_model_path for c in callbacks if c.best_model_path]
-    if callbacks and callbacks[0].monitor is not None and not callbacks[0].best_model_path:
+    monitored = callbacks[0] if callbacks and callbacks[0].monitor is not None else None
+    # fast_dev_run writes no checkpoint at all: nothing to fall back from.
+    if monitored and not monitored.best_model_path and not trainer.fast_dev_run:
         log.warning(
-            f"no best checkpoint by {callbacks[0].monitor} (no validation ran: "
+            f"no best checkpoint by {monitored.monitor} (no validation ran: "
             f"trainer.limit_val_batches={trainer.limit_val_batches}); scoring the last weights"
             + (f", {paths[0]}" if paths else "")
         )
