@@ -203,7 +203,7 @@ def calibrate_batches(
     method: str,
 ) -> Calibration:
     """The calibration of ``n`` windows arriving as batches ``(point [b, k], model bounds
-    [b, k, L, 2] or None, y [b, k])``, with the widths :func:`widths_of` would give all of them.
+    [b, k, L, 2] or None, y [b, k])``: exactly the widths of a sort of all ``n`` scores.
 
     The scores are ``|y - point| [b, k]`` (``conformal``) or ``max(lo - y, y - hi) [b, k, L]``
     (``cqr``), in float64; a level's width is their
