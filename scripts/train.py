@@ -35,7 +35,7 @@ def main(cfg: DictConfig) -> float:
         return math.nan
     print(format_table(metrics))
     print(f"outputs: {cfg.output_dir}  (device {metrics['device']}, {metrics['wall_s']:.1f} s)")
-    return float(metrics[cfg.monitor])
+    return float(metrics.get(cfg.monitor, math.nan))  # absent when no validation ran
 
 
 if __name__ == "__main__":

@@ -96,6 +96,33 @@ def test_order_statistic_equals_conformal_width_on_absolute_errors() -> None:
         np.testing.assert_array_equal(scores.order_statistic(r, level), by_rank(r, level))
 
 
+@pytest.mark.parametrize("method", ["conformal", "cqr"])
+@pytest.mark.parametrize(("n", "batch"), [(5, 2), (40, 7), (1500, 97), (1500, 2000)])
+def test_streamed_calibration_equals_the_sort_of_every_score(method: str, n: int, batch: int):
+    """Batch by batch, keeping only each step's largest scores, gives the widths of a sort of
+    all of them: several trims of the buffer (1500 windows, batches of 97), ties (values on a
+    coarse grid), too few windows for 95 % (5: infinite), signed cqr scores."""
+    rng = np.random.default_rng(n + batch)
+    k, levels = 3, [80, 90, 95]  # 1500 windows: each step's 300 largest kept
+    point = rng.normal(size=(n, k)).round(1)  # [n, k], many ties
+    y = rng.normal(size=(n, k)).astype(np.float32)
+    spread = rng.uniform(0.0, 2.0, size=(n, k, len(levels), 2))
+    model = point[..., None, None] + spread * np.array([-1.0, 1.0])  # [n, k, L, 2]
+    parts = [(point[i : i + batch], model[i : i + batch], y[i : i + batch])
+             for i in range(0, n, batch)]  # fmt: skip
+    got = intervals.calibrate_batches(parts, n, levels, method)
+    y64 = y.astype(np.float64)
+    for i, level in enumerate(levels):
+        if method == "conformal":
+            values = np.abs(y64 - point)
+        else:
+            values = np.maximum(model[..., i, 0] - y64, y64 - model[..., i, 1])
+        np.testing.assert_array_equal(got.widths[i], by_rank(values, level))
+    assert got.n_calibration == n and got.levels == levels
+    with pytest.raises(ValueError, match=f"expected {n + 1} calibration windows, got {n}"):
+        intervals.calibrate_batches(parts, n + 1, levels, method)
+
+
 def test_cqr_and_model_intervals_by_hand() -> None:
     """A quantile model's bounds read from forecast_quantiles, CQR's shift by the rank."""
     torch.manual_seed(0)

@@ -256,17 +256,101 @@ def test_bad_scheduler_settings_name_the_key(make_cfg) -> None:
         train(make_cfg("scheduler.name=step"))
 
 
-def test_fused_adam_except_under_16_mixed(make_cfg) -> None:
-    from lightning.pytorch.plugins import MixedPrecision
+class GradNorms(Callback):
+    """The gradient norm each optimizer step applied (after Lightning's clipping)."""
 
-    cfg = make_cfg()
-    module = instantiate(cfg.model, n_features=1)
-    for plugins, fused in (([], True), ([MixedPrecision("16-mixed", "cpu")], False)):
-        trainer = L.Trainer(accelerator="cpu", plugins=plugins, logger=False)
+    def __init__(self) -> None:
+        self.norms: list[float] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # Lightning zeroes the gradients before the next step, so these are the ones applied.
+        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        self.norms.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
+
+
+@pytest.mark.parametrize("clip", [None, 1.0])
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
+def test_precision_and_clipping_train(make_cfg, precision: str, clip: float | None) -> None:
+    """Every (precision, clipping) pair trains: Adam is fused only in full precision, where
+    Lightning's mixed-precision plugin would refuse to clip (it must unscale first)."""
+    overrides = ["model=deep_rnn_dense", "model.lr=0.05", "trainer.max_epochs=1"]
+    overrides += [f"trainer.precision={precision}", f"trainer.gradient_clip_val={clip or 'null'}"]
+    norms = GradNorms()
+    trainer, module = _fit(make_cfg, *overrides, callbacks=(norms,))
+    assert trainer.precision == precision and trainer.global_step == BATCHES
+    assert trainer.optimizers[0].defaults["fused"] is (precision == "32-true")
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+    assert len(norms.norms) == BATCHES
+    if clip is None:  # the data's gradients exceed the clip value, so clipping is seen below
+        assert max(norms.norms) > 2.0, norms.norms
+    else:
+        assert max(norms.norms) <= clip * (1 + 1e-3), norms.norms
+
+
+@pytest.mark.filterwarnings("ignore:.*AMP with fp16 is not supported on CPU")
+def test_adam_is_fused_except_under_mixed_precision() -> None:
+    """The rule by plugin: 16-mixed (on the CPU, bf16) and bf16-mixed are mixed precision."""
+    from seqforecast.module import ForecastModule
+
+    module = ForecastModule(hidden=[4], n_steps=8)
+    assert module.configure_optimizers().defaults["fused"] is True  # no Trainer
+    for precision, fused in (("32-true", True), ("bf16-mixed", False), ("16-mixed", False)):
+        trainer = L.Trainer(accelerator="cpu", precision=precision, logger=False)
         trainer.strategy.connect(module)
         module.trainer = trainer
-        opt = module.configure_optimizers()
-        assert opt.defaults["fused"] is fused, trainer.precision
+        assert module.configure_optimizers().defaults["fused"] is fused, trainer.precision
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("model=seq2seq",),
+        ("model=seq2seq", "model.loss=quantile"),
+        ("model=deep_rnn_dense", "model.loss=gaussian"),
+    ],
+)
+def test_trainer_predict_forecasts_the_test_windows(make_cfg, overrides) -> None:
+    """``Trainer.predict`` with the DataModule: each test window's direct forecast (the net's
+    last step) and, for a probabilistic model, its quantiles, in the windows' order."""
+    cfg = make_cfg(*SMALL, *overrides, "data.eval_batch_size=5")  # 16 test windows: 4 batches
+    dm = instantiate(cfg.data)
+    module = instantiate(cfg.model, n_features=dm.n_features)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    batches = trainer.predict(module, datamodule=dm)
+    assert len(batches) == 4
+    got = {k: torch.cat([b[k] for b in batches]) for k in batches[0]}
+    x = torch.from_numpy(dm.arrays("test")[0])  # [16, T, 1]
+    with torch.no_grad():  # by hand: the net's outputs, their last step for seq2seq
+        point, dist = module(x), module.forward_dist(x)
+    seq2seq = cfg.target == "seq2seq"
+    point, dist = (point[:, -1], dist[:, -1]) if seq2seq else (point, dist)
+    torch.testing.assert_close(got["forecast"], point, rtol=1e-5, atol=1e-6)
+    assert got["forecast"].shape == (16, cfg.horizon)
+    if cfg.model.loss == "mse":
+        assert got.keys() == {"forecast"}
+        return
+    levels = module.hparams.quantiles
+    assert got["quantiles"].shape == (16, cfg.horizon, len(levels))
+    if cfg.model.loss == "quantile":  # the net's own quantiles; the median is the forecast
+        want = dist
+    else:  # gaussian: mean + scale * the normal quantile of each level
+        z = torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(levels))
+        want = dist[..., :1] + dist[..., 1:2] * z
+    torch.testing.assert_close(got["quantiles"], want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(got["quantiles"][..., levels.index(0.5)], got["forecast"])
+
+
+def test_trainer_predict_takes_bare_inputs(make_cfg) -> None:
+    """A loader of inputs alone (no targets) predicts the same forecasts."""
+    cfg = make_cfg(*SMALL)
+    dm = instantiate(cfg.data)
+    module = instantiate(cfg.model, n_features=dm.n_features)
+    x = torch.from_numpy(dm.arrays("test")[0])
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False)
+    loader = torch.utils.data.DataLoader(x, batch_size=7)
+    got = torch.cat([b["forecast"] for b in trainer.predict(module, dataloaders=loader)])
+    with torch.no_grad():
+        torch.testing.assert_close(got, module(x), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.cuda

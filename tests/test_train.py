@@ -8,8 +8,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import MODEL_OPTIONS
+from conftest import MODEL_OPTIONS, compose_cfg
 
+from seqforecast import scores
+from seqforecast.data.example import write_example
 from seqforecast.errors import ConfigError
 from seqforecast.module import ForecastModule
 from seqforecast.train import instantiate, train
@@ -85,6 +87,49 @@ def test_naive_is_scored_not_trained(make_cfg, tmp_path) -> None:
     assert metrics["val/mse"] == pytest.approx(np.mean((np.tile(x[:, -1], 10) - y) ** 2), rel=1e-6)
     module = ForecastModule.load_from_checkpoint(tmp_path / "checkpoints" / "best.ckpt")
     np.testing.assert_array_equal(_predict(module, x), np.tile(x[:, -1], 10))
+
+
+@pytest.mark.filterwarnings("ignore:.*could not find the monitored key")
+def test_no_validation_scores_the_last_weights(make_cfg, tmp_path, caplog) -> None:
+    """``limit_val_batches=0``: no val metrics and no intervals (nothing to calibrate on),
+    the last weights (``last.ckpt``) stand in for the best and are scored on the test split."""
+    metrics = train(make_cfg("trainer.max_epochs=2", "trainer.limit_val_batches=0"))
+    assert not [k for k in metrics if k.startswith("val/")] and "intervals" not in metrics
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert (
+        metrics["best_ckpt"] == str(last) and not (tmp_path / "checkpoints" / "best.ckpt").exists()
+    )
+    assert torch.load(last, weights_only=True)["global_step"] == 2 * 4  # 64 series, batches of 16
+    x, y = instantiate(make_cfg().data).arrays("test")
+    want = float(np.mean((_predict(ForecastModule.load_from_checkpoint(last), x) - y) ** 2))
+    assert metrics["test/mse"] == pytest.approx(want, rel=1e-5, abs=1e-6 * want)
+    assert json.loads((tmp_path / "metrics.json").read_text())["test/mse"] == metrics["test/mse"]
+    assert "no best checkpoint by val/mse_last (no validation ran" in caplog.text
+    assert "levels=[80, 95]: no intervals" in caplog.text
+
+
+def test_no_test_stage_keeps_val_metrics_and_the_calibration(tmp_path) -> None:
+    """``limit_test_batches=0`` on file data: no test metrics (units or intervals), while the
+    val ones and the intervals calibrated on the val windows are kept."""
+    csv_path = write_example(tmp_path / "sine.csv", rows=400)
+    cfg = compose_cfg(
+        tmp_path / "run",
+        *("data=csv", f"data.path={csv_path}", "data.time=date", "n_steps=20"),
+        *("trainer.max_epochs=1", "trainer.accelerator=cpu", "trainer.limit_test_batches=0"),
+        "trainer.log_every_n_steps=1",
+        tiny=False,
+    )
+    metrics = train(cfg)
+    assert not [k for k in metrics if k.startswith("test/")]
+    assert {"val/mse", "val/mae", "val/rmse"} <= metrics.keys()
+    stored = torch.load(metrics["best_ckpt"], weights_only=True)["intervals"]
+    assert metrics["intervals"] == stored
+    x, y = instantiate(cfg.data).arrays("val")
+    residuals = np.abs(y - _predict(ForecastModule.load_from_checkpoint(metrics["best_ckpt"]), x))
+    assert stored["n_calibration"] == len(x)
+    for level, widths in zip(stored["levels"], stored["widths"], strict=True):
+        want = scores.conformal_width(residuals, level)
+        np.testing.assert_allclose(widths, want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ through the scaler's inverse, ``lo * scale + center``. A level needs at least
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,16 +192,91 @@ def widths_of(
     method: str,
 ) -> Calibration:
     """The calibration of forecasts ``point [N, k]`` (and, for ``cqr``, the model's bounds
-    ``[N, k, L, 2]``) of the values ``y [N, k]``."""
-    y = np.asarray(y, np.float64)
-    widths = np.zeros((len(levels), point.shape[1]))
-    for i, level in enumerate(levels):
+    ``[N, k, L, 2]``) of the values ``y [N, k]``: :func:`calibrate_batches` of one batch."""
+    return calibrate_batches([(point, model, y)], len(y), levels, method)
+
+
+def calibrate_batches(
+    batches: Iterable[tuple[np.ndarray, np.ndarray | None, np.ndarray]],
+    n: int,
+    levels: Sequence[float],
+    method: str,
+) -> Calibration:
+    """The calibration of ``n`` windows arriving as batches ``(point [b, k], model bounds
+    [b, k, L, 2] or None, y [b, k])``: exactly the widths of a sort of all ``n`` scores.
+
+    The scores are ``|y - point| [b, k]`` (``conformal``) or ``max(lo - y, y - hi) [b, k, L]``
+    (``cqr``), in float64; a level's width is their
+    :func:`~seqforecast.scores.conformal_rank`-th smallest per step. Only each step's
+    largest scores down to the lowest rank are kept (:class:`LargestScores`: a fifth of them
+    at 80 %), never every window's.
+    """
+    ranks = [scores.conformal_rank(n, level) for level in levels]
+    largest: LargestScores | None = None
+    seen, steps = 0, None
+    for point, model, y in batches:
+        y = np.asarray(y, np.float64)
+        seen, steps = seen + len(y), y.shape[1]
         if method == "conformal":
-            widths[i] = scores.conformal_width(y - point, level)
+            values = np.abs(y - point)  # [b, k]
         elif method == "cqr":
-            lo, hi = model[:, :, i, 0], model[:, :, i, 1]
-            widths[i] = scores.order_statistic(np.maximum(lo - y, y - hi), level)
-    return Calibration(method, list(levels), widths, len(y))
+            values = np.maximum(model[..., 0] - y[..., None], y[..., None] - model[..., 1])
+        else:  # model: its own bounds, nothing to calibrate
+            continue
+        if largest is None:
+            largest = LargestScores(n, ranks, values.shape[1:])
+        largest.add(values)
+    if seen != n or steps is None:
+        raise ValueError(f"expected {n} calibration windows, got {seen}")
+    widths = np.zeros((len(levels), steps))
+    if largest is None:
+        return Calibration(method, list(levels), widths, n)
+    top = largest.sorted()  # [m, k] or [m, k, L], ascending
+    for i, (level, rank) in enumerate(zip(levels, ranks, strict=True)):
+        if rank > n:
+            widths[i] = scores.too_few(n, level, (steps,))
+        else:  # the rank-th smallest of n is the (n - rank + 1)-th largest
+            at = top[rank - 1 - (n - len(top))]
+            widths[i] = at if method == "conformal" else at[:, i]
+    return Calibration(method, list(levels), widths, n)
+
+
+class LargestScores:
+    """The largest calibration scores of each column, streamed: exact high order statistics.
+
+    The ``r``-th smallest of ``n`` values is the ``(n - r + 1)``-th largest, so the ranks
+    ``ranks`` need only the largest ``keep = n - min(ranks) + 1`` of each column. Batches
+    ``[b, *shape]`` are copied into a buffer of about ``2 * keep`` rows; when it is full, an
+    in-place partition per column keeps its ``keep`` largest and frees the rest.
+    """
+
+    def __init__(self, n: int, ranks: Sequence[int], shape: tuple[int, ...]) -> None:
+        self.n = n
+        self.keep = max((n - r + 1 for r in ranks if r <= n), default=0)
+        rows = max(2 * self.keep, self.keep + 256) if self.keep else 0
+        self.buffer = np.empty((rows, *shape), np.float64)
+        self.fill = 0
+
+    def add(self, values: np.ndarray) -> None:
+        """Fold the scores ``values [b, *shape]`` in."""
+        while self.keep and len(values):
+            if self.fill == len(self.buffer):
+                self._trim()
+            take = min(len(values), len(self.buffer) - self.fill)
+            self.buffer[self.fill : self.fill + take] = values[:take]
+            self.fill, values = self.fill + take, values[take:]
+
+    def _trim(self) -> None:
+        if self.fill > self.keep:
+            part = self.buffer[: self.fill]
+            part.partition(self.fill - self.keep, axis=0)  # each column's keep largest last
+            self.buffer[: self.keep] = part[self.fill - self.keep :]
+            self.fill = self.keep
+
+    def sorted(self) -> np.ndarray:
+        """Each column's ``min(keep, n)`` largest scores, ascending: ``[m, *shape]``."""
+        self._trim()
+        return np.sort(self.buffer[: self.fill], axis=0)
 
 
 def stream(
@@ -247,37 +322,51 @@ def store(path: str | Path, calibration: Calibration) -> None:
 
 
 def evaluate(
-    module: ForecastModule, datamodule: Any, levels: Sequence[float], method: str = "conformal"
+    module: ForecastModule,
+    datamodule: Any,
+    levels: Sequence[float],
+    method: str = "conformal",
+    test: bool = True,
 ) -> tuple[Calibration, dict[str, Any]]:
     """Calibrate on the datamodule's val windows and score the test windows' intervals.
 
     Returns the calibration and ``test/coverage-L``, ``test/width-L``, ``test/winkler-L``
-    (file data: widths and Winkler scores in the data's units, through its ``to_units``).
+    (file data: widths and Winkler scores in the data's units, through its ``to_units``);
+    no scores with ``test=False``. Both splits are forecast in the datamodule's eval batches
+    and folded in batch by batch (:func:`calibrate_batches`; the test scores as sums): memory
+    holds one batch and each step's largest calibration scores, whatever the number of windows.
     """
     check_method(module, method, levels)
-    point, model, y, _ = _split_forecasts(module, datamodule, "val", levels, method)
-    cal = widths_of(point, model, y, levels, method)
-    point, model, y, series = _split_forecasts(module, datamodule, "test", levels, method)
-    bounds = cal.bounds(point, model)
+    datamodule.setup()
+    val = _split_forecasts(module, datamodule, "val", levels, method)
+    n = len(datamodule.splits["val"])
+    cal = calibrate_batches(((p, m, y) for p, m, y, _ in val), n, levels, method)
+    if not test:
+        return cal, {}
     to_units = getattr(datamodule, "to_units", None)
-    if to_units is not None:
-        bounds, y = to_units(bounds, series), to_units(y, series)
-    return cal, score(y, bounds, levels, "test/")
+    sums: dict[str, float] = {}
+    count = 0
+    for point, model, y, series in _split_forecasts(module, datamodule, "test", levels, method):
+        bounds = cal.bounds(point, model)  # [b, k, L, 2]
+        if to_units is not None:
+            bounds, y = to_units(bounds, series), to_units(y, series)
+        for key, mean in score(y, bounds, levels, "test/").items():  # means over [b, k]
+            sums[key] = sums.get(key, 0.0) + mean * y.size
+        count += y.size
+    return cal, {key: total / count for key, total in sums.items()}
 
 
 def _split_forecasts(
     module: ForecastModule, datamodule: Any, stage: str, levels: Sequence[float], method: str
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
-    """One split's direct forecasts ``[N, k]`` (:func:`forecast_batch`), the model's bounds
-    (or ``None``), the values ``[N, k]`` and each window's series (or ``None``), forecast over
-    the datamodule's eval batches (``eval_batches``): no window is kept past its batch."""
-    parts: list[tuple] = []
+) -> Iterator[tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]]:
+    """One split's eval batches (``eval_batches``), forecast: the direct forecasts ``[b, k]``
+    (:func:`forecast_batch`), the model's bounds (or ``None``), the values ``[b, k]`` and each
+    window's series (or ``None``)."""
     module.eval()
-    with torch.inference_mode():
-        for x, y, series in datamodule.eval_batches(stage):
+    for x, y, series in datamodule.eval_batches(stage):
+        with torch.inference_mode():
             point, model = forecast_batch(module, x.to(module.device), levels, method)
-            parts.append((point, model, y, series))
-    return tuple(None if p[0] is None else np.concatenate(p) for p in zip(*parts, strict=True))
+        yield point, model, y, series
 
 
 def merge_metrics(

@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins import MixedPrecision
 from torch import nn
 from torchmetrics import MeanSquaredError
 
@@ -78,8 +79,8 @@ class ForecastModule(L.LightningModule):
     ``loss``: ``mse``, ``quantile`` (pinball at ``quantiles``) or ``gaussian`` (NLL), see
     :mod:`seqforecast.losses`. The last two widen the net's output ``P`` times, keep
     ``forward`` the point forecast (median or mean; :meth:`forward_dist` and
-    :meth:`forecast_quantiles` give the distribution) and also log ``{val,test}/pinball``,
-    ``/crps`` and ``/coverage-<L>`` on the last step's ``k`` outputs.
+    :meth:`forecast_quantiles` give the distribution; ``predict_step`` both) and also log
+    ``{val,test}/pinball``, ``/crps`` and ``/coverage-<L>`` on the last step's ``k`` outputs.
     """
 
     def __init__(
@@ -253,6 +254,24 @@ class ForecastModule(L.LightningModule):
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test")
 
+    def predict_step(
+        self, batch: torch.Tensor | tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> dict[str, torch.Tensor]:
+        """The direct forecast of a batch's windows, for ``Trainer.predict``.
+
+        ``batch``: ``(x, y)`` (the DataModule's ``predict_dataloader``, the test windows) or
+        the inputs ``x [B, T, F]`` alone. Returns ``{"forecast": [B, k]}`` (:meth:`forecast`)
+        and, for ``model.loss=quantile|gaussian``, ``"quantiles": [B, k, Q]`` at
+        ``hparams.quantiles`` (:meth:`forecast_quantiles`), from one pass of the net; float32.
+        """
+        x = batch[0] if isinstance(batch, tuple | list) else batch
+        raw = self.net(x)  # [B, (T',) k * P]
+        out = {"forecast": self.last_step(self.objective.point(raw)).float()}  # [B, k]
+        if self.objective.level_list is not None:
+            dist = self.last_step(self.objective.dist(raw))  # [B, k, P]
+            out["quantiles"] = self.objective.quantiles(dist).float()  # [B, k, Q]
+        return out
+
     def on_validation_epoch_end(self) -> None:
         self._log_eval("val")
 
@@ -273,18 +292,22 @@ class ForecastModule(L.LightningModule):
         if rows:
             self.epoch_loss.add(torch.tensor(float(total) / rows, device=self.device), int(rows))
 
-    def _precision(self) -> str:
+    def _mixed_precision(self) -> bool:
+        """Whether the Trainer runs under autocast (``16-mixed``, ``bf16-mixed``)."""
         try:
-            return str(self.trainer.precision)
+            plugin = self.trainer.precision_plugin
         except RuntimeError:  # not attached to a Trainer (built by hand)
-            return "32-true"
+            return False
+        return isinstance(plugin, MixedPrecision)
 
     def configure_optimizers(self) -> Any:
         eps = adam_eps(self.hparams.init, self.hparams.adam_eps)
         # fused: one kernel per step for all parameters (same Adam math, fewer tiny ops).
-        # Not under 16-mixed: clipping needs the gradients unscaled first, which Lightning
-        # refuses for an optimizer that unscales inside its own step (as fused Adam does).
-        fused = self._precision() != "16-mixed"
+        # Not under mixed precision (16-mixed, or bf16-mixed, which 16-mixed becomes on the
+        # CPU): Lightning's MixedPrecision plugin refuses gradient clipping for an optimizer
+        # that unscales inside its own step, as fused Adam does, so trainer.gradient_clip_val
+        # would stop the run at its first step.
+        fused = not self._mixed_precision()
         lr = self.hparams.lr
         optimizer = torch.optim.Adam(self.parameters(), lr=lr, eps=eps, fused=fused)
         scheduler = build_scheduler(self.schedule, optimizer, lr)

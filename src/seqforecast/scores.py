@@ -93,18 +93,27 @@ def interval_scores(
     return out
 
 
-def order_statistic(values: np.ndarray, level: float) -> np.ndarray:
-    """Per column of ``values [N, k]`` (signed), the ``ceil((N + 1) level / 100)``-th
-    smallest: ``[k]``; ``inf`` when ``N`` is too small for the level."""
-    v = np.sort(_f64(values), axis=0)
-    rank = math.ceil((len(v) + 1) * level / 100.0)
-    if rank <= len(v):
-        return v[rank - 1]
+def conformal_rank(n: int, level: float) -> int:
+    """The rank of the finite-sample quantile at ``level`` among ``n`` values (1 = the
+    smallest): ``ceil((n + 1) level / 100)``; above ``n`` when ``n`` is too small for the level."""
+    return math.ceil((n + 1) * level / 100.0)
+
+
+def too_few(n: int, level: float, shape: tuple[int, ...]) -> np.ndarray:
+    """The infinite bound of a level that ``n`` calibration values cannot give, with a warning."""
     log.warning(
-        f"level {level:g}: {len(v)} calibration values are too few for a finite interval "
+        f"level {level:g}: {n} calibration values are too few for a finite interval "
         f"(at least {math.ceil(level / (100 - level))} needed); its bounds are infinite"
     )
-    return np.full(v.shape[1:], np.inf)
+    return np.full(shape, np.inf)
+
+
+def order_statistic(values: np.ndarray, level: float) -> np.ndarray:
+    """Per column of ``values [N, k]`` (signed), the :func:`conformal_rank`-th smallest:
+    ``[k]``; ``inf`` when ``N`` is too small for the level."""
+    v = np.sort(_f64(values), axis=0)
+    rank = conformal_rank(len(v), level)
+    return v[rank - 1] if rank <= len(v) else too_few(len(v), level, v.shape[1:])
 
 
 def conformal_width(residuals: np.ndarray, level: float) -> np.ndarray:

@@ -133,9 +133,23 @@ def single_device_trainer(cfg: DictConfig) -> L.Trainer:
 
 
 def best_checkpoint(trainer: L.Trainer) -> str | None:
-    """The best checkpoint's path: from the ``ModelCheckpoint`` with a monitor, else the first."""
+    """The best checkpoint's path: from the ``ModelCheckpoint`` with a monitor, else the first.
+
+    A monitored callback saves nothing when no validation ran (``limit_val_batches=0``):
+    the newest checkpoint of another one (``last.ckpt``, the last weights) stands in, and
+    the log says so.
+    """
     callbacks = sorted(trainer.checkpoint_callbacks, key=lambda c: c.monitor is None)
-    return callbacks[0].best_model_path if callbacks else None
+    paths = [c.best_model_path for c in callbacks if c.best_model_path]
+    monitored = callbacks[0] if callbacks and callbacks[0].monitor is not None else None
+    # fast_dev_run writes no checkpoint at all: nothing to fall back from.
+    if monitored and not monitored.best_model_path and not trainer.fast_dev_run:
+        log.warning(
+            f"no best checkpoint by {monitored.monitor} (no validation ran: "
+            f"trainer.limit_val_batches={trainer.limit_val_batches}); scoring the last weights"
+            + (f", {paths[0]}" if paths else "")
+        )
+    return paths[0] if paths else None
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -280,17 +294,24 @@ def _fit(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
             ckpt_path = str(out / "checkpoints" / "best.ckpt")
             trainer.save_checkpoint(ckpt_path, weights_only=False)
 
-    metrics: dict[str, Any] = {**val[0], **test[0]}
+    # A stage with no batches (trainer.limit_{val,test}_batches=0) ran nothing: no metrics.
+    stages = tuple(stage for stage, ran in (("val", val), ("test", test)) if ran)
+    metrics: dict[str, Any] = {k: v for ran in (val, test) if ran for k, v in ran[0].items()}
     # File data also reports errors in the data's own units (the scaler is undone there).
-    if isinstance(datamodule, FileDataModule):
-        errors, per_series = unit_errors(model, datamodule)
+    if isinstance(datamodule, FileDataModule) and stages:
+        errors, per_series = unit_errors(model, datamodule, stages)
         metrics.update(errors)
         if datamodule.ids:  # a panel: how many series, which were skipped, each one's errors
             metrics.update(series=len(datamodule.keys), skipped_series=datamodule.skipped)
             if trainer.is_global_zero:
                 atomic_write_text(out / "series_metrics.csv", to_csv(per_series, [*per_series[0]]))
-    if levels:  # calibrated on the val windows with the weights scored above (docs/intervals.md)
-        calibration, found = intervals.evaluate(model, datamodule, levels, method)
+    if levels and "val" not in stages:
+        log.warning(
+            f"levels={levels}: no intervals; they are calibrated on the val windows, and no "
+            f"validation ran (trainer.limit_val_batches={trainer.limit_val_batches})"
+        )
+    elif levels:  # calibrated on the val windows with the weights scored above (docs/intervals.md)
+        calibration, found = intervals.evaluate(model, datamodule, levels, method, "test" in stages)
         metrics = intervals.merge_metrics(metrics, found, calibration)
         if ckpt_path and trainer.is_global_zero:
             intervals.store(ckpt_path, calibration)

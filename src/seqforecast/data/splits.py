@@ -82,7 +82,8 @@ class SplitDataModule(L.LightningDataModule, ABC):
     run that would not fit stops before anything large is made) and :meth:`cut` (each
     split's ``(x, y)`` tensors). ``bounds`` are then the split boundaries ``(0, train,
     train + val, total)``. Loaders: ``train`` reshuffles each epoch from ``shuffle_seed``
-    and is resumable mid-epoch; ``val``/``test`` yield ``eval_batch_size`` rows in order;
+    and is resumable mid-epoch; ``val``/``test`` (and ``predict``: the test windows) yield
+    ``eval_batch_size`` rows in order;
     under distributed training each process iterates its own shard.
     """
 
@@ -169,3 +170,7 @@ class SplitDataModule(L.LightningDataModule, ABC):
 
     def test_dataloader(self) -> DataLoader:
         return batch_loader(self.splits["test"], self.eval_batch_size, **self._shard())
+
+    def predict_dataloader(self) -> DataLoader:
+        """The test windows, as ``test_dataloader`` (``Trainer.predict``'s default data)."""
+        return self.test_dataloader()
