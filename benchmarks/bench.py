@@ -48,7 +48,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from torch import nn
 
-from seqforecast.data.batches import tensor_loader
+from seqforecast.data.batches import TensorPairs, batch_loader
 from seqforecast.fast import accelerate
 from seqforecast.models import build_net, output_steps
 from seqforecast.models.init import adam_eps
@@ -146,8 +146,8 @@ def make_net(cfg: Any, fast: bool) -> nn.Module:
 
 def aligned_splits(cfg: Any, dm: Any, net: nn.Module) -> tuple[torch.Tensor, ...]:
     """Train and validation ``(x, y)``, seq2seq targets aligned to the net's output steps."""
-    x, y = dm.splits["train"]
-    x_val, y_val = dm.splits["val"]
+    train, val = dm.splits["train"], dm.splits["val"]  # TensorPairs
+    x, y, x_val, y_val = train.x, train.y, val.x, val.y
     if cfg.model.target == "seq2seq":  # nets with fewer output steps are scored on their steps
         steps = output_steps(net, cfg.model.n_steps)
         y, y_val = y[:, steps], y_val[:, steps]
@@ -234,8 +234,8 @@ def bare_lightning(cfg: Any, dm: Any, epochs: int) -> tuple[list[float], float]:
         num_sanity_val_steps=0,
         callbacks=[EpochTimer()],
     )
-    train_loader = tensor_loader(x, y, batch, shuffle=True, seed=cfg.seed)
-    val_loader = tensor_loader(x_val, y_val, cfg.data.eval_batch_size)
+    train_loader = batch_loader(TensorPairs(x, y), batch, shuffle=True, seed=cfg.seed)
+    val_loader = batch_loader(TensorPairs(x_val, y_val), cfg.data.eval_batch_size)
     trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
     times = [b - a for a, b in pairwise(EPOCH_STARTS)]
     return times, VAL_MSE_LAST[-1]
