@@ -145,7 +145,12 @@ RULES = [
         "skip",
         "a preview server for a browser",
     ),
-    Rule("gpu", _has("trainer=gpu", "trainer=ddp"), "skip", "needs a CUDA GPU"),
+    Rule(
+        "gpu",
+        _has("trainer=gpu", "trainer=ddp", "trainer.accelerator=gpu", "trainer.accelerator=cuda"),
+        "skip",
+        "needs a CUDA GPU",
+    ),
     Rule("ddp", _has("trainer=ddp_cpu"), "skip", "DDP starts several processes"),
     Rule("slurm", _has("hydra/launcher=slurm"), "skip", "needs a SLURM cluster"),
     Rule(
@@ -206,8 +211,8 @@ RULES = [
         "curl",
         lambda a: a[0] == "curl",
         "run",
-        "against the page's first server, with --fail: exit 0 and a JSON answer; elided "
-        "values (...) filled in",
+        "against the page's server started for that port, with --fail-with-body: exit 0 and "
+        "a JSON answer; elided values (...) filled in",
     ),
     Rule(
         "benchmark",
@@ -239,29 +244,12 @@ QUICK = {
     "hydra.launcher.n_jobs": "1",
 }
 BENCH_QUICK = {
-    "benchmarks/bench.py": [
-        "--epochs",
-        "2",
-        "--repeats",
-        "1",
-        "--models",
-        "deep_rnn_dense",
-        "--set",
-        *TINY_SINE,
-    ],
-    "benchmarks/bench_backtest.py": [
-        "--rows",
-        "400",
-        "--origins",
-        "20",
-        "--epochs",
-        "1",
-        "--loop",
-        "5",
-        "--repeats",
-        "1",
-    ],
-    "benchmarks/bench_serve.py": ["--seconds", "0.5", "--burst-seconds", "0.5", "--clients", "2"],
+    "benchmarks/bench.py": shlex.split("--epochs 2 --repeats 1 --models deep_rnn_dense --set")
+    + TINY_SINE,
+    "benchmarks/bench_backtest.py": shlex.split(
+        "--rows 400 --origins 20 --epochs 1 --loop 5 --repeats 1"
+    ),
+    "benchmarks/bench_serve.py": shlex.split("--seconds 0.5 --burst-seconds 0.5 --clients 2"),
 }
 REPRODUCE_QUICK = [
     "jobs=1",
@@ -583,6 +571,7 @@ def run_command(cmd: Command, page: Page, session_run: dict[str, Path], monkeypa
         extra = list(BENCH_QUICK.get(argv[1], []))
         if argv[1] == "benchmarks/bench_serve.py":
             ckpt = _resolve_run(page, (), session_run) / "checkpoints" / "best.ckpt"
+            (page.folder / "bench_serve").mkdir(exist_ok=True)
             extra += ["--ckpt", str(ckpt), "--work", str(page.folder / "bench_serve")]
         status, output = _in_process(argv[1], [*argv[2:], *extra], page.folder, monkeypatch, capfd)
     else:  # the other scripts
