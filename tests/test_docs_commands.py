@@ -205,7 +205,8 @@ RULES = [
         "serve",
         _script("scripts/serve.py"),
         "run",
-        "in the background on a free port until /health answers; stopped after the page",
+        "in the background on a free port until /health answers; stopped after the page's "
+        "last curl",
     ),
     Rule(
         "curl",
@@ -282,15 +283,6 @@ class Server:
     proc: subprocess.Popen
     log: Path
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
 
 @dataclass
 class Page:
@@ -303,8 +295,16 @@ class Page:
     failed: str | None = None
 
     def stop(self) -> None:
-        for server in self.servers.values():
-            server.stop()
+        """SIGTERM to every running server at once, then wait (SIGKILL after 40 s)."""
+        running = [s.proc for s in self.servers.values() if s.proc.poll() is None]
+        for proc in running:
+            proc.send_signal(signal.SIGTERM)
+        for proc in running:
+            try:
+                proc.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def _trained_on(argv: tuple[str, ...]) -> str | None:
@@ -659,6 +659,10 @@ def test_documented_command_runs(
     except (AssertionError, pytest.fail.Exception):
         page.failed = cmd.id
         raise
+    finally:  # servers no later request of the page needs stop now, freeing their cores
+        later = COMMANDS[COMMANDS.index(cmd) + 1 :]
+        if not any(c.page == cmd.page and c.argv[0] == "curl" for c in later):
+            page.stop()
 
 
 def test_every_documented_command_matches_a_rule() -> None:
