@@ -185,7 +185,21 @@ def assert_nets_agree(net: torch.nn.Module, ref: torch.nn.Module, x: torch.Tenso
         torch.testing.assert_close(p.grad, q.grad, msg=lambda m, name=name: f"{name}: {m}")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--smoke",
+        action="store_true",
+        help="also run the smoke tier (marker smoke): every documented command and every "
+        "benchmark script end to end; CI runs it as a step of its own (docs/tests.md)",
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--smoke"):  # deselected, as -m would: the suite stays minutes
+        smoke = [item for item in items if "smoke" in item.keywords]
+        if smoke:
+            config.hook.pytest_deselected(items=smoke)
+            items[:] = [item for item in items if "smoke" not in item.keywords]
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU")

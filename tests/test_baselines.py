@@ -100,6 +100,7 @@ def library_cv(model: str, y: np.ndarray, h: int, n_windows: int, step: int, ref
     return cv.sort_values(["cutoff", "ds"])[column].to_numpy().reshape(n_windows, h)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["auto_arima", "auto_ets"])
 def test_statistical_wrapper_refit_never_equals_library_cross_validation(model: str) -> None:
     pytest.importorskip("statsforecast")
@@ -113,6 +114,7 @@ def test_statistical_wrapper_refit_never_equals_library_cross_validation(model: 
     np.testing.assert_allclose(ours, want, **scaled_tol(want, 1e-6))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["auto_arima", "auto_ets"])
 def test_statistical_wrapper_refit_every_n_equals_library_cross_validation(model: str) -> None:
     pytest.importorskip("statsforecast")

@@ -74,6 +74,7 @@ def run_in_process(
 
 
 @pytest.mark.slow
+@pytest.mark.smoke
 @pytest.mark.parametrize("script", sorted(SMOKE))
 def test_a_benchmark_runs_at_its_tiny_setting(
     script: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd

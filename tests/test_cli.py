@@ -205,6 +205,7 @@ def test_refusals_as_processes_are_one_line_exit_2_no_folder(tmp_path, script, a
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", ["predict", "export", "serve", "backtest", "reproduce"])
 def test_help_lists_the_scripts_own_keys_not_the_training_groups(tmp_path, run_main, script):
     proc = run_main(f"{script}.py", "--help", cwd=tmp_path)

@@ -129,6 +129,7 @@ def _has(*words: str) -> Callable[[tuple[str, ...]], bool]:
     return lambda a: any(w in a for w in words)
 
 
+GPU_WORDS = ("trainer=gpu", "trainer=ddp", "trainer.accelerator=gpu", "trainer.accelerator=cuda")
 # First match wins; docs/tests.md shows this table.
 RULES = [
     Rule(
@@ -138,7 +139,12 @@ RULES = [
         "not run (CI installs): each extra it names exists in pyproject.toml and each package "
         "is the project or one of its declared requirements",
     ),
-    Rule("pytest", lambda a: a[0] == "pytest", "skip", "the suite this test is part of"),
+    Rule(
+        "pytest",
+        lambda a: next((w for w in a if "=" not in w), None) == "pytest",  # after VAR=value
+        "skip",
+        "the suite this test is part of",
+    ),
     Rule(
         "mkdocs serve",
         lambda a: a[:2] == ("mkdocs", "serve"),
@@ -147,9 +153,9 @@ RULES = [
     ),
     Rule(
         "gpu",
-        _has("trainer=gpu", "trainer=ddp", "trainer.accelerator=gpu", "trainer.accelerator=cuda"),
+        lambda a: _has(*GPU_WORDS)(a) or a[:2] == ("bash", "benchmarks/gpu_check.sh"),
         "skip",
-        "needs a CUDA GPU",
+        "needs a CUDA GPU (gpu_check.sh's path without one is tested in test_benchmarks.py)",
     ),
     Rule("ddp", _has("trainer=ddp_cpu"), "skip", "DDP starts several processes"),
     Rule("slurm", _has("hydra/launcher=slurm"), "skip", "needs a SLURM cluster"),
@@ -251,6 +257,7 @@ BENCH_QUICK = {
         "--rows 400 --origins 20 --epochs 1 --loop 5 --repeats 1"
     ),
     "benchmarks/bench_serve.py": shlex.split("--seconds 0.5 --burst-seconds 0.5 --clients 2"),
+    "benchmarks/bench_memory.py": ["--quick"],
 }
 REPRODUCE_QUICK = [
     "jobs=1",
@@ -332,6 +339,9 @@ def _resolve_run(page: Page, argv: tuple[str, ...], session: dict[str, Path]) ->
         for run, made_by in page.runs
         if (table is None or _trained_on(made_by)) and (model is None or _model(made_by) == model)
     ]
+    if any(w.startswith("resume=") for w in argv):  # resume checks the run's settings: the same
+        others = {w for w in argv[2:] if not w.startswith("resume=")}
+        fits = [(run, by) for run, by in fits if set(by[2:]) == others]
     same = [run for run, made_by in fits if table is None or _trained_on(made_by) == table]
     if same or fits:
         return (same or [run for run, _ in fits])[-1]
@@ -636,6 +646,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Page]]
 
 
 @pytest.mark.slow
+@pytest.mark.smoke
 @pytest.mark.parametrize(
     "cmd", COMMANDS, ids=[f"{c.id}:{shlex.join(c.argv[:2])}"[:60] for c in COMMANDS]
 )

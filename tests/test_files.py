@@ -240,6 +240,7 @@ def test_unit_errors_against_numpy(sine_csv: Path, kind: str) -> None:
     assert per_series == []  # one series: no per-series table
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("inputs", ["[]", "[aux]"])
 @pytest.mark.parametrize("option", MODEL_OPTIONS)
 def test_every_model_trains_on_file_data(

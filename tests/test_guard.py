@@ -162,6 +162,7 @@ def test_a_sigterm_at_an_epochs_end_interrupts_the_run_too(
 KILLS = int(os.environ.get("SEQFORECAST_KILLS", "2"))
 
 
+@pytest.mark.smoke
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(
     tmp_path: Path, uninterrupted: dict

@@ -155,6 +155,7 @@ def test_gaussian_loss_reads_mean_and_positive_scale() -> None:
 # --- every option ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss", ["quantile", "gaussian"])
 @pytest.mark.parametrize("option", ALLOWED)
 def test_every_allowed_option_trains_and_keeps_the_point_shape(
@@ -326,6 +327,7 @@ def test_the_script_refuses_a_loss_on_naive_with_exit_2(tmp_path: Path, run_main
     ]
 
 
+@pytest.mark.smoke
 @pytest.mark.slow
 def test_ddp_fit_logs_the_scores_of_all_validation_series(tmp_path: Path) -> None:
     """Under DDP each rank scores its own shard; the logged means (sum and count reduced

@@ -400,6 +400,7 @@ def test_multirun_on_a_panel_fills_the_results_table(panel_csv: Path, tmp_path: 
     assert len(summary) == 2 and set(summary["status"]) == {"finished"}
 
 
+@pytest.mark.smoke
 @pytest.mark.slow
 def test_ddp_ranks_share_the_panel_windows(panel_csv: Path, tmp_path: Path) -> None:
     """Two gloo ranks of batch 16 train exactly the single-process batch-32 run."""

@@ -81,6 +81,7 @@ def _train_cfg(*overrides: str):
         return compose("train", overrides=["output_dir=/x", *overrides])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_each_experiment_is_its_model_option_and_delta(name: str) -> None:
     got = OmegaConf.to_container(_train_cfg(f"experiment=ch15/{name}"), resolve=True)
@@ -212,6 +213,7 @@ def _iterative_by_hand(ckpt: Path, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean((history[:, 50:, 0].numpy() - y) ** 2))
 
 
+@pytest.mark.smoke
 @pytest.mark.slow
 def test_reproduce_script_report_numbers_rerun_and_refusal(tmp_path: Path, capfd, run_main) -> None:
     # One real reproduction through the script (in this process): its training multirun runs

@@ -211,6 +211,7 @@ def test_weights_that_do_not_fit_their_own_settings_are_refused_untouched(
     assert f"resume={tmp_path / 'checkpoints' / 'best.ckpt'}" in message  # the good one offered
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", MODEL_OPTIONS)
 def test_a_checkpoint_of_the_same_settings_passes_for_every_model(
     make_cfg, tmp_path, model: str

@@ -139,6 +139,7 @@ def test_slurm_launcher_config_composes() -> None:
     assert (launcher.gpus_per_node, launcher.cpus_per_task, launcher.timeout_min) == (1, 4, 120)
 
 
+@pytest.mark.smoke
 @pytest.mark.slow
 def test_ddp_cpu_matches_single_process(tmp_path: Path) -> None:
     """Two gloo processes with batch 16 each train exactly the single-process batch-32 run.

@@ -19,6 +19,7 @@ from seqforecast.train import instantiate, train
 METRIC_KEYS = {"val/mse", "val/mse_last", "test/mse", "test/mse_last"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("option", MODEL_OPTIONS)
 def test_every_model_option_fast_dev_run(make_cfg, tmp_path, option: str) -> None:
     cfg = make_cfg(f"model={option}", "debug=fast_dev_run")
