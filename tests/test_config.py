@@ -231,3 +231,20 @@ def test_a_logger_without_its_package_names_the_extra(tmp_path: Path, monkeypatc
         "logger lightning.pytorch.loggers.TensorBoardLogger needs tensorboard or tensorboardX, "
         'which is not installed: pip install -e ".[tensorboard]" (or pip install tensorboard)'
     )
+
+
+@pytest.mark.parametrize(
+    ("groups", "named"),
+    [
+        (["callbacks=early_stopping"], "callbacks=early_stopping watches"),
+        (["scheduler=plateau"], "scheduler=plateau watches"),
+        (["callbacks=early_stopping", "scheduler=plateau"], "and scheduler=plateau watch "),
+    ],
+)
+def test_no_validation_refuses_what_watches_a_val_metric(tmp_path, groups, named) -> None:
+    cfg = compose_cfg(tmp_path, *groups, "trainer.limit_val_batches=0")
+    with pytest.raises(ConfigError, match="^trainer.limit_val_batches=0 runs no validation") as err:
+        validate_config(cfg)
+    assert named in str(err.value) and "\n" not in str(err.value)
+    validate_config(compose_cfg(tmp_path, *groups))  # with validation: fine
+    validate_config(compose_cfg(tmp_path, "trainer.limit_val_batches=0"))  # nothing watches

@@ -65,6 +65,24 @@ def _check_keys(cfg: DictConfig, node_key: str) -> None:
             )
 
 
+def _check_validation_users(cfg: DictConfig) -> None:
+    """``trainer.limit_val_batches=0`` runs no validation: what watches a val metric is refused."""
+    if OmegaConf.select(cfg, "trainer.limit_val_batches", default=None) not in (0, 0.0):
+        return
+    users = []
+    if OmegaConf.select(cfg, "callbacks.early_stopping", default=None) is not None:
+        users.append("callbacks=early_stopping")
+    if OmegaConf.select(cfg, "scheduler.name", default=None) == "plateau":
+        users.append("scheduler=plateau")
+    if users:
+        raise ConfigError(
+            f"trainer.limit_val_batches=0 runs no validation, but {' and '.join(users)} "
+            f"watch{'es' if len(users) == 1 else ''} the validation metric "
+            f"{OmegaConf.select(cfg, 'monitor', default='val/mse')}: drop "
+            f"{'it' if len(users) == 1 else 'them'} or let validation run"
+        )
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Check every known key present in ``cfg``; raise :class:`ConfigError` on the first bad one."""
     for key, rule in rules().items():
@@ -75,6 +93,7 @@ def validate_config(cfg: DictConfig) -> None:
             value = OmegaConf.to_container(value, resolve=True)
         check_value(key, value, rule)
     _check_logger(cfg)
+    _check_validation_users(cfg)
     for node_key in ("model", "data", "trainer"):
         _check_keys(cfg, node_key)
     if OmegaConf.select(cfg, "scheduler") is not None:
