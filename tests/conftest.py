@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -83,37 +83,52 @@ def _fresh_process_state() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def run_as_main(
+    path: Path,
+    args: Sequence[str],
+    cwd: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> subprocess.CompletedProcess:
+    """Run the Python file ``path`` with ``args`` in this process, as ``python path args``
+    would: as ``__main__``, with ``sys.argv`` set and ``cwd`` the working directory. Its exit
+    status, stdout and stderr (with those of the processes it starts) come back as a
+    ``CompletedProcess``; what the test printed before is discarded, and the environment
+    variables it sets are undone with the rest of the process state."""
+    capfd.readouterr()
+    code: int | str | None = 0
+    environ = dict(os.environ)
+    with monkeypatch.context() as m, _fresh_process_state():
+        m.chdir(cwd)
+        m.setattr(sys, "argv", [str(path), *args])
+        try:
+            runpy.run_path(str(path), run_name="__main__")
+        except SystemExit as stop:
+            code = stop.code
+        except Exception:  # as a process would end (Hydra re-raises under a tracer)
+            traceback.print_exc()
+            code = 1
+        finally:
+            os.environ.clear()
+            os.environ.update(environ)
+    out, err = capfd.readouterr()
+    if isinstance(code, str):  # sys.exit("message"): printed, status 1
+        err, code = err + code + "\n", 1
+    return subprocess.CompletedProcess([str(path), *args], code or 0, out, err)
+
+
 @pytest.fixture
 def run_main(
     capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., subprocess.CompletedProcess]:
-    """Run ``scripts/<script> args`` in this process, as ``python scripts/<script>`` would.
+    """Run ``scripts/<script> args`` in this process (:func:`run_as_main`).
 
-    The script runs as ``__main__`` with ``sys.argv`` set and ``cwd`` as the working
-    directory; its exit status, stdout and stderr (with those of the processes it starts)
-    come back as a ``CompletedProcess`` (what the test printed before the call is discarded).
     For tests of what a script does, not of the process boundary (start-up, imports,
     signals from outside, resource limits), which keep :func:`run_script`.
     """
 
     def _run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-        path = ROOT / "scripts" / script
-        capfd.readouterr()
-        code: int | str | None = 0
-        with monkeypatch.context() as m, _fresh_process_state():
-            m.chdir(cwd)
-            m.setattr(sys, "argv", [str(path), *args])
-            try:
-                runpy.run_path(str(path), run_name="__main__")
-            except SystemExit as stop:
-                code = stop.code
-            except Exception:  # as a process would end (Hydra re-raises under a tracer)
-                traceback.print_exc()
-                code = 1
-        out, err = capfd.readouterr()
-        if isinstance(code, str):  # sys.exit("message"): printed, status 1
-            err, code = err + code + "\n", 1
-        return subprocess.CompletedProcess([script, *args], code or 0, out, err)
+        return run_as_main(ROOT / "scripts" / script, args, cwd, monkeypatch, capfd)
 
     return _run
 

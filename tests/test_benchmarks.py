@@ -11,15 +11,13 @@ anyway.
 
 from __future__ import annotations
 
-import os
-import runpy
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, _fresh_process_state, script_env
+from conftest import ROOT, run_as_main, script_env
 
 BENCHMARKS = ROOT / "benchmarks"
 
@@ -52,27 +50,6 @@ def test_every_benchmark_has_a_smoke_run() -> None:
     assert sorted(p.name for p in BENCHMARKS.iterdir() if p.suffix == ".sh") == ["gpu_check.sh"]
 
 
-def run_in_process(
-    path: Path, args: list[str], cwd: Path, monkeypatch: pytest.MonkeyPatch, capfd
-) -> tuple[int, str, str]:
-    """Run ``path`` as ``__main__`` here; its exit status, stdout and stderr."""
-    capfd.readouterr()
-    code: int | str | None = 0
-    environ = dict(os.environ)  # some set SEQFORECAST_NUMBA
-    with monkeypatch.context() as m, _fresh_process_state():
-        m.chdir(cwd)
-        m.setattr(sys, "argv", [str(path), *args])
-        try:
-            runpy.run_path(str(path), run_name="__main__")
-        except SystemExit as stop:
-            code = stop.code
-        finally:
-            os.environ.clear()
-            os.environ.update(environ)
-    out, err = capfd.readouterr()
-    return (code if isinstance(code, int) else 1), out, err
-
-
 @pytest.mark.slow
 @pytest.mark.smoke
 @pytest.mark.parametrize("script", sorted(SMOKE))
@@ -92,7 +69,8 @@ def test_a_benchmark_runs_at_its_tiny_setting(
         )
         code, out, err = done.returncode, done.stdout, done.stderr
     else:
-        code, out, err = run_in_process(BENCHMARKS / script, args, tmp_path, monkeypatch, capfd)
+        done = run_as_main(BENCHMARKS / script, args, tmp_path, monkeypatch, capfd)
+        code, out, err = done.returncode, done.stdout, done.stderr
     assert code == 0, err[-3000:]
     assert expected in out, out[-3000:]
 
