@@ -70,6 +70,8 @@ WRONG = {
     "model.lr": [0, -1e-3, "fast"],
     "model.n_features": [0, 1.5],
     "model.init": ["xavier", None],
+    "model.window_norm": ["scale", None],
+    "model.revin_affine": ["yes", 1],
     "layers": ["numba", 1],
     "trainer.gradient_clip_algorithm": ["l2"],
     "trainer.accumulate_grad_batches": [0, 1.5],
@@ -173,6 +175,8 @@ BY_HAND = {
     "model.dilations": lambda v: ForecastModule(net="wavenet", target="seq2seq", dilations=v),
     "model.loss": lambda v: ForecastModule(loss=v),
     "model.quantiles": lambda v: ForecastModule(loss="quantile", quantiles=v),
+    "model.window_norm": lambda v: ForecastModule(window_norm=v),
+    "model.revin_affine": lambda v: ForecastModule(window_norm="revin", revin_affine=v),
 }
 # Keys only a composed config holds (the run's own settings and Lightning's Trainer); ``layers``
 # is applied by seqforecast.fast.use_layers.

@@ -102,7 +102,7 @@ class PointLoss(nn.Module):
     def point(self, raw: torch.Tensor) -> torch.Tensor:
         return raw  # [..., k]
 
-    def dist(self, raw: torch.Tensor) -> torch.Tensor:
+    def dist(self, raw: torch.Tensor, spread: torch.Tensor | None = None) -> torch.Tensor:
         return raw.unsqueeze(-1)  # [..., k] -> [..., k, 1]: a point mass
 
     def loss(self, dist: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -139,8 +139,11 @@ class DistributionLoss(nn.Module):
             {s: nn.ModuleList(MeanMetric() for _ in self.score_names) for s in stages}
         )
 
-    def dist(self, raw: torch.Tensor) -> torch.Tensor:
-        """Raw outputs ``[..., k * P]`` -> the distribution ``[..., k, P]`` (float32)."""
+    def dist(self, raw: torch.Tensor, spread: torch.Tensor | None = None) -> torch.Tensor:
+        """Raw outputs ``[..., k * P]`` -> the distribution ``[..., k, P]`` (float32).
+
+        ``spread`` (broadcastable to ``[..., k]``; see :class:`seqforecast.models.norm.WindowNorm`)
+        multiplies the distances of the quantiles from the median, or the Gaussian's scale."""
         raise NotImplementedError
 
     def loss(self, dist: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -188,9 +191,13 @@ class QuantileLoss(DistributionLoss):
         self.n_params = len(self.level_list)
         self.point_index = self.level_list.index(0.5)
 
-    def dist(self, raw: torch.Tensor) -> torch.Tensor:
+    def dist(self, raw: torch.Tensor, spread: torch.Tensor | None = None) -> torch.Tensor:
         raw = raw.float().unflatten(-1, (-1, self.n_params))  # [..., k * Q] -> [..., k, Q]
-        return monotone_quantiles(raw, self.point_index)
+        q = monotone_quantiles(raw, self.point_index)
+        if spread is None:
+            return q
+        mid = q[..., self.point_index : self.point_index + 1]  # [..., k, 1]
+        return mid + (q - mid) * spread.float().unsqueeze(-1)
 
     def loss(self, dist: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return pinball_loss(dist, y.float(), self.levels).mean()
@@ -217,9 +224,11 @@ class GaussianLoss(DistributionLoss):
 
     n_params, point_index = 2, 0
 
-    def dist(self, raw: torch.Tensor) -> torch.Tensor:
+    def dist(self, raw: torch.Tensor, spread: torch.Tensor | None = None) -> torch.Tensor:
         raw = raw.float().unflatten(-1, (-1, 2))  # [..., k * 2] -> [..., k, 2]
         scale = F.softplus(raw[..., 1]) + SCALE_EPS
+        if spread is not None:
+            scale = scale * spread.float()
         return torch.stack([raw[..., 0], scale], dim=-1)
 
     def loss(self, dist: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

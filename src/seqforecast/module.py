@@ -16,6 +16,7 @@ from seqforecast.errors import ConfigError, NonFiniteLossError
 from seqforecast.losses import build_loss
 from seqforecast.models import build_net, output_steps
 from seqforecast.models.init import adam_eps, keras_init_
+from seqforecast.models.norm import net_outputs, wrap
 from seqforecast.rules import PROBABILITIES, check, check_value
 from seqforecast.schedules import build_scheduler, check_scheduler, set_total_steps
 
@@ -102,6 +103,8 @@ class ForecastModule(L.LightningModule):
         scheduler: dict[str, Any] | None = None,
         loss: str = "mse",
         quantiles: list[float] | None = None,
+        window_norm: str = "none",
+        revin_affine: bool = True,
         **legacy: Any,
     ) -> None:
         super().__init__()
@@ -111,6 +114,8 @@ class ForecastModule(L.LightningModule):
         check("model.lr", lr)
         check("model.init", init)
         check("model.adam_eps", adam_eps)
+        check("model.window_norm", window_norm)
+        check("model.revin_affine", revin_affine)
         self.schedule = check_scheduler(scheduler)
         self.save_hyperparameters(ignore=list(legacy))
         self.objective = build_loss(loss, quantiles, net, head, EVAL_STAGES)
@@ -131,6 +136,7 @@ class ForecastModule(L.LightningModule):
         )
         if init == "keras":
             keras_init_(self.net)
+        self.net = wrap(self.net, window_norm, net, n_features, revin_affine, self.objective)
         steps = output_steps(self.net, n_steps) if target == "seq2seq" else list(range(n_steps))
         if steps[-1] != n_steps - 1:
             raise ConfigError(
@@ -157,7 +163,7 @@ class ForecastModule(L.LightningModule):
         """``x [B, T, F] -> [B, k, P]`` or ``[B, T, k, P]``: the quantiles at
         ``hparams.quantiles`` (``quantile``), the mean and scale (``gaussian``) or the point
         (``mse``, ``P = 1``)."""
-        return self.objective.dist(self.net(x))
+        return self.objective.dist(*net_outputs(self.net, x))
 
     def forecast_quantiles(
         self, x: torch.Tensor, quantiles: list[float] | None = None
@@ -207,13 +213,13 @@ class ForecastModule(L.LightningModule):
 
     def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> None:
         x, y = batch
-        y, raw = self.align(y), self.net(x)
+        y, (raw, spread) = self.align(y), net_outputs(self.net, x)
         y_hat = self.objective.point(raw)
         # update(), not forward: the epoch's value is what is logged, no per-batch value.
         self.mse[stage].update(y_hat.reshape(-1), y.reshape(-1))
         last, last_hat = self.last_step(y).reshape(-1), self.last_step(y_hat).reshape(-1)
         self.mse_last[stage].update(last_hat, last)
-        dist = self.last_step(self.objective.dist(raw))  # [B, k, P]
+        dist = self.last_step(self.objective.dist(raw, spread))  # [B, k, P]
         self.objective.update_scores(stage, dist, self.last_step(y))  # none for mse
 
     def _log_eval(self, stage: str) -> None:
@@ -265,10 +271,10 @@ class ForecastModule(L.LightningModule):
         ``hparams.quantiles`` (:meth:`forecast_quantiles`), from one pass of the net; float32.
         """
         x = batch[0] if isinstance(batch, tuple | list) else batch
-        raw = self.net(x)  # [B, (T',) k * P]
+        raw, spread = net_outputs(self.net, x)  # [B, (T',) k * P]
         out = {"forecast": self.last_step(self.objective.point(raw)).float()}  # [B, k]
         if self.objective.level_list is not None:
-            dist = self.last_step(self.objective.dist(raw))  # [B, k, P]
+            dist = self.last_step(self.objective.dist(raw, spread))  # [B, k, P]
             out["quantiles"] = self.objective.quantiles(dist).float()  # [B, k, Q]
         return out
 

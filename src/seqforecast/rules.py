@@ -104,6 +104,7 @@ NETS = (
 )  # seqforecast.models
 HEADS = ("linear", "per_step", "none")  # seqforecast.models
 INITS = ("keras", "torch")  # seqforecast.models.init
+WINDOW_NORMS = ("none", "last", "revin")  # seqforecast.models.norm
 # Lightning's Trainer(precision=...) values, as its docs list them.
 PRECISIONS = (
     "64-true",
@@ -209,6 +210,8 @@ def rules() -> dict[str, Rule]:
         "model.dilations": WIDTHS,
         "model.loss": choice(*LOSSES),
         "model.quantiles": or_null(QUANTILES),
+        "model.window_norm": choice(*WINDOW_NORMS),
+        "model.revin_affine": BOOL,
         "trainer.max_epochs": int_at_least(-1),
         "trainer.accelerator": choice("auto", "cpu", "gpu", "cuda", "mps"),
         "trainer.devices": Rule(

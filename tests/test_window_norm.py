@@ -1,0 +1,209 @@
+"""``model.window_norm``: each window normalised by its own statistics inside the module.
+
+A numpy reference of each mode, the shift/scale properties on every model option, ``none``
+as the module of before, the fast layers, the distributions' spreads, ONNX, one short fit.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import MODEL_OPTIONS, compose_cfg, scaled_tol
+
+from seqforecast.errors import ConfigError
+from seqforecast.export import export_model
+from seqforecast.fast import accelerate, is_accelerated
+from seqforecast.forecast import iterative_forecast
+from seqforecast.models.baselines import Linear
+from seqforecast.models.norm import EPS, WindowNorm
+from seqforecast.module import ForecastModule
+from seqforecast.train import instantiate, train
+
+MODES = ("last", "revin")
+
+
+def build(option: str, *overrides: str) -> ForecastModule:
+    """The option's module as ``train.py`` builds it (composed config), untrained, seeded."""
+    torch.manual_seed(0)
+    cfg = compose_cfg(Path("unused"), f"model={option}", *overrides)
+    return instantiate(cfg.model).eval()
+
+
+def trending(n: int, n_steps: int = 50, seed: int = 3) -> torch.Tensor:
+    """``n`` windows ``[n, n_steps, 1]``: a sine on a trend, far from the scaled range."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_steps)[None, :, None]
+    offset, slope = rng.uniform(-20, 20, (n, 1, 1)), rng.uniform(-0.3, 0.3, (n, 1, 1))
+    x = offset + slope * t + np.sin(t / 3 + rng.uniform(0, 6, (n, 1, 1)))
+    return torch.from_numpy(x.astype(np.float32))
+
+
+# --- the wrapper against numpy ---------------------------------------------------------------
+
+
+def reference(x: np.ndarray, w: np.ndarray, c: np.ndarray, mode: str, gamma, beta) -> np.ndarray:
+    """Normalise ``x [B, T, F]``, the linear map ``w [k, T*F]``, ``c [k]``, invert (float64)."""
+    if mode == "last":
+        loc, std = x[:, -1:], np.ones_like(x[:, -1:])
+    else:
+        loc, std = x.mean(1, keepdims=True), np.sqrt(x.var(1, keepdims=True) + EPS)
+    z = (x - loc) / std * gamma + beta
+    y = z.reshape(len(x), -1) @ w.T + c  # [B, k]
+    return (y - beta[0]) / (gamma[0] + EPS) * std[:, 0, :1] + loc[:, 0, :1]
+
+
+@pytest.mark.parametrize("mode,affine", [("last", False), ("revin", False), ("revin", True)])
+def test_forward_then_inverse_matches_numpy(mode: str, affine: bool) -> None:
+    x = np.array(
+        [[[1.0, 10.0], [2.0, 30.0], [4.0, 20.0], [7.0, 60.0]], [[-5.0, 0.0], [-5.5, 1.0]] * 2],
+        dtype=np.float32,
+    )  # [2, 4, 2], hand-built
+    torch.manual_seed(0)
+    net = WindowNorm(Linear(4, 2, 3), mode, 2, affine=affine)
+    gamma, beta = np.ones(2), np.zeros(2)
+    if affine:
+        with torch.no_grad():
+            net.weight.copy_(torch.tensor([2.0, 0.5]))
+            net.bias.copy_(torch.tensor([0.3, -1.0]))
+        gamma, beta = np.array([2.0, 0.5]), np.array([0.3, -1.0])
+    w = net.net.linear.weight.detach().double().numpy()
+    c = net.net.linear.bias.detach().double().numpy()
+    want = reference(x.astype(np.float64), w, c, mode, gamma, beta)
+    got = net(torch.from_numpy(x)).detach().double().numpy()
+    assert got.shape == (2, 3)
+    np.testing.assert_allclose(got, want, **scaled_tol(want, 1e-5))
+
+
+def test_modes_add_only_the_affine_parameters() -> None:
+    plain = build("gru")
+    keys = {f"net.{k}" if not k.startswith("net.") else k for k in plain.state_dict()}
+    last = build("gru", "model.window_norm=last")
+    assert set(last.state_dict()) == {k.replace("net.", "net.net.", 1) for k in keys}
+    revin = build("gru", "model.window_norm=revin")
+    assert set(revin.state_dict()) - set(last.state_dict()) == {"net.weight", "net.bias"}
+    no_affine = build("gru", "model.window_norm=revin", "model.revin_affine=false")
+    assert set(no_affine.state_dict()) == set(last.state_dict())
+
+
+# --- none is the module of before ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["linear", "seq2seq"])
+def test_none_is_the_module_without_the_settings(option: str) -> None:
+    """``window_norm=none`` builds exactly the module that had no such setting: the same
+    state_dict (names and bytes) and the same outputs, bit for bit."""
+    new = build(option)
+    assert new.hparams.window_norm == "none"
+    hp = {k: v for k, v in new.hparams.items() if k not in ("window_norm", "revin_affine")}
+    torch.manual_seed(0)
+    old = ForecastModule(**hp).eval()
+    assert list(old.state_dict()) == list(new.state_dict())
+    for key, value in old.state_dict().items():
+        assert torch.equal(value, new.state_dict()[key]), key
+    x = trending(4)
+    with torch.no_grad():
+        assert torch.equal(old(x), new(x))
+    assert type(new.net) is type(old.net)
+
+
+# --- scale-free forecasts, on every model option ---------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("option", MODEL_OPTIONS)
+def test_forecasts_follow_a_shifted_or_scaled_window(option: str, mode: str) -> None:
+    """``last`` and ``revin``: a constant added to the window is added to the forecast;
+    ``revin``: a window times 3 gives the forecast times 3 (every net, untrained weights)."""
+    module = build(option, f"model.window_norm={mode}")
+    x = trending(6)
+    with torch.no_grad():
+        base = module.forecast(x).double()
+        shifted = module.forecast(x + 100.0).double()
+        torch.testing.assert_close(shifted, base + 100.0, **scaled_tol(base + 100.0, 1e-5))
+        if mode == "revin":
+            scaled = module.forecast(x * 3.0).double()
+            torch.testing.assert_close(scaled, base * 3.0, **scaled_tol(base * 3.0, 1e-4))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_fast_layers_are_still_found(mode: str) -> None:
+    module = build("gru", f"model.window_norm={mode}")
+    x = trending(5)
+    with torch.no_grad():
+        want = module(x)
+        fast = accelerate(module)
+        assert is_accelerated(fast)
+        torch.testing.assert_close(fast(x), want, **scaled_tol(want, 1e-5))
+
+
+def test_iterative_forecast_normalises_each_window() -> None:
+    """Rolled forward, each window gets its own statistics: the rolled forecast of a
+    shifted series is the shifted rolled forecast."""
+    module = build("deep_rnn_dense", "model.window_norm=revin")  # a 1-step model
+    x = trending(3)
+    with torch.no_grad():
+        base = iterative_forecast(module.forecast, x, 7).double()
+        shifted = iterative_forecast(module.forecast, x + 50.0, 7).double()
+    torch.testing.assert_close(shifted, base + 50.0, **scaled_tol(base + 50.0, 1e-5))
+
+
+@pytest.mark.parametrize("loss", ["quantile", "gaussian"])
+def test_spreads_scale_with_the_window(loss: str) -> None:
+    """``revin``: quantiles shift with a constant and their distances from the median (the
+    Gaussian's scale) multiply with the window."""
+    module = build("gru", f"model.loss={loss}", "model.window_norm=revin")
+    x = trending(5)
+    with torch.no_grad():
+        q = module.forecast_quantiles(x).double()  # [B, k, Q]
+        assert q.shape[-1] == (3 if loss == "quantile" else 5)
+        assert (q.diff(dim=-1) > 0).all()
+        torch.testing.assert_close(
+            module.forecast_quantiles(x + 40.0).double(), q + 40.0, **scaled_tol(q + 40, 1e-5)
+        )
+        torch.testing.assert_close(
+            module.forecast_quantiles(x * 4.0).double(), q * 4.0, **scaled_tol(q * 4, 1e-4)
+        )
+        out = module.predict_step(x, 0)
+        torch.testing.assert_close(out["quantiles"].double(), q)
+
+
+def test_bad_settings_are_refused_in_one_line() -> None:
+    with pytest.raises(ConfigError, match=r"^model\.window_norm='scale' is not allowed.*revin"):
+        build("gru", "model.window_norm=scale")
+    with pytest.raises(ConfigError, match=r"^model\.revin_affine='yes' is not allowed"):
+        build("gru", "model.window_norm=revin", "model.revin_affine=yes")
+
+
+# --- export and training ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("option", ["linear", "gru", "seq2seq"])
+def test_onnx_export_includes_the_normalisation(option: str, mode: str, tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    module = build(option, f"model.window_norm={mode}")
+    ckpt = tmp_path / "m.ckpt"
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, ckpt)
+    paths = export_model(ckpt, tmp_path / "out")
+    assert json.loads(paths[1].read_text())["verified_max_abs_diff"] < 1e-3
+    x = trending(9).numpy()
+    session = ort.InferenceSession(str(paths[0]), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": x})[0].astype(np.float64)
+    with torch.no_grad():
+        want = module.forecast(torch.from_numpy(x)).double().numpy()
+    np.testing.assert_allclose(got, want, **scaled_tol(want, 1e-5))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_short_fit_per_mode_reloads(make_cfg, tmp_path: Path, mode: str) -> None:
+    cfg = make_cfg("model=linear", f"model.window_norm={mode}", "trainer.max_epochs=1")
+    metrics = train(cfg)
+    assert np.isfinite(metrics["test/mse"])
+    ckpt = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=True)
+    assert ckpt["hyper_parameters"]["window_norm"] == mode
+    module = ForecastModule.load_from_checkpoint(tmp_path / "checkpoints" / "best.ckpt")
+    assert isinstance(module.net, WindowNorm) and module.net.mode == mode
