@@ -207,3 +207,26 @@ def test_a_short_fit_per_mode_reloads(make_cfg, tmp_path: Path, mode: str) -> No
     assert ckpt["hyper_parameters"]["window_norm"] == mode
     module = ForecastModule.load_from_checkpoint(tmp_path / "checkpoints" / "best.ckpt")
     assert isinstance(module.net, WindowNorm) and module.net.mode == mode
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_forecaster_and_onnx_forecaster_agree(mode: str, tmp_path: Path) -> None:
+    """What predict and the service use (the forecaster, fast layers, iterative forecasts
+    beyond the horizon) against the torch-free ONNX forecaster, on trending windows."""
+    pytest.importorskip("onnxruntime")
+    from seqforecast import load_forecaster
+    from seqforecast.onnx import OnnxForecaster
+
+    module = build("gru", f"model.window_norm={mode}")
+    ckpt = tmp_path / "m.ckpt"
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, ckpt)
+    export_model(ckpt, tmp_path / "out")
+    onnx, fast = OnnxForecaster(tmp_path / "out"), load_forecaster(ckpt, "cpu", "fast")
+    x = trending(8).numpy()[..., 0]  # [N, T]
+    for ahead in (10, 23):
+        want = fast.predict(x, ahead, "sliding")
+        got = onnx.predict(x, ahead, "sliding")
+        np.testing.assert_allclose(got, want, **scaled_tol(want, 1e-5))
+    with torch.no_grad():
+        direct = module.forecast(torch.from_numpy(x[..., None])).double().numpy()
+    np.testing.assert_allclose(fast.predict(x, 10, "sliding"), direct, **scaled_tol(direct, 1e-5))
