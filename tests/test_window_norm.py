@@ -180,11 +180,18 @@ def test_bad_settings_are_refused_in_one_line() -> None:
 # --- export and training ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("option", ["linear", "gru", "seq2seq"])
-def test_onnx_export_includes_the_normalisation(option: str, mode: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "option,mode,loss",
+    [
+        *((o, m, "mse") for o in ("linear", "gru", "seq2seq") for m in MODES),
+        ("gru", "revin", "quantile"),  # the point entry among the quantiles' raw outputs
+    ],
+)
+def test_onnx_export_includes_the_normalisation(
+    option: str, mode: str, loss: str, tmp_path: Path
+) -> None:
     ort = pytest.importorskip("onnxruntime")
-    module = build(option, f"model.window_norm={mode}")
+    module = build(option, f"model.window_norm={mode}", f"model.loss={loss}")
     ckpt = tmp_path / "m.ckpt"
     torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, ckpt)
     paths = export_model(ckpt, tmp_path / "out")
