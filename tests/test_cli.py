@@ -166,6 +166,15 @@ def test_a_refused_run_exits_2_in_one_line_and_leaves_no_folder(tmp_path: Path, 
     assert list(tmp_path.iterdir()) == []  # Hydra's outputs/<date>/<time> removed
 
 
+def test_a_training_refused_by_its_data_settings_leaves_no_folder(tmp_path: Path, run_main):
+    # The split is checked against n_series when the DataModule is made, inside train:
+    # status and config.yaml were written, and go with the folder (no checkpoint, no metrics).
+    proc = run_main("train.py", "data.n_series=100", "hydra.run.dir=runs/a", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: data.split=[7000, 2000, 1000]")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_only_a_run_folder_holding_hydras_files_alone_is_removed(tmp_path: Path) -> None:
     runs = [tmp_path / "outputs" / "day" / name for name in ("empty", "used")]
     for run in runs:
@@ -183,6 +192,13 @@ def test_only_a_run_folder_holding_hydras_files_alone_is_removed(tmp_path: Path)
         remove_unused_run_dir(runs[1])  # hydra.run.dir=. : the working folder stays
     assert not runs[0].exists() and runs[1].exists()
     (runs[1] / "predictions.csv").write_text("1\n")
+    for status in ("failed: ConfigError: x", "finished"):  # a refusal's record goes, not a run's
+        (runs[1] / "status").write_text(status)
+        with pytest.MonkeyPatch.context() as m:
+            m.chdir(tmp_path)
+            remove_unused_run_dir(runs[1])
+        assert runs[1].exists()  # predictions.csv is not a refusal's
+    (runs[1] / "status").unlink()
     assert sorted(p.name for p in runs[1].rglob("*")) == [
         ".hydra", "config.yaml", "hydra.yaml", "overrides.yaml", "predict.log", "predictions.csv"
     ]  # fmt: skip

@@ -48,6 +48,8 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 NOT_SET = re.compile(r"Could not override '([^']+)'")
 MULTIRUN = {"-m", "--multirun"}
 HYDRA_FILES = {"config.yaml", "hydra.yaml", "overrides.yaml"}  # what Hydra writes to .hydra/
+RUN_RECORD = {"status", "config.yaml", ".lock"}  # what train writes before its data is made
+REFUSALS = ("failed: ConfigError", "failed: InputError")
 
 
 def _check_train(cfg: DictConfig) -> None:
@@ -194,21 +196,36 @@ def refuse(err: SeqforecastError) -> NoReturn:
     sys.exit(2)
 
 
+def _refusal_record(run_dir: Path) -> set[str]:
+    """The files a training refused by its settings or inputs wrote before it stopped
+    (``status`` says ``failed: ConfigError`` or ``InputError``): nothing else to keep."""
+    try:
+        status = (run_dir / "status").read_text()
+    except OSError:
+        return set()
+    return RUN_RECORD if status.startswith(REFUSALS) else set()
+
+
 def remove_unused_run_dir(run_dir: Path) -> None:
     """Remove ``run_dir`` when it holds only what Hydra writes (``.hydra/`` and the job's
-    log), then its parents that are left empty, up to the working folder."""
+    log), and what a training refused by its settings or inputs records (its ``status``,
+    ``config.yaml`` and lock: no checkpoint, no metrics), then its parents that are left
+    empty, up to the working folder."""
     hydra_dir, here = run_dir / ".hydra", Path.cwd().absolute()
     if run_dir.absolute() == here or run_dir.absolute() in here.parents:
         return  # hydra.run.dir=. : the working folder stays
     try:
         entries = {p.name for p in run_dir.iterdir()}
         logs = {n for n in entries if n.endswith(".log") and (run_dir / n).is_file()}
-        if entries - logs - {".hydra"} or not {p.name for p in hydra_dir.iterdir()} <= HYDRA_FILES:
+        record = entries & _refusal_record(run_dir)
+        if entries - logs - record - {".hydra"} or not (
+            {p.name for p in hydra_dir.iterdir()} <= HYDRA_FILES
+        ):
             return
         for name in HYDRA_FILES:
             (hydra_dir / name).unlink(missing_ok=True)
         hydra_dir.rmdir()
-        for name in logs:
+        for name in logs | record:
             (run_dir / name).unlink()
         run_dir.rmdir()
         folder = run_dir.absolute().parent
