@@ -63,6 +63,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return json.loads((tmp / "ref" / "metrics.json").read_text())
 
 
+@pytest.mark.smoke
 @pytest.mark.slow
 def test_kill_mid_epoch_then_resume_equals_uninterrupted(
     tmp_path: Path, uninterrupted: dict

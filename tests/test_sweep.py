@@ -75,6 +75,7 @@ def test_seed_repeats_get_mean_and_std() -> None:
     assert "| 0.6 |" in to_markdown(out, ["job", "val/mse_last mean"])
 
 
+@pytest.mark.smoke
 @pytest.mark.slow
 def test_optuna_search_persists_and_resumes(tmp_path: Path) -> None:
     optuna = pytest.importorskip("optuna")
