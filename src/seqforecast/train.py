@@ -22,7 +22,7 @@ from seqforecast import intervals, memory
 from seqforecast.callbacks import AtomicCheckpointIO, TrainingInterrupted, sigterm_interrupts
 from seqforecast.config import validate_config
 from seqforecast.data.files import FileDataModule
-from seqforecast.errors import ConfigError, OutputError, SeqforecastError
+from seqforecast.errors import ConfigError, SeqforecastError
 from seqforecast.evaluate import unit_errors
 from seqforecast.fast import use_layers
 from seqforecast.outputs import (
@@ -187,7 +187,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         lock = claim_run_dir(out, resuming=resume is not None)
     except OSError as err:
-        raise _output_error(err, out) from None
+        raise output_error(err, out) from None
     try:
         return _run(cfg, out, resume)
     finally:
@@ -210,7 +210,7 @@ def _run(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
         _try_write_status(out, f"interrupted: {err}")
         raise
     except OSError as err:
-        error = _output_error(err, out)
+        error = output_error(err, out)
         _try_write_status(out, f"failed: OutputError: {error}")
         raise error from None
     except BaseException as err:
@@ -218,11 +218,6 @@ def _run(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
         raise
     write_status(out, "finished")
     return metrics
-
-
-def _output_error(err: OSError, out: Path) -> OutputError:
-    """One line for a failed file operation: the path and the system's reason."""
-    return output_error(err, out)
 
 
 def _try_write_status(out: Path, status: str) -> None:
