@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from seqforecast.data.transforms import TargetTransform
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.forecast import check_ahead, check_direct, iterative_forecast
 from seqforecast.scores import level_name
@@ -90,6 +91,8 @@ class OnnxForecaster:
         self.data: dict[str, Any] | None = self.info.get("data")
         scaler = (self.info.get("data_state") or {}).get("scaler") or {}
         self.center, self.scale = (scaler.get(k) for k in ("center", "scale"))  # [F] | [S, F]
+        # The target transform before the scaling (absent: none, as before data.transform).
+        self.transform = TargetTransform.from_dict(scaler.get("transform", {"name": "none"}))
         cal = self.info.get("intervals")
         self.levels: list[float] = [] if cal is None else [float(v) for v in cal["levels"]]
         self.widths = None if cal is None else np.asarray(cal["widths"], np.float64)  # [L, k]
@@ -237,7 +240,11 @@ class OnnxForecaster:
                 f"{self.n_features}] (columns {self.info.get('features')})"
             )
         recent = np.asarray(rows[-self.n_steps :], dtype=np.float32)  # [T, F], as a table holds
-        scaled = ((recent.astype(np.float64) - center) / scale).astype(np.float32)
+        recent = recent.astype(np.float64)
+        if self.transform.positive:
+            self.transform.check(recent[:, 0], "rows: the target column (feature 0)")
+            recent[:, 0] = self.transform.forward(recent[:, 0])
+        scaled = ((recent - center) / scale).astype(np.float32)
         x = self.windows(scaled[np.newaxis])  # [1, T, F]
         if levels:
             point, bounds = self.predict_intervals(x, ahead, levels)
@@ -251,7 +258,7 @@ class OnnxForecaster:
             result[time] = future_times(times, ahead)
 
         def inverse(y: np.ndarray) -> np.ndarray:  # scaled target -> the data's units, float64
-            return np.asarray(y, np.float64) * scale[0] + center[0]
+            return self.transform.inverse(np.asarray(y, np.float64) * scale[0] + center[0])
 
         result[self.data["target_column"]] = inverse(point[0])
         for i, level in enumerate(levels):
@@ -429,6 +436,8 @@ def check_data(info: dict[str, Any], n_features: int) -> None:
         )
     if not (np.isfinite(center).all() and np.isfinite(scale).all() and (scale > 0).all()):
         raise InputError("data_state.scaler holds a non-finite center or a scale <= 0")
+    if "transform" in scaler:
+        TargetTransform.from_dict(scaler["transform"], "data_state.scaler.transform")
     if center.ndim == 2:
         series = state.get("series")
         ok = isinstance(series, list) and len(series) == len(center)

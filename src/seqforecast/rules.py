@@ -14,6 +14,7 @@ suit the target) live with the code that combines them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -156,6 +157,7 @@ def rules() -> dict[str, Rule]:
     from seqforecast.data.panel import CALENDAR
     from seqforecast.data.scaling import SCALINGS
     from seqforecast.data.table import FILLS
+    from seqforecast.data.transforms import LAMBDA_RANGE, TRANSFORMS
     from seqforecast.data.windows import MAX_STEPS, TARGETS
     from seqforecast.memory import ALLOWED, is_size
 
@@ -192,6 +194,11 @@ def rules() -> dict[str, Rule]:
             )
         ),
         "data.scaling_scope": choice("series", "global"),
+        "data.transform": choice(*TRANSFORMS),
+        "data.boxcox_lambda": Rule(
+            lambda v: v is None or (_num(v) and math.isfinite(v)),
+            f"null (fitted on the training rows, in {list(LAMBDA_RANGE)}) or a finite number",
+        ),
         "data.future_inputs": NAMES,
         "data.calendar": Rule(
             lambda v: _seq(v) and all(c in CALENDAR for c in v) and len(set(v)) == len(v),

@@ -150,6 +150,13 @@ def plan(cfg: DictConfig, opts: Options) -> Plan:
     path = str(cfg.input or data["path"])
     table = read_table(path, data, forecaster.n_steps)
     spans = split_spans(table, data["split"], path)
+
+    def row(i: int) -> str:
+        when = "" if table.times is None else f", {data['time']} {table.times.iloc[i]}"
+        return f"row {i + 1} of its {len(table.values)}{when}"
+
+    where = f"input {path}: the target column {data['target_column']!r}"
+    forecaster.scaler.target.check(table.values[:, 0], where, row)  # every row is scaled
     horizon = opts.horizon or forecaster.horizon
     forecaster.check_options(horizon, "sliding", opts.batch_size)
     # A season as long as the training rows stops here (it is MASE's scale too).

@@ -38,6 +38,7 @@ from seqforecast.data.panel import (
 )
 from seqforecast.data.scaling import Scaler
 from seqforecast.data.splits import STAGES, SplitDataModule, resolve_split
+from seqforecast.data.transforms import TargetTransform
 from seqforecast.data.windows import FLOAT32, check_window
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.rules import check
@@ -96,6 +97,8 @@ class FileDataModule(SplitDataModule):
         scaling_scope: str = "series",
         future_inputs: Sequence[str] = (),
         calendar: Sequence[str] = (),
+        transform: str = "none",
+        boxcox_lambda: float | None = None,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, shuffle_seed)
         check_window(n_steps, horizon, target_kind, target_key="data.target_kind")
@@ -105,7 +108,14 @@ class FileDataModule(SplitDataModule):
         self.time = check("data.time", time)
         self.split = list(check("data.split", split))
         self.fill = check("data.fill", fill)
-        self.scaler = Scaler(scaling)
+        transform = check("data.transform", transform)
+        boxcox_lambda = check("data.boxcox_lambda", boxcox_lambda)
+        if boxcox_lambda is not None and transform != "boxcox":
+            raise ConfigError(
+                f"data.boxcox_lambda={boxcox_lambda} fixes the Box-Cox lambda, but "
+                f"data.transform={transform}; set data.transform=boxcox or boxcox_lambda=null"
+            )
+        self.scaler = Scaler(scaling, TargetTransform(transform, boxcox_lambda))
         id = check("data.id", id)
         self.ids = [id] if isinstance(id, str) else list(id or [])
         self.scaling_scope = check("data.scaling_scope", scaling_scope)
@@ -231,6 +241,15 @@ class FileDataModule(SplitDataModule):
         """Fit the scaling on the training rows, scale every row, and index each split's
         windows (:func:`split_origins`) per series."""
         panel, kept = self.read(), self.series_splits()
+        for s, _ in kept:  # every row is transformed: the first that cannot be, by name
+            times, n = (None if panel.times is None else panel.times[s]), panel.lengths[s]
+
+            def row(i: int, times: Any = times, n: int = n) -> str:
+                when = "" if times is None else f", {self.time} {times.iloc[i]}"
+                return f"row {i + 1} of its {n}{when}"
+
+            where = f"{self.label(s)}: the target column {self.target!r}"
+            self.scaler.target.check(panel.rows(s)[:, 0], where, row)
         train_rows = [panel.rows(s)[: z[0]] for s, z in kept]
         if self.ids and self.scaling_scope == "series":
             self.scaler.fit_series(train_rows)
@@ -269,5 +288,6 @@ class FileDataModule(SplitDataModule):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # A state saved before data.transform has no transform: none, as it was trained.
         if "scaler" in state_dict:
             self.scaler = Scaler.from_dict(state_dict["scaler"])

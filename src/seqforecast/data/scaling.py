@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from seqforecast.data.transforms import TargetTransform
 from seqforecast.errors import InputError
 from seqforecast.rules import check
 
@@ -20,16 +21,32 @@ SCALINGS = ("standard", "minmax", "none")
 
 class Scaler:
     """``x_scaled = (x - center) / scale`` per column; ``center``/``scale`` are ``[F]``, or
-    ``[S, F]`` per series (then every call names the series of its rows)."""
+    ``[S, F]`` per series (then every call names the series of its rows). ``target``
+    transforms column 0 before the scaling (default: none)."""
 
-    def __init__(self, kind: str = "standard") -> None:
+    def __init__(self, kind: str = "standard", target: TargetTransform | None = None) -> None:
         self.kind = check("data.scaling", kind)
+        self.target = target or TargetTransform()
         self.center: np.ndarray | None = None
         self.scale: np.ndarray | None = None
 
-    def fit(self, x: np.ndarray) -> Scaler:
-        """Statistics of ``x [rows, F]`` (the training rows only)."""
+    def _forward(self, x: np.ndarray, where: str = "the input rows' target") -> np.ndarray:
+        """``x [..., F]`` float64 with the target transform applied to column 0."""
         x = np.asarray(x, dtype=np.float64)
+        if self.target.name == "none":
+            return x
+        self.target.check(x[..., 0], where)
+        x = x.copy()
+        x[..., 0] = self.target.forward(x[..., 0])
+        return x
+
+    def fit(self, x: np.ndarray) -> Scaler:
+        """Statistics of ``x [rows, F]`` (the training rows only), after fitting the target
+        transform on its column 0."""
+        x = np.asarray(x, dtype=np.float64)
+        if self.target.name != "none":
+            self.target.fit(x[:, 0])
+            x = self._forward(x)
         if self.kind == "standard":
             center, scale = x.mean(axis=0), x.std(axis=0)
         elif self.kind == "minmax":
@@ -40,7 +57,11 @@ class Scaler:
         return self
 
     def fit_series(self, parts: list[np.ndarray]) -> Scaler:
-        """Statistics per series from each series' training rows ``parts[s] [rows_s, F]``."""
+        """Statistics per series from each series' training rows ``parts[s] [rows_s, F]``
+        (the target transform: one, fitted on all series' training rows together)."""
+        if self.target.name != "none":
+            self.target.fit(np.concatenate([np.asarray(p)[:, 0] for p in parts]))
+            parts = [self._forward(p) for p in parts]
         fitted = [Scaler(self.kind).fit(p) for p in parts]
         self.center = np.stack([f.center for f in fitted])  # [S, F]
         self.scale = np.stack([f.scale for f in fitted])  # [S, F]
@@ -68,7 +89,7 @@ class Scaler:
     def transform(self, x: np.ndarray, series: np.ndarray | int | None = None) -> np.ndarray:
         """``x [..., F]`` -> scaled float32 ``[..., F]`` (per series: ``series`` indexes
         ``x``'s first axis, or one series scales all of ``x``)."""
-        x = np.asarray(x, dtype=np.float64)
+        x = self._forward(x)
         center, scale = self._fitted(series, x.ndim)
         return ((x - center) / scale).astype(np.float32)
 
@@ -79,19 +100,24 @@ class Scaler:
         axis, or one series for all) back to the data's own units (float64)."""
         x = np.asarray(x, dtype=np.float64)
         center, scale = self._fitted(series, x.ndim + 1)
-        return x * scale[..., column] + center[..., column]
+        x = x * scale[..., column] + center[..., column]
+        return self.target.inverse(x) if column == 0 else x
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers (safe for ``torch.load(weights_only=True)``)."""
         if self.center is None or self.scale is None:
             raise InputError("the scaler has not been fitted (no training statistics)")
         center, scale = self.center, self.scale  # [F] or [S, F]
-        return {"kind": self.kind, "center": center.tolist(), "scale": scale.tolist()}
+        state = {"kind": self.kind, "center": center.tolist(), "scale": scale.tolist()}
+        if self.target.name != "none":  # no key: the state of a scaler before transforms
+            state["transform"] = self.target.to_dict()
+        return state
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Scaler:
         try:
-            scaler = cls(state["kind"])
+            target = TargetTransform.from_dict(state["transform"]) if "transform" in state else None
+            scaler = cls(state["kind"], target)
             scaler.center = np.asarray(state["center"], dtype=np.float64)
             scaler.scale = np.asarray(state["scale"], dtype=np.float64)
         except (KeyError, TypeError, ValueError) as err:

@@ -98,6 +98,9 @@ def forecast_table(
                 f"n_steps = {n}"
             )
         recents.append(recent[:, 0])  # [T], the target in the data's units (the figure)
+        forecaster.scaler.target.check(
+            recent[:, 0], f"input {label}: the target column {s['target']!r}", _row(len(recent))
+        )
         times = None if panel.times is None else panel.times[i]
         ahead_rows = _future_rows(
             future.get(key, frame.iloc[:0]), s, label, k if s["future"] else 0
@@ -105,6 +108,7 @@ def forecast_table(
         stamps.append(_timestamps(times, ahead_rows, s["time"], max(ahead, k), label))
         block = np.zeros((n + k, len(columns)), np.float32)  # [n + k, F]: history, then future
         block[:n] = recent
+        block[n:, 0] = recent[-1, 0]  # unread by the model; a value the target transform takes
         if s["future"]:
             block[n:, 1 + len(s["inputs"]) :] = ahead_rows[s["future"]].to_numpy(np.float32)[:k]
         if s["calendar"]:
@@ -119,6 +123,11 @@ def forecast_table(
         point = forecaster.predict(x, ahead, window)  # [S, a]
     forecaster.last_history = np.stack(recents)  # [S, T]
     return _long(forecaster, s, panel.keys, index, stamps, point, bounds, levels, ahead)
+
+
+def _row(n: int):
+    """A history row's name in errors: its place among the last ``n`` rows."""
+    return lambda i: f"row {i + 1} of the last n_steps = {n} rows"
 
 
 def _check_future_ids(
