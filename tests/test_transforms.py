@@ -4,13 +4,14 @@ inverted to the data's units (torch, ``load_forecaster``, ONNX)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import compose_cfg, scaled_tol
+from conftest import CONF, compose_cfg, scaled_tol
 from omegaconf import DictConfig
 
 from seqforecast import load_forecaster
@@ -289,6 +290,54 @@ def test_forecast_input_with_a_non_positive_target_is_one_line(
         "rows; data.transform=log needs positive values (log and boxcox alike): use "
         "data.transform=none, or a column above 0"
     )
+
+
+def test_backtest_forecasts_are_in_units_and_a_non_positive_input_is_refused(
+    log_run: tuple[Path, dict], growing_csv: Path, tmp_path: Path
+) -> None:
+    from hydra import compose, initialize_config_dir
+
+    from seqforecast.backtest.task import backtest
+
+    f = load_forecaster(log_run[0], "cpu")
+    value = pd.read_csv(growing_csv)["value"].to_numpy(np.float32).astype(np.float64)
+
+    def cfg(out: Path, *overrides: str) -> DictConfig:
+        args = [f"ckpt_path={log_run[0]}", "device=cpu", "plot=false", "baselines=[naive]"]
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose("backtest", overrides=[f"output_dir={out}", *args, *overrides])
+
+    backtest(cfg(tmp_path / "bt", "n_windows=4", "step_size=2"))
+    table = pd.read_csv(tmp_path / "bt" / "backtest.csv")
+    rows = table[table["model"] == "linear"]
+    center, scale = f.scaler.center[0], f.scaler.scale[0]
+    for o in (150, 152, 154, 156):  # the last test origins, 2 rows apart (row index)
+        x = (np.log(value[o - N_STEPS + 1 : o + 1]) - center) / scale
+        want = np.exp(f.predict(x[None])[0].astype(np.float64) * scale + center)
+        got = rows[rows["origin"] == pd.read_csv(growing_csv)["date"][o]]["forecast"]
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+    frame = growing_frame()
+    frame.loc[20, "value"] = 0.0
+    bad = tmp_path / "bad.csv"
+    frame.to_csv(bad, index=False)
+    with pytest.raises(
+        InputError,
+        match=rf"^input {re.escape(str(bad))}: the target column 'value' holds 0 at "
+        r"row 21 of its 160, date 2020-01-21 00:00:00; data.transform=log needs",
+    ):
+        backtest(cfg(tmp_path / "refused", f"input={bad}"))
+    assert not (tmp_path / "refused").exists()
+
+
+def test_onnx_sidecar_transform_is_checked_in_one_line() -> None:
+    from seqforecast.onnx import check_data
+
+    scaler = {"center": [1.0], "scale": [2.0]}
+    check_data({"data_state": {"scaler": {**scaler, "transform": {"name": "log"}}}}, 1)
+    for bad in ({"name": "exp"}, {"name": "boxcox", "lambda": "x"}, [1]):
+        info = {"data_state": {"scaler": {**scaler, "transform": bad}}}
+        with pytest.raises(InputError, match=r"^data_state.scaler.transform is .*; expected"):
+            check_data(info, 1)
 
 
 # --- ONNX -------------------------------------------------------------------------------------
