@@ -329,6 +329,37 @@ def test_backtest_forecasts_are_in_units_and_a_non_positive_input_is_refused(
     assert not (tmp_path / "refused").exists()
 
 
+def test_service_rows_answer_in_units_and_refuse_a_non_positive_target(
+    log_run: tuple[Path, dict],
+) -> None:
+    """ForecastAPI in-process: a table's rows forecast as exp of the scaled forecast, with
+    bounds exp'd the same way; a request holding 0 in the target is a 422 naming it."""
+    from seqforecast.serve.api import ForecastAPI
+
+    api = ForecastAPI(str(log_run[0]), max_batch_size=4)
+    api.setup("cpu")
+    f, frame = api.forecaster, growing_frame()
+    rows = frame[["date", "value"]].tail(N_STEPS).to_dict("records")
+    bad = [dict(r) for r in rows]
+    bad[-1]["value"] = 0.0
+    bodies = [{"rows": rows, "levels": [80]}, {"rows": bad}]
+    out = api.predict(api.batch([api.decode_request(body) for body in bodies]))
+    value = frame["value"].to_numpy(np.float32).astype(np.float64)
+    center, scale = f.scaler.center[0], f.scaler.scale[0]
+    x = (np.log(value[-N_STEPS:]) - center) / scale
+    point, bounds = predict_intervals(f, x[None], HORIZON, [80])
+    units = lambda v: np.exp(v[0].astype(np.float64) * scale + center)  # noqa: E731
+    np.testing.assert_allclose(out[0]["forecasts"][0], units(point), rtol=1e-5)
+    np.testing.assert_allclose(
+        out[0]["intervals"]["80"]["lo"][0], units(bounds[..., 0, 0]), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        out[0]["intervals"]["80"]["hi"][0], units(bounds[..., 0, 1]), rtol=1e-5
+    )
+    assert out[1].status == 422
+    assert "holds 0 at row 12 of the last n_steps = 12 rows; data.transform=log" in out[1].message
+
+
 def test_onnx_sidecar_transform_is_checked_in_one_line() -> None:
     from seqforecast.onnx import check_data
 
