@@ -396,5 +396,6 @@ def test_onnx_forecast_rows_equal_torch_with_boxcox(tmp_path: Path, growing_csv:
             np.testing.assert_allclose(got[column], want[column], rtol=1e-5)
     bad = frame[["value"]].to_numpy().copy()
     bad[-1] = 0.0
-    with pytest.raises(InputError, match=r"holds 0 at row 12; data.transform=boxcox needs"):
+    refusal = r"^rows: the target column \(feature 0\) holds 0 at row 160 of 160; data.transform="
+    with pytest.raises(InputError, match=refusal + "boxcox needs positive values"):
         onnx.forecast_rows(bad)

@@ -242,7 +242,12 @@ class OnnxForecaster:
         recent = np.asarray(rows[-self.n_steps :], dtype=np.float32)  # [T, F], as a table holds
         recent = recent.astype(np.float64)
         if self.transform.positive:
-            self.transform.check(recent[:, 0], "rows: the target column (feature 0)")
+            first = len(rows) - self.n_steps  # the rows' place among those given
+
+            def row(i: int) -> str:
+                return f"row {first + i + 1} of {len(rows)}"
+
+            self.transform.check(recent[:, 0], "rows: the target column (feature 0)", row)
             recent[:, 0] = self.transform.forward(recent[:, 0])
         scaled = ((recent - center) / scale).astype(np.float32)
         x = self.windows(scaled[np.newaxis])  # [1, T, F]

@@ -30,12 +30,13 @@ class Scaler:
         self.center: np.ndarray | None = None
         self.scale: np.ndarray | None = None
 
-    def _forward(self, x: np.ndarray, where: str = "the input rows' target") -> np.ndarray:
-        """``x [..., F]`` float64 with the target transform applied to column 0."""
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        """``x [..., F]`` float64 with the target transform applied to column 0 (callers that
+        know the file check its values first, so that their refusal names it)."""
         x = np.asarray(x, dtype=np.float64)
         if self.target.name == "none":
             return x
-        self.target.check(x[..., 0], where)
+        self.target.check(x[..., 0], "the target (column 0) to scale")
         x = x.copy()
         x[..., 0] = self.target.forward(x[..., 0])
         return x
