@@ -126,9 +126,11 @@ class TargetTransform:
         if self.name == "log" or self._fitted_lambda() == 0:
             return np.exp(z)
         lam = self.lam
-        base = np.maximum(lam * z + 1, _TINY)
-        with np.errstate(over="ignore", under="ignore"):
-            return np.clip(base ** (1 / lam), _TINY, _MAX)
+        # (lam z + 1)**(1/lam) as exp(log1p(lam z) / lam): accurate for a small lam; the base
+        # clipped at 0 gives exp(-inf) = 0 (lam > 0) or inf (lam < 0), clipped to floats.
+        with np.errstate(divide="ignore", over="ignore", under="ignore"):
+            out = np.exp(np.log1p(np.maximum(lam * z, -1.0)) / lam)
+        return np.clip(out, _TINY, _MAX)
 
     def _fitted_lambda(self) -> float:
         if self.lam is None:
