@@ -132,6 +132,25 @@ def test_file_boxcox_lambda_is_fitted_on_the_training_rows(growing_csv: Path) ->
     assert state == {"name": "boxcox", "lambda": 0.25}
 
 
+def test_a_panel_has_one_lambda_and_its_scaling_per_series_after_it(tmp_path: Path) -> None:
+    stats = pytest.importorskip("scipy.stats")
+    parts = [growing_frame(60, seed=s).assign(store=f"s{s}") for s in range(3)]
+    for s, part in enumerate(parts):
+        part["value"] *= 10**s  # levels 50, 500, 5000
+    path = tmp_path / "panel.csv"
+    pd.concat(parts).to_csv(path, index=False)
+    dm = module_on(path, id="store", transform="boxcox")
+    train = [p["value"].to_numpy(np.float32).astype(np.float64)[:42] for p in parts]
+    lam = stats.boxcox(np.concatenate(train))[1]
+    assert dm.scaler.target.lam == pytest.approx(lam, abs=1e-4)
+    for s, y in enumerate(train):
+        z = (y**dm.scaler.target.lam - 1) / dm.scaler.target.lam
+        assert dm.scaler.center[s, 0] == pytest.approx(z.mean(), rel=1e-6)
+        assert dm.scaler.scale[s, 0] == pytest.approx(z.std(), rel=1e-6)
+        scaled = dm.scaler.transform(y[:, None], s)[:, 0]
+        np.testing.assert_allclose(dm.scaler.inverse(scaled, 0, s), y, rtol=1e-5)
+
+
 # --- refusals, one line each ------------------------------------------------------------------
 
 

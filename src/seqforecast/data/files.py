@@ -9,7 +9,8 @@ rows after its last input, lie in the val (test) rows, its inputs taken from any
 them. So every val and test row is forecast from the history before it (with ``k = 1``, each
 exactly once), and no target of a training window lies in val or test. Scaling is fitted on
 the training rows only: per series (``scaling_scope=series``) or over all series
-(``global``). Windows are index arithmetic over the stored rows
+(``global``), after the target transform (``transform``: log, boxcox; one for all
+series). Windows are index arithmetic over the stored rows
 (:class:`~seqforecast.data.lazy.Windows`), gathered per batch.
 
 Model input feature 0 is the ``target`` column, then ``inputs``, ``future_inputs`` and the
