@@ -308,6 +308,8 @@ def _fit(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
     elif levels:  # calibrated on the val windows with the weights scored above (docs/intervals.md)
         calibration, found = intervals.evaluate(model, datamodule, levels, method, "test" in stages)
         metrics = intervals.merge_metrics(metrics, found, calibration)
+        for line in intervals.shift_warnings(metrics):
+            log.warning(line)
         if ckpt_path and trainer.is_global_zero:
             intervals.store(ckpt_path, calibration)
     metrics.update(
@@ -334,7 +336,8 @@ def format_table(metrics: dict[str, Any]) -> str:
     rows = [["stage", *names]]
     for stage in ("val", "test"):
         values = (metrics.get(f"{stage}/{n}") for n in names)
-        rows.append([stage, *("" if v is None else f"{v:.6f}" for v in values)])
+        cells = ("" if v is None else str(v) if isinstance(v, int) else f"{v:.6f}" for v in values)
+        rows.append([stage, *cells])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
