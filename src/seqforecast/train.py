@@ -19,7 +19,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from seqforecast import intervals, memory
-from seqforecast.callbacks import AtomicCheckpointIO, TrainingInterrupted, sigterm_interrupts
+from seqforecast.callbacks import (
+    AtomicCheckpointIO,
+    PreemptionCheckpoint,
+    TrainingInterrupted,
+    sigterm_interrupts,
+)
 from seqforecast.config import validate_config
 from seqforecast.data.files import FileDataModule
 from seqforecast.errors import ConfigError, SeqforecastError
@@ -141,6 +146,9 @@ def best_checkpoint(trainer: L.Trainer) -> str | None:
     """
     callbacks = sorted(trainer.checkpoint_callbacks, key=lambda c: c.monitor is None)
     paths = [c.best_model_path for c in callbacks if c.best_model_path]
+    # The periodic last.ckpt writer may not have written yet; the one at the end of training has.
+    ends = [c.path for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint)]
+    paths += [str(path) for path in ends if path.is_file() and str(path) not in paths]
     monitored = callbacks[0] if callbacks and callbacks[0].monitor is not None else None
     # fast_dev_run writes no checkpoint at all: nothing to fall back from.
     if monitored and not monitored.best_model_path and not trainer.fast_dev_run:
