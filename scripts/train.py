@@ -17,6 +17,7 @@ from seqforecast.cli import check_first, refuse
 def main(cfg: DictConfig) -> float:
     from seqforecast.callbacks import TrainingInterrupted
     from seqforecast.errors import SeqforecastError
+    from seqforecast.intervals import shift_warnings
     from seqforecast.train import format_table, log_through_hydra, train
 
     log_through_hydra()
@@ -34,6 +35,8 @@ def main(cfg: DictConfig) -> float:
     if not metrics:  # a distributed worker: rank 0 evaluates and reports
         return math.nan
     print(format_table(metrics))
+    for line in shift_warnings(metrics):
+        print(f"warning: {line}")
     print(f"outputs: {cfg.output_dir}  (device {metrics['device']}, {metrics['wall_s']:.1f} s)")
     return float(metrics.get(cfg.monitor, math.nan))  # absent when no validation ran
 

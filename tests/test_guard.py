@@ -73,8 +73,8 @@ def test_kill_mid_epoch_then_resume_equals_uninterrupted(
     # end: test_a_sigterm_at_an_epochs_end_interrupts_the_run_too).
     sig = signal.SIGINT
     victim = _script(*RUN, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-    # Let the first epoch end (last.ckpt appears), then interrupt during the second.
-    _wait_for(tmp_path / "run" / "checkpoints" / "last.ckpt", victim)
+    # Let the first epoch end (best.ckpt appears), then interrupt during the second.
+    _wait_for(tmp_path / "run" / "checkpoints" / "best.ckpt", victim)
     victim.send_signal(sig)
     _, err = victim.communicate(timeout=120)
     assert victim.returncode == 128 + sig, err[-2000:]

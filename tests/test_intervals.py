@@ -408,6 +408,69 @@ def test_file_data_bounds_are_in_the_data_units(tmp_path: Path) -> None:
         predict(predict_cfg(ckpt, tmp_path / "p2", f"input={csv}", "levels=[90]"))
 
 
+# --- a shift between the val and test spans -----------------------------------------------------
+
+
+def test_coverage_shift_is_a_one_sided_binomial_test_on_non_overlapping_windows() -> None:
+    # 100 windows of 5 steps: 20 non-overlapping. P(Bin(20, 0.8) <= 11) = 0.00998 (below 1 %),
+    # P(Bin(20, 0.8) <= 12) = 0.0321 (above), both summed by hand with math.comb.
+    by_hand = [
+        sum(math.comb(20, i) * 0.8**i * 0.2 ** (20 - i) for i in range(x + 1)) for x in (11, 12)
+    ]
+    assert intervals.binomial_cdf(11, 20, 0.8) == pytest.approx(by_hand[0], rel=1e-9)
+    assert intervals.binomial_cdf(12, 20, 0.8) == pytest.approx(by_hand[1], rel=1e-9)
+    assert by_hand[0] < 0.01 < by_hand[1]
+    assert intervals.coverage_shift(55.0, 80, windows=100, steps=5)  # 11 of 20 covered
+    assert not intervals.coverage_shift(60.0, 80, windows=100, steps=5)  # 12 of 20
+    # The same 60 % on 100 one-step windows (100 draws) is far out of chance.
+    assert intervals.coverage_shift(60.0, 80, windows=100, steps=1)
+    assert not intervals.coverage_shift(100.0, 95, windows=3, steps=1)  # inf widths cover all
+
+
+def _noise_csv(path: Path, late_scale: float) -> Path:
+    """300 rows of seeded noise around 50, ``late_scale`` times wider in the last 40 rows (the
+    test span of a [0.7, 0.15, 0.15] split is the last 45)."""
+    noise = np.random.default_rng(3).normal(0.0, 1.0, 300)
+    noise[260:] *= late_scale
+    pd.DataFrame({"t": np.arange(300), "value": 50 + noise}).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("late_scale", [1.0, 20.0])
+def test_a_test_span_unlike_the_val_span_is_flagged_and_warned(
+    tmp_path: Path, late_scale: float, caplog
+) -> None:
+    csv = _noise_csv(tmp_path / "noise.csv", late_scale)
+    data = ["data=csv", f"data.path={csv}", "data.time=t", "data.split=[0.7,0.15,0.15]"]
+    cfg = compose_cfg(tmp_path / "run", "model=naive", "n_steps=10", *data, tiny=False)
+    metrics = train(cfg)
+    # Recount the coverage of the naive forecast +- its val-calibrated width by hand.
+    y = pd.read_csv(csv)["value"].to_numpy()
+    n_train, n_val = 210, 45
+    val_err = np.abs(y[n_train : n_train + n_val] - y[n_train - 1 : n_train + n_val - 1])
+    width = by_rank(val_err[:, None], 80)[0]
+    test = np.arange(n_train + n_val, 300)
+    covered = np.abs(y[test] - y[test - 1]) <= width
+    assert metrics["test/windows"] == len(test) == 45
+    assert metrics["test/coverage-80"] == pytest.approx(100 * covered.mean(), abs=1e-9)
+    flagged = late_scale > 1
+    assert metrics["test/coverage_shift-80"] == int(flagged)
+    lines = intervals.shift_warnings(metrics)
+    if flagged:
+        assert metrics["test/coverage-80"] < 40
+        assert lines[0].startswith(
+            f"the 80 % intervals covered {metrics['test/coverage-80']:.1f} %"
+        )
+        assert "(45 test windows)" in lines[0] and intervals.SHIFT_DOC in lines[0]
+        assert lines[0] in caplog.text
+    else:
+        assert metrics["test/coverage-80"] > 70 and not lines
+        assert "intervals covered" not in caplog.text
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())[
+        "test/coverage_shift-80"
+    ] == int(flagged)
+
+
 # --- the sweep table ----------------------------------------------------------------------------
 
 

@@ -70,6 +70,11 @@ def killed_in_first_last_write(epoch0: Path, run: Path, staged_bytes: bytes | No
     return staged
 
 
+def finished_steps(run: Path) -> int:
+    """The optimizer steps of a finished run, from its own last.ckpt."""
+    return torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"]
+
+
 def _same_scores(got: dict, want: dict) -> None:
     for key in ("val/mse", "val/mse_last", "test/mse", "test/mse_last", "epochs"):
         assert got[key] == want[key], key
@@ -90,7 +95,9 @@ def test_a_complete_staged_last_ckpt_is_verified_and_continued(
     assert got["resumed_from"] == str(tmp_path / "checkpoints" / "last.ckpt")
     assert f"continuing from {staged}, the complete last.ckpt" in caplog.text
     assert not staged.exists() and read_status(tmp_path) == "finished"
-    assert torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+    # Written at the end of training: Lightning's epoch counter then stands at max_epochs.
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["epoch"] == 2 and last["global_step"] == finished_steps(finished[0])
 
 
 def test_resume_auto_continues_a_folder_killed_in_its_first_last_ckpt_write(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 from conftest import MODEL_OPTIONS, compose_cfg
 
 from seqforecast import scores
+from seqforecast.callbacks import AtomicCheckpointIO
 from seqforecast.data.example import write_example
 from seqforecast.errors import ConfigError
 from seqforecast.module import ForecastModule
@@ -34,6 +36,28 @@ def _predict(module: ForecastModule, x: np.ndarray) -> np.ndarray:
     module.eval()
     with torch.no_grad():
         return module(torch.from_numpy(x)).numpy()
+
+
+@pytest.mark.parametrize("interval", ["30 s", "null"])
+def test_last_ckpt_is_written_at_the_end_and_after_every_epoch_only_on_request(
+    make_cfg, tmp_path, monkeypatch, interval: str
+) -> None:
+    written: list[tuple[str, int]] = []
+    save = AtomicCheckpointIO.save_checkpoint
+
+    def record(self, checkpoint, path, storage_options=None) -> None:
+        written.append((Path(path).name, checkpoint["global_step"]))
+        save(self, checkpoint, path, storage_options)
+
+    monkeypatch.setattr(AtomicCheckpointIO, "save_checkpoint", record)
+    per_epoch = ["callbacks.last_checkpoint.train_time_interval=null"] if interval == "null" else []
+    metrics = train(make_cfg("model=linear", "trainer.max_epochs=3", *per_epoch))
+    last = [step for name, step in written if name == "last.ckpt"]
+    # 64 training series in batches of 16: 4 steps an epoch. A 3-epoch run takes well under
+    # 30 s: last.ckpt once, at the end; with null also after each epoch's validation.
+    assert last == ([4, 8, 12, 12] if per_epoch else [12])
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["global_step"] == 12 and metrics["epochs"] == 3
 
 
 def test_short_fit_checkpoint_reloads_and_reproduces_metrics(make_cfg, tmp_path) -> None:

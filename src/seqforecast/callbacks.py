@@ -1,5 +1,5 @@
-"""Callbacks: checkpoint and stop on SIGINT/SIGTERM; a progress bar light per batch; the
-checkpoint writer the Trainer uses (atomic, beside its target)."""
+"""Callbacks: checkpoint at the end of training and on SIGINT/SIGTERM (then stop); a progress
+bar light per batch; the checkpoint writer the Trainer uses (atomic, beside its target)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ class TrainingInterrupted(SeqforecastError):
 
 
 class PreemptionCheckpoint(Callback):
-    """On SIGINT or SIGTERM, finish the current training step, save ``last.ckpt`` and stop.
+    """On SIGINT or SIGTERM, finish the current training step, save ``last.ckpt`` and stop;
+    save ``last.ckpt`` at the end of training too.
 
     The checkpoint is written at the end of the current training batch (the point Lightning
     resumes from exactly: its loops and the train loader's position are in the
@@ -59,6 +60,13 @@ class PreemptionCheckpoint(Callback):
         self._signum, self._stopped = None, None
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # The run's final state in last.ckpt: the periodic writer (conf/callbacks/default.yaml,
+        # train_time_interval) may have last written it many epochs ago. Not after a stop by an
+        # exception (on_exception), nor when a resumed run had nothing left to train.
+        if not trainer.fast_dev_run:
+            trainer.save_checkpoint(self.path, weights_only=False)
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore()

@@ -22,10 +22,15 @@ zeros for ``model``) as plain numbers: ``train`` stores it in the best checkpoin
 scaling are affine per column with a positive scale, so bounds map back to the data's units
 through the scaler's inverse, ``lo * scale + center``. A level needs at least
 ``ceil(L / (100 - L))`` calibration windows (19 for 95 %); with fewer its width is ``inf``.
+
+After scoring, :func:`coverage_shift` flags a level whose test coverage lies below what chance
+allows (``test/coverage_shift-L``; :func:`shift_warnings` words it): the test span is not
+like the val span the widths were calibrated on (docs/intervals.md, *A shift*).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +47,8 @@ from seqforecast.outputs import atomic_open
 from seqforecast.rules import INTERVALS, check
 
 CHECKPOINT_KEY = "intervals"
+SHIFT_ALPHA = 0.01  # the one-sided binomial test's level behind test/coverage_shift-L
+SHIFT_DOC = "docs/intervals.md#a-shift-between-validation-and-test"
 
 
 def central(level: float) -> tuple[float, float]:
@@ -353,7 +360,63 @@ def evaluate(
         for key, mean in score(y, bounds, levels, "test/").items():  # means over [b, k]
             sums[key] = sums.get(key, 0.0) + mean * y.size
         count += y.size
-    return cal, {key: total / count for key, total in sums.items()}
+    found = {key: total / count for key, total in sums.items()}
+    steps = cal.widths.shape[1]
+    windows = count // steps
+    for level in levels:
+        name = scores.level_name(level)
+        shifted = coverage_shift(found[f"test/coverage-{name}"], level, windows, steps)
+        found[f"test/coverage_shift-{name}"] = int(shifted)
+    found["test/windows"] = windows
+    return cal, found
+
+
+def binomial_cdf(x: int, n: int, p: float) -> float:
+    """``P(X <= x)`` for ``X ~ Binomial(n, p)``, summed in log space (no scipy needed)."""
+    if x < 0:
+        return 0.0
+    if x >= n:
+        return 1.0
+    lp, lq = math.log(p), math.log1p(-p)
+    return math.fsum(
+        math.exp(
+            math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * lp + (n - i) * lq
+        )
+        for i in range(x + 1)
+    )
+
+
+def coverage_shift(coverage: float, level: float, windows: int, steps: int) -> bool:
+    """Whether a test coverage of ``coverage`` percent at ``level`` is too low to be chance.
+
+    The ``windows`` test windows forecast ``steps`` values each; consecutive windows share
+    targets and neighbouring errors are correlated, so the test counts only the
+    ``m = max(1, windows // steps)`` non-overlapping windows as independent draws, with
+    ``round(coverage / 100 * m)`` of them covered: flagged when a calibrated interval would
+    cover that few or fewer with probability below :data:`SHIFT_ALPHA` (one-sided binomial
+    test, ``P(Binomial(m, level / 100) <= covered) < 0.01``). Conservative: a real shift on
+    few windows may pass unflagged, a flagged one is not bad luck.
+    """
+    m = max(1, windows // max(1, steps))
+    covered = round(coverage / 100 * m)
+    return binomial_cdf(covered, m, level / 100) < SHIFT_ALPHA
+
+
+def shift_warnings(metrics: dict[str, Any]) -> list[str]:
+    """One line per level whose ``test/coverage_shift-L`` is set, naming the level, the test
+    coverage, the number of test windows and the page that explains it."""
+    lines = []
+    for key, flag in metrics.items():
+        if not key.startswith("test/coverage_shift-") or not flag:
+            continue
+        name = key.removeprefix("test/coverage_shift-")
+        lines.append(
+            f"the {name} % intervals covered {metrics[f'test/coverage-{name}']:.1f} % of the test "
+            f"targets ({metrics['test/windows']} test windows), below what chance allows "
+            f"(binomial test at {SHIFT_ALPHA:.0%}): the test span is not like the val span they "
+            f"were calibrated on; see {SHIFT_DOC}"
+        )
+    return lines
 
 
 def _split_forecasts(

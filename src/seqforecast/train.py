@@ -19,7 +19,12 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from seqforecast import intervals, memory
-from seqforecast.callbacks import AtomicCheckpointIO, TrainingInterrupted, sigterm_interrupts
+from seqforecast.callbacks import (
+    AtomicCheckpointIO,
+    PreemptionCheckpoint,
+    TrainingInterrupted,
+    sigterm_interrupts,
+)
 from seqforecast.config import validate_config
 from seqforecast.data.files import FileDataModule
 from seqforecast.errors import ConfigError, SeqforecastError
@@ -141,6 +146,9 @@ def best_checkpoint(trainer: L.Trainer) -> str | None:
     """
     callbacks = sorted(trainer.checkpoint_callbacks, key=lambda c: c.monitor is None)
     paths = [c.best_model_path for c in callbacks if c.best_model_path]
+    # The periodic last.ckpt writer may not have written yet; the one at the end of training has.
+    ends = [c.path for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint)]
+    paths += [str(path) for path in ends if path.is_file() and str(path) not in paths]
     monitored = callbacks[0] if callbacks and callbacks[0].monitor is not None else None
     # fast_dev_run writes no checkpoint at all: nothing to fall back from.
     if monitored and not monitored.best_model_path and not trainer.fast_dev_run:
@@ -308,6 +316,8 @@ def _fit(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
     elif levels:  # calibrated on the val windows with the weights scored above (docs/intervals.md)
         calibration, found = intervals.evaluate(model, datamodule, levels, method, "test" in stages)
         metrics = intervals.merge_metrics(metrics, found, calibration)
+        for line in intervals.shift_warnings(metrics):
+            log.warning(line)
         if ckpt_path and trainer.is_global_zero:
             intervals.store(ckpt_path, calibration)
     metrics.update(
@@ -334,7 +344,8 @@ def format_table(metrics: dict[str, Any]) -> str:
     rows = [["stage", *names]]
     for stage in ("val", "test"):
         values = (metrics.get(f"{stage}/{n}") for n in names)
-        rows.append([stage, *("" if v is None else f"{v:.6f}" for v in values)])
+        cells = ("" if v is None else str(v) if isinstance(v, int) else f"{v:.6f}" for v in values)
+        rows.append([stage, *cells])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
