@@ -127,7 +127,7 @@ def test_none_is_the_module_without_the_settings(option: str) -> None:
     [
         *((o, m) for m in ("last", "revin") for o in MODEL_OPTIONS),
         # seasonal's correction depends on the net only through its output steps
-        *((o, "seasonal") for o in ("naive", "linear", "gru", "seq2seq", "conv_gru")),
+        *((o, "seasonal") for o in ("naive", "linear", "seq2seq", "conv_gru")),
     ],
 )
 def test_forecasts_follow_a_shifted_or_scaled_window(option: str, mode: str) -> None:
@@ -237,8 +237,10 @@ def test_seasonal_with_season_1_is_last_exactly(option: str) -> None:
     assert torch.equal(seasonal, last)
 
 
-@pytest.mark.parametrize("loss", ["mse", "quantile", "gaussian"])
-@pytest.mark.parametrize("option", ["linear", "gru", "seq2seq"])
+@pytest.mark.parametrize(
+    "option,loss",
+    [("linear", "mse"), ("gru", "mse"), ("seq2seq", "quantile"), ("seq2seq", "gaussian")],
+)
 def test_a_zero_net_is_seasonal_naive_exactly(option: str, loss: str) -> None:
     module = zeroed(build(option, *norm("seasonal"), f"model.loss={loss}", "horizon=10"))
     x = trending(4)
@@ -324,7 +326,8 @@ def test_a_checkpoint_without_season_loads_with_1(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "option,mode,loss",
     [
-        *((o, m, "mse") for o in ("linear", "gru", "seq2seq") for m in MODES),
+        *((o, m, "mse") for o in ("linear", "gru", "seq2seq") for m in MODES[:2]),
+        *((o, "seasonal", "mse") for o in ("linear", "seq2seq")),
         ("gru", "revin", "quantile"),  # the point entry among the quantiles' raw outputs
         ("gru", "seasonal", "quantile"),
         ("conv_gru", "seasonal", "mse"),  # fewer output steps than inputs
