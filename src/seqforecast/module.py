@@ -84,8 +84,9 @@ class ForecastModule(L.LightningModule):
     ``{val,test}/pinball``, ``/crps`` and ``/coverage-<L>`` on the last step's ``k`` outputs.
 
     ``window_norm``: ``none``, ``last``, ``revin`` (``revin_affine``) or ``seasonal`` (with
-    ``season``, the season length ``m <= n_steps``; ignored by the other modes), see
-    :mod:`seqforecast.models.norm`. Checkpoints saved before ``season`` existed load with 1.
+    ``season``, the season length ``m <= n_steps``; ignored by the other modes, which save it
+    as 1), see :mod:`seqforecast.models.norm`. Checkpoints saved before ``season`` existed
+    load with 1.
     """
 
     def __init__(
@@ -126,6 +127,8 @@ class ForecastModule(L.LightningModule):
         self.save_hyperparameters(ignore=list(legacy))
         self.objective = build_loss(loss, quantiles, net, head, EVAL_STAGES)
         self.hparams.quantiles = self.objective.level_list  # saved resolved (mse: None)
+        if window_norm != "seasonal":  # ignored: saved as 1, so a checkpoint resumes and
+            self.hparams.season = 1  # compares equal whatever the run's season
         self.net = build_net(
             net,
             n_steps=n_steps,
