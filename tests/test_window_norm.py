@@ -351,6 +351,23 @@ def test_onnx_export_includes_the_normalisation(
     np.testing.assert_allclose(got, want, **scaled_tol(want, 1e-5))
 
 
+@pytest.mark.parametrize("option", ["gru", "conv_gru"])
+def test_seasonal_onnx_takes_longer_windows(option: str, tmp_path: Path) -> None:
+    """The graph's time axis is dynamic: the seasonal naive is read from the end of a window
+    longer than ``n_steps`` as torch reads it (``conv_gru``: its strided output steps)."""
+    ort = pytest.importorskip("onnxruntime")
+    module = build(option, *norm("seasonal"))
+    ckpt = tmp_path / "m.ckpt"
+    torch.save({"hyper_parameters": dict(module.hparams), "state_dict": module.state_dict()}, ckpt)
+    paths = export_model(ckpt, tmp_path / "out")
+    session = ort.InferenceSession(str(paths[0]), providers=["CPUExecutionProvider"])
+    x = trending(4, n_steps=62).numpy()
+    got = session.run(None, {"x": x})[0].astype(np.float64)
+    with torch.no_grad():
+        want = module.forecast(torch.from_numpy(x)).double().numpy()
+    np.testing.assert_allclose(got, want, **scaled_tol(want, 1e-5))
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_a_short_fit_per_mode_reloads(make_cfg, tmp_path: Path, mode: str) -> None:
     cfg = make_cfg("model=linear", *norm(mode), "trainer.max_epochs=1")
