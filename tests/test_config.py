@@ -74,6 +74,7 @@ WRONG = {
     "model.init": ["xavier", None],
     "model.window_norm": ["scale", None],
     "model.revin_affine": ["yes", 1],
+    "model.season": [0, 1.5, "12"],
     "layers": ["numba", 1],
     "trainer.gradient_clip_algorithm": ["l2"],
     "trainer.accumulate_grad_batches": [0, 1.5],
@@ -181,6 +182,7 @@ BY_HAND = {
     "model.quantiles": lambda v: ForecastModule(loss="quantile", quantiles=v),
     "model.window_norm": lambda v: ForecastModule(window_norm=v),
     "model.revin_affine": lambda v: ForecastModule(window_norm="revin", revin_affine=v),
+    "model.season": lambda v: ForecastModule(window_norm="seasonal", season=v),
 }
 # Keys only a composed config holds (the run's own settings and Lightning's Trainer); ``layers``
 # is applied by seqforecast.fast.use_layers.

@@ -82,6 +82,11 @@ class ForecastModule(L.LightningModule):
     ``forward`` the point forecast (median or mean; :meth:`forward_dist` and
     :meth:`forecast_quantiles` give the distribution; ``predict_step`` both) and also log
     ``{val,test}/pinball``, ``/crps`` and ``/coverage-<L>`` on the last step's ``k`` outputs.
+
+    ``window_norm``: ``none``, ``last``, ``revin`` (``revin_affine``) or ``seasonal`` (with
+    ``season``, the season length ``m <= n_steps``; ignored by the other modes, which save it
+    as 1), see :mod:`seqforecast.models.norm`. Checkpoints saved before ``season`` existed
+    load with 1.
     """
 
     def __init__(
@@ -105,6 +110,7 @@ class ForecastModule(L.LightningModule):
         quantiles: list[float] | None = None,
         window_norm: str = "none",
         revin_affine: bool = True,
+        season: int = 1,
         **legacy: Any,
     ) -> None:
         super().__init__()
@@ -116,10 +122,13 @@ class ForecastModule(L.LightningModule):
         check("model.adam_eps", adam_eps)
         check("model.window_norm", window_norm)
         check("model.revin_affine", revin_affine)
+        check("model.season", season)
         self.schedule = check_scheduler(scheduler)
         self.save_hyperparameters(ignore=list(legacy))
         self.objective = build_loss(loss, quantiles, net, head, EVAL_STAGES)
         self.hparams.quantiles = self.objective.level_list  # saved resolved (mse: None)
+        if window_norm != "seasonal":  # ignored: saved as 1, so a checkpoint resumes and
+            self.hparams.season = 1  # compares equal whatever the run's season
         self.net = build_net(
             net,
             n_steps=n_steps,
@@ -136,7 +145,15 @@ class ForecastModule(L.LightningModule):
         )
         if init == "keras":
             keras_init_(self.net)
-        self.net = wrap(self.net, window_norm, net, n_features, revin_affine, self.objective)
+        if window_norm == "seasonal" and n_steps < season:
+            raise ConfigError(
+                f"model.season={season} is longer than model.n_steps={n_steps}: "
+                "window_norm=seasonal reads the last season from the window; "
+                "pick n_steps >= season"
+            )
+        self.net = wrap(
+            self.net, window_norm, net, n_features, revin_affine, self.objective, season
+        )
         steps = output_steps(self.net, n_steps) if target == "seq2seq" else list(range(n_steps))
         if steps[-1] != n_steps - 1:
             raise ConfigError(

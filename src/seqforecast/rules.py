@@ -105,7 +105,7 @@ NETS = (
 )  # seqforecast.models
 HEADS = ("linear", "per_step", "none")  # seqforecast.models
 INITS = ("keras", "torch")  # seqforecast.models.init
-WINDOW_NORMS = ("none", "last", "revin")  # seqforecast.models.norm
+WINDOW_NORMS = ("none", "last", "revin", "seasonal")  # seqforecast.models.norm
 # Lightning's Trainer(precision=...) values, as its docs list them.
 PRECISIONS = (
     "64-true",
@@ -219,6 +219,7 @@ def rules() -> dict[str, Rule]:
         "model.quantiles": or_null(QUANTILES),
         "model.window_norm": choice(*WINDOW_NORMS),
         "model.revin_affine": BOOL,
+        "model.season": int_at_least(1),
         "trainer.max_epochs": int_at_least(-1),
         "trainer.accelerator": choice("auto", "cpu", "gpu", "cuda", "mps"),
         "trainer.devices": Rule(

@@ -7,16 +7,23 @@ feature's (feature 0's) statistics:
 
 - ``last`` (NLinear, Zeng et al. 2023): subtract each feature's last value
   ``x[:, -1]``; the forecast gets the target's last value added back;
+- ``seasonal``: the inputs as ``last``; the forecast of step ``j = 1..k`` is the network's
+  output plus the seasonal-naive forecast read from the raw window's target,
+  ``x[:, T - 1 + j - m * ceil(j / m), 0]`` (``m = season``): the same point of the last
+  observed season. A network that outputs zero is seasonal naive; it learns the correction.
+  With ``m = 1`` this is ``last``;
 - ``revin`` (RevIN, Kim et al. 2022): ``(x - mean) / std`` per feature over the window's
   ``T`` steps (``std = sqrt(var + EPS)``, population variance), then, with ``affine``, a
   learnable ``* weight + bias`` per feature; the forecast is ``(y - bias_0) /
   (weight_0 + EPS) * std_0 + mean_0``.
 
 Because the statistics are the window's own, a window shifted by a constant gives a forecast
-shifted by that constant (``last``, ``revin``), and ``revin`` forecasts also scale with a
-window multiplied by a positive constant (up to ``EPS``). Seq2seq outputs ``[B, T', k]`` are
+shifted by that constant (every mode), and ``revin`` forecasts also scale with a window
+multiplied by a positive constant (up to ``EPS``). Seq2seq outputs ``[B, T', k]`` are
 inverted with the whole window's statistics at every step: the last step is the forecast;
-earlier steps are training signals.
+earlier steps are training signals. ``seasonal`` adds to output step ``t`` (the input step it
+ends at) the seasonal naive from ``t``, ``x[:, t + j - m * ceil(j / m), 0]``, the index
+clamped at 0 where it falls before the window; the last step is the forecast above.
 
 Outputs ``[..., k * P]`` of a probabilistic loss (``P`` values per step, see
 :mod:`seqforecast.losses`) are inverted on their point entry (``point_index``: the median or
@@ -31,6 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from seqforecast.errors import ConfigError
 from seqforecast.rules import WINDOW_NORMS
 
 EPS = 1e-5
@@ -40,10 +48,11 @@ TARGET = 0  # the feature the nets forecast
 class WindowNorm(nn.Module):
     """``net`` on windows normalised by their own statistics: ``x [B, T, F] -> [B, (T',) k * P]``.
 
-    ``mode``: ``last`` or ``revin`` (``none`` is no wrapper at all, see
+    ``mode``: ``last``, ``seasonal`` or ``revin`` (``none`` is no wrapper at all, see
     :func:`seqforecast.models.build_net`). ``affine`` (``revin`` only) adds ``weight [F]``
     and ``bias [F]``. ``n_params`` and ``point_index``: the loss's values per forecast
-    step and which of them is the location (``1`` and ``0`` for ``mse``).
+    step and which of them is the location (``1`` and ``0`` for ``mse``). ``season``
+    (``seasonal`` only): the season length ``m >= 1`` in steps.
     """
 
     def __init__(
@@ -54,12 +63,16 @@ class WindowNorm(nn.Module):
         affine: bool = True,
         n_params: int = 1,
         point_index: int = 0,
+        season: int = 1,
     ) -> None:
         super().__init__()
         if mode not in WINDOW_NORMS[1:]:
             raise ValueError(f"mode must be one of {list(WINDOW_NORMS[1:])}, got {mode!r}")
         self.net, self.mode = net, mode
         self.n_params, self.point_index = n_params, point_index
+        if season < 1:
+            raise ValueError(f"season must be >= 1, got {season!r}")
+        self.season = season
         self.affine = affine and mode == "revin"
         if self.affine:
             self.weight = nn.Parameter(torch.ones(n_features))
@@ -72,7 +85,7 @@ class WindowNorm(nn.Module):
 
     def stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The window's location ``[B, 1, F]`` and (``revin``) spread ``[B, 1, F]``."""
-        if self.mode == "last":
+        if self.mode in ("last", "seasonal"):
             return x[:, -1:], None  # [B, 1, F]
         var, mean = torch.var_mean(x, dim=1, keepdim=True, correction=0)  # [B, 1, F] each
         return mean, torch.sqrt(var + EPS)
@@ -86,24 +99,62 @@ class WindowNorm(nn.Module):
         if self.affine:
             z = z * self.weight + self.bias
         raw = self.net(z)  # [B, (T',) k * P]
-        shape = (-1,) + (1,) * raw.dim()  # [B] over [B, (T',) k, P]
         y = raw.unflatten(-1, (-1, self.n_params))  # [B, (T',) k, P]
-        inv = y
-        if self.affine:
-            inv = (inv - self.bias[TARGET]) / (self.weight[TARGET] + EPS)
-        if std is not None:
-            inv = inv * std[:, 0, TARGET].reshape(shape)
-        inv = inv + loc[:, 0, TARGET].reshape(shape)  # [B, (T',) k, P]
+        if self.mode == "seasonal":
+            inv = y + self.seasonal_naive(x, y).unsqueeze(-1)  # [B, (T',) k, P]
+        else:
+            inv = self.invert(y, loc, std)
         if self.n_params > 1:  # only the location entry; spreads are scaled by spread()
             mask = torch.zeros(self.n_params, dtype=y.dtype, device=y.device)
             mask[self.point_index] = 1
             inv = y + (inv - y) * mask
         return inv.flatten(-2)  # [B, (T',) k * P]
 
+    def invert(self, y: torch.Tensor, loc: torch.Tensor, std: torch.Tensor | None) -> torch.Tensor:
+        """``last``, ``revin``: ``y [B, (T',) k, P]`` back in the data's units with the
+        target's statistics ``loc, std [B, 1, F]`` (every entry; the caller keeps the
+        location's)."""
+        shape = (-1,) + (1,) * (y.dim() - 1)  # [B] over [B, (T',) k, P]
+        inv = y
+        if self.affine:
+            inv = (inv - self.bias[TARGET]) / (self.weight[TARGET] + EPS)
+        if std is not None:
+            inv = inv * std[:, 0, TARGET].reshape(shape)
+        return inv + loc[:, 0, TARGET].reshape(shape)  # [B, (T',) k, P]
+
+    def seasonal_naive(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The seasonal-naive forecast of the target for the outputs ``y [B, (T',) k, P]``:
+        ``[B, k]`` after the window, or ``[B, T', k]`` after each output step.
+
+        Step ``j`` after input step ``t`` repeats ``x[:, t + j - m * ceil(j / m), 0]``, which
+        is ``(j - 1) % m`` steps into the season that ends at ``t``. The target is padded in
+        front with ``m - 1`` copies of its first value (the clamp at 0), so the indices are
+        relative to the window's ends: none depends on the window's length, and an exported
+        graph with a dynamic time axis stays right. A net with fewer output steps than inputs
+        (``output_steps``) has them evenly spaced, as the strided convolutions do.
+        """
+        m, k = self.season, y.shape[-2]
+        s = x[..., TARGET]  # [B, T]
+        if m > 1:
+            s = torch.cat([s[:, :1].expand(-1, m - 1), s], dim=1)  # [B, m - 1 + T]
+        if y.dim() == 3:  # [B, k, P]: after the whole window
+            phase = torch.arange(k, device=x.device) % m  # [k]: (j - 1) % m
+            return s[:, -m:].index_select(1, phase)  # [B, m] -> [B, k]
+        # Step j after each input step: the padded target (j - 1) % m steps further, a slice
+        # whose ends are fixed relative to both ends of the window.
+        phases = [j % m for j in range(k)]
+        naive = torch.stack([s[:, p : p - m + 1 or None] for p in phases], dim=-1)  # [B, T, k]
+        steps = self.output_steps(x.shape[1])  # ints: start, start + stride, ..
+        start, stride = steps[0], steps[1] - steps[0] if len(steps) > 1 else 1
+        if (start, stride) != (0, 1):  # a strided net's fewer outputs
+            naive = naive[:, start::stride]  # [B, T', k]
+        return naive
+
     def spread(self, x: torch.Tensor, ndim: int) -> torch.Tensor | None:
         """The factor a distribution's spread is multiplied by, ``[B, 1, ..]`` with ``ndim``
-        axes (that of ``dist``'s location ``[B, (T',) k]``); ``None`` for ``last``."""
-        if self.mode == "last":
+        axes (that of ``dist``'s location ``[B, (T',) k]``); ``None`` for ``last`` and
+        ``seasonal`` (a shift only)."""
+        if self.mode != "revin":
             return None
         _, std = self.stats(x)
         s = std[:, 0, TARGET]  # [B]
@@ -113,14 +164,27 @@ class WindowNorm(nn.Module):
 
 
 def wrap(
-    net: nn.Module, mode: str, name: str, n_features: int, affine: bool, loss: Any
+    net: nn.Module,
+    mode: str,
+    name: str,
+    n_features: int,
+    affine: bool,
+    loss: Any,
+    season: int = 1,
 ) -> nn.Module:
     """``net`` under ``model.window_norm=mode`` for the loss object ``loss`` (its
     ``n_params`` and ``point_index``): a :class:`WindowNorm`, or ``net`` itself for ``none``
-    and for ``naive`` (the last value needs no normalising, and would gain parameters)."""
-    if mode == "none" or name == "naive":
+    and for ``naive`` under ``last``/``revin`` (the last value needs no normalising, and
+    would gain parameters). ``naive`` under ``seasonal`` outputs zero on the shifted window:
+    it is the seasonal-naive forecast itself."""
+    if mode == "none" or (name == "naive" and mode != "seasonal"):
         return net
-    return WindowNorm(net, mode, n_features, affine, loss.n_params, loss.point_index)
+    if name == "naive" and getattr(net, "per_step", False):
+        raise ConfigError(
+            "model.window_norm=seasonal with model.net=naive needs target=next: the per-step "
+            "naive repeats each input step, not zero, so it would not be seasonal naive"
+        )
+    return WindowNorm(net, mode, n_features, affine, loss.n_params, loss.point_index, season)
 
 
 def net_outputs(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
