@@ -213,6 +213,7 @@ def sidecar(
         "horizon": hp["horizon"],
         "target": hp["target"],
         "n_features": hp["n_features"],
+        "season": int(hp.get("season") or 1),  # the data's season (1: none or not stored)
         "fixed_window": fixed,
         "features": features,
         "net": hp["net"],

@@ -105,6 +105,7 @@ class ForecastModule(L.LightningModule):
         quantiles: list[float] | None = None,
         window_norm: str = "none",
         revin_affine: bool = True,
+        season: int = 1,
         **legacy: Any,
     ) -> None:
         super().__init__()
@@ -116,6 +117,7 @@ class ForecastModule(L.LightningModule):
         check("model.adam_eps", adam_eps)
         check("model.window_norm", window_norm)
         check("model.revin_affine", revin_affine)
+        check("season", season)  # the data's season (seqforecast.auto), kept with the weights
         self.schedule = check_scheduler(scheduler)
         self.save_hyperparameters(ignore=list(legacy))
         self.objective = build_loss(loss, quantiles, net, head, EVAL_STAGES)

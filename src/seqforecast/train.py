@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from seqforecast import intervals, memory
+from seqforecast import auto, intervals, memory
 from seqforecast.callbacks import AtomicCheckpointIO, TrainingInterrupted, sigterm_interrupts
 from seqforecast.config import validate_config
 from seqforecast.data.files import FileDataModule
@@ -165,6 +165,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """
     try:
         validate_config(cfg)
+        auto.resolve(cfg)  # season, n_steps, patience: auto -> from the data
         if cfg.get("resume") == AUTO:
             resume, finished = continue_run(cfg, Path(str(cfg.output_dir)))
             if finished is not None:

@@ -96,6 +96,7 @@ class FileDataModule(SplitDataModule):
         scaling_scope: str = "series",
         future_inputs: Sequence[str] = (),
         calendar: Sequence[str] = (),
+        season: int = 1,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, shuffle_seed)
         check_window(n_steps, horizon, target_kind, target_key="data.target_kind")
@@ -111,6 +112,7 @@ class FileDataModule(SplitDataModule):
         self.scaling_scope = check("data.scaling_scope", scaling_scope)
         self.future_inputs = list(check("data.future_inputs", future_inputs))
         self.calendar = list(check("data.calendar", calendar))
+        self.season = check("season", season)  # the series' season (seqforecast.auto)
         if self.calendar and not self.time:
             raise ConfigError(
                 f"data.calendar={self.calendar} derives features from the time column; "

@@ -88,6 +88,12 @@ class Forecaster:
         return self.module.hparams.n_features
 
     @property
+    def season(self) -> int:
+        """The data's season stored at training (``season``); 1 for checkpoints without one."""
+        stored = self.module.hparams.get("season") or (self.data or {}).get("season")
+        return int(stored or 1)
+
+    @property
     def levels(self) -> list[float]:
         """The interval levels calibrated in the checkpoint (``[]``: none)."""
         return list(self.calibration.levels) if self.calibration else []
