@@ -160,7 +160,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     that checkpoint; ``resume=auto`` continues or reuses the run already in ``output_dir``
     (:func:`seqforecast.resume.continue_run`). With ``cfg.levels``, prediction intervals
     are calibrated on the val windows after the test stage (:mod:`seqforecast.intervals`),
-    scored on the test windows and stored in the best checkpoint. Writes ``config.yaml``,
+    scored on the test windows and stored in the best checkpoint. Settings written ``auto``
+    (``season``, ``n_steps``, early stopping's ``patience``) are resolved from the data first
+    (:func:`seqforecast.auto.resolve`). Writes ``config.yaml``,
     ``metrics.json`` and ``status`` to the run folder and returns the metrics.
     """
     try:
