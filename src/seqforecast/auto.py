@@ -1,6 +1,7 @@
 """Settings written ``auto``, resolved from the data before anything is built.
 
-``train(cfg)`` calls :func:`resolve` once, before the config is checked further, so the run's
+``train(cfg)`` calls :func:`resolve` once, after the config's values are checked (where
+``auto`` is allowed for these keys alone) and before anything is built, so the run's
 ``config.yaml``, the model and the data all see plain integers (``${n_steps}`` and
 ``${season}`` interpolate the resolved values):
 

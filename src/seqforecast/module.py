@@ -77,6 +77,9 @@ class ForecastModule(L.LightningModule):
     (over every output) and ``{val,test}/mse_last`` (the last time step's ``k`` outputs,
     the chapter's ``last_time_step_mse``; equal to ``mse`` for ``next`` targets).
 
+    ``season`` (the data's steps in one season, :mod:`seqforecast.auto`) is kept in the
+    hparams with the weights for what reads a checkpoint (backtests' seasonal baselines).
+
     ``loss``: ``mse``, ``quantile`` (pinball at ``quantiles``) or ``gaussian`` (NLL), see
     :mod:`seqforecast.losses`. The last two widen the net's output ``P`` times, keep
     ``forward`` the point forecast (median or mean; :meth:`forward_dist` and

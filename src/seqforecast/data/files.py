@@ -72,7 +72,8 @@ class FileDataModule(SplitDataModule):
     features) and ``y [B, k]`` (``target_kind="next"``) or ``[B, n_steps, k]``
     (``"seq2seq"``), scaled. A panel's series too short for one window in each split are
     skipped and listed in ``skipped`` (and the log). The fitted scaling travels in
-    checkpoints through ``state_dict()`` as plain numbers.
+    checkpoints through ``state_dict()`` as plain numbers. ``season`` (steps in one season,
+    :mod:`seqforecast.auto`) is only kept in the saved settings, for backtests and baselines.
     """
 
     LOWER = "n_steps or horizon, or use a shorter file"
