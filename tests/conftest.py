@@ -22,6 +22,8 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig
 
+from seqforecast import auto
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 MODEL_OPTIONS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
@@ -155,11 +157,21 @@ class SignalAtEpochEnd(Callback):
             os.kill(os.getpid(), self.signum)
 
 
-def compose_cfg(output_dir: Path, *overrides: str, tiny: bool = True) -> DictConfig:
-    """The real ``conf/train.yaml`` composed with ``overrides`` (and tiny data by default)."""
+def compose_cfg(
+    output_dir: Path, *overrides: str, tiny: bool = True, resolve: bool = True
+) -> DictConfig:
+    """The real ``conf/train.yaml`` composed with ``overrides`` (and tiny data by default).
+
+    ``resolve``: generated data's ``auto`` settings are resolved as ``train`` does first
+    (:func:`seqforecast.auto.resolve`), so its model and data can be instantiated by hand;
+    file data keeps them (resolving reads the file, which a test may write later).
+    """
     extra = TINY if tiny else []
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=[f"output_dir={output_dir}", *extra, *overrides])
+        cfg = compose("train", overrides=[f"output_dir={output_dir}", *extra, *overrides])
+    if resolve and "FileDataModule" not in str(cfg.data.get("_target_")):
+        auto.resolve(cfg)
+    return cfg
 
 
 @pytest.fixture

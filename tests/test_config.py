@@ -30,7 +30,9 @@ OPTIONS = [(group, option) for group, options in GROUPS.items() for option in op
 # A value of the wrong type for every rule, and one of the right type but not allowed.
 WRONG = {
     "seed": ["abc", 1.5, -1, 2**32, 12345678901234567890],
-    "n_steps": ["50", 1, MAX_STEPS + 1],
+    "n_steps": ["50", 1, MAX_STEPS + 1, "Auto"],
+    "season": [0, "abc", 1.5],
+    "callbacks.early_stopping.patience": [-1, "soon"],
     "horizon": [0, 2.5],
     "target": ["both", 3],
     "monitor": ["val/loss", None],
@@ -145,6 +147,7 @@ CONV = {"net": "conv_gru", "target": "seq2seq", "hidden": [20]}
 BY_HAND = {
     "max_memory": memory.parse_size,
     "n_steps": lambda v: ForecastModule(n_steps=v),
+    "season": lambda v: ForecastModule(season=v),
     "horizon": lambda v: SineDataModule(horizon=v),
     "target": lambda v: ForecastModule(target=v),
     "threads": set_threads,
@@ -193,6 +196,8 @@ CONFIG_ONLY |= {"n_windows", "step_size", "refit", "season_length", "baselines"}
 CONFIG_ONLY |= {"levels", "intervals"}
 # predict's cap on ahead (conf/predict.yaml), applied by seqforecast.predict and the service.
 CONFIG_ONLY |= {"max_ahead"}
+# Lightning's EarlyStopping takes the patience train resolves (seqforecast.auto).
+CONFIG_ONLY |= {"callbacks.early_stopping.patience"}
 
 
 def test_every_rule_is_applied_by_hand_or_only_in_configs() -> None:

@@ -19,6 +19,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
+from seqforecast import auto
 from seqforecast.errors import ConfigError
 from seqforecast.module import ForecastModule
 from seqforecast.reference import book_figures, book_values
@@ -77,8 +78,9 @@ def _rows(path: Path) -> dict[str, dict[str, str]]:
 
 
 def _train_cfg(*overrides: str):
+    """The train config, its ``auto`` settings resolved as train does (generated data)."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=["output_dir=/x", *overrides])
+        return auto.resolve(compose("train", overrides=["output_dir=/x", *overrides]))
 
 
 @pytest.mark.slow

@@ -166,7 +166,8 @@ def test_a_file_data_checkpoint_copied_into_a_generated_data_run_is_refused(
     # Same network (linear, 50 steps, 1 feature), trained on a file.
     csv = write_example(tmp_path / "sine.csv", rows=1000)
     other = tmp_path / "file_run"
-    file_data = ["data=csv", f"data.path={csv}", "data.batch_size=64", "trainer.accelerator=cpu"]
+    file_data = ["data=csv", f"data.path={csv}", "n_steps=50", "data.batch_size=64"]
+    file_data.append("trainer.accelerator=cpu")
     file_run = make_cfg(*RUN, *file_data, "trainer.max_epochs=1", f"output_dir={other}", tiny=False)
     train(file_run)
     check_resume(file_run, other / "checkpoints" / "best.ckpt", instantiate)  # its own run: fine

@@ -19,7 +19,7 @@ import inspect
 from omegaconf import DictConfig, OmegaConf
 
 from seqforecast.errors import ConfigError
-from seqforecast.rules import check_value, rules
+from seqforecast.rules import AUTO_KEYS, check_value, or_auto, rules
 
 MISSING = object()
 # Loggers whose package is an extra: (the modules that serve, the extra that installs one).
@@ -91,7 +91,7 @@ def validate_config(cfg: DictConfig) -> None:
             continue
         if OmegaConf.is_config(value):
             value = OmegaConf.to_container(value, resolve=True)
-        check_value(key, value, rule)
+        check_value(key, value, or_auto(rule) if key in AUTO_KEYS else rule)
     _check_logger(cfg)
     _check_validation_users(cfg)
     for node_key in ("model", "data", "trainer"):

@@ -213,6 +213,8 @@ def sidecar(
         "horizon": hp["horizon"],
         "target": hp["target"],
         "n_features": hp["n_features"],
+        # the data's season (1: none or not stored); the module keeps it for window_norm=seasonal
+        "season": int((data or {}).get("season") or hp.get("season") or 1),
         "fixed_window": fixed,
         "features": features,
         "net": hp["net"],

@@ -27,6 +27,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from seqforecast import auto
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.module import LEGACY_HPARAMS
 from seqforecast.outputs import (
@@ -273,7 +274,10 @@ def same_settings(cfg: DictConfig, run_dir: Path) -> bool:
     (``resume``) do not count: a folder moved, or a run resumed, still holds the same run.
     """
     stored = OmegaConf.load(run_dir / "config.yaml")
-    mine = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
+    mine = auto.resolve(OmegaConf.create(OmegaConf.to_container(cfg, resolve=False)))
+    if "season" not in stored and mine.get("season") == 1:  # a run from before season: 1
+        for node in (mine.get("model") or {}, mine.get("data") or {}, mine):
+            node.pop("season", None)
     mine.output_dir = stored.get("output_dir")
     mine.resume = stored.resume = None
     return OmegaConf.to_container(mine, resolve=True) == OmegaConf.to_container(stored)

@@ -61,6 +61,18 @@ def or_null(rule: Rule) -> Rule:
     return Rule(lambda v: v is None or rule.check(v), f"null or {rule.allowed}")
 
 
+def may_be_auto(rule: Rule) -> Rule:
+    """The rule of a key in :data:`AUTO_KEYS`: ``rule``'s values, and where a train config is
+    checked (:func:`seqforecast.config.validate_config`) also ``auto``, which train resolves
+    before anything takes the value; one line for both."""
+    return Rule(rule.check, f"{rule.allowed}, or {AUTO} in a train config")
+
+
+def or_auto(rule: Rule) -> Rule:
+    """``rule`` widened to ``auto``, for a config that train resolves later."""
+    return Rule(lambda v: v == AUTO or rule.check(v), rule.allowed)
+
+
 POSITIVE = Rule(lambda v: _num(v) and v > 0, "a number > 0")
 INTEGER = Rule(_int, "an integer")
 BOOL = Rule(lambda v: isinstance(v, bool), "true or false")
@@ -86,6 +98,10 @@ NAMES = Rule(
     "a list of column names, e.g. [aux]",
 )
 MONITORS = ("val/mse", "val/mse_last")
+# Keys a config may set to "auto": train resolves them from the data (seqforecast.auto); the
+# code that takes them afterwards gets the integers their rule allows.
+AUTO = "auto"
+AUTO_KEYS = ("season", "n_steps", "callbacks.early_stopping.patience")
 # Choices whose modules import torch or Lightning: kept here so a check never imports them
 # (a refused run says so before the heavy imports); tests/test_config.py checks they match.
 LOSSES = ("mse", "quantile", "gaussian")  # seqforecast.losses
@@ -163,8 +179,9 @@ def rules() -> dict[str, Rule]:
 
     return {
         "seed": int_between(0, 2**32 - 1),  # Lightning's and numpy's seed range
-        "n_steps": int_between(2, MAX_STEPS),
+        "n_steps": may_be_auto(int_between(2, MAX_STEPS)),
         "horizon": int_at_least(1),
+        "season": may_be_auto(int_at_least(1)),
         "target": choice(*TARGETS),
         "monitor": choice(*MONITORS),
         "deterministic": BOOL,
@@ -220,6 +237,7 @@ def rules() -> dict[str, Rule]:
         "model.window_norm": choice(*WINDOW_NORMS),
         "model.revin_affine": BOOL,
         "model.season": int_at_least(1),
+        "callbacks.early_stopping.patience": may_be_auto(int_at_least(0)),
         "trainer.max_epochs": int_at_least(-1),
         "trainer.accelerator": choice("auto", "cpu", "gpu", "cuda", "mps"),
         "trainer.devices": Rule(
@@ -247,7 +265,7 @@ def rules() -> dict[str, Rule]:
             lambda v: v == "never" or (_int(v) and v >= 1),
             "never or an integer >= 1 (retrain every N origins)",
         ),
-        "season_length": int_at_least(1),
+        "season_length": or_null(int_at_least(1)),  # null: the checkpoint's season
         "baselines": Rule(
             lambda v: _seq(v) and all(b in BASELINES for b in v) and len(set(v)) == len(v),
             f"a list naming each baseline once, from {list(BASELINES)}",

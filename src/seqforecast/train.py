@@ -18,7 +18,7 @@ from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from seqforecast import intervals, memory
+from seqforecast import auto, intervals, memory
 from seqforecast.callbacks import (
     AtomicCheckpointIO,
     PreemptionCheckpoint,
@@ -168,11 +168,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     that checkpoint; ``resume=auto`` continues or reuses the run already in ``output_dir``
     (:func:`seqforecast.resume.continue_run`). With ``cfg.levels``, prediction intervals
     are calibrated on the val windows after the test stage (:mod:`seqforecast.intervals`),
-    scored on the test windows and stored in the best checkpoint. Writes ``config.yaml``,
+    scored on the test windows and stored in the best checkpoint. Settings written ``auto``
+    (``season``, ``n_steps``, early stopping's ``patience``) are resolved from the data first
+    (:func:`seqforecast.auto.resolve`). Writes ``config.yaml``,
     ``metrics.json`` and ``status`` to the run folder and returns the metrics.
     """
     try:
         validate_config(cfg)
+        auto.resolve(cfg)  # season, n_steps, patience: auto -> from the data
         if cfg.get("resume") == AUTO:
             resume, finished = continue_run(cfg, Path(str(cfg.output_dir)))
             if finished is not None:

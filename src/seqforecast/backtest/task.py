@@ -12,7 +12,7 @@ training rows). Writes ``backtest.csv``, ``metrics.csv``, ``metrics.json``,
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ class Options:
     horizon: int | None
     refit: str | int
     levels: list[float]
-    season: int
+    season: int | None  # None: the checkpoint's stored season (seqforecast.auto)
     baselines: list[str]
     batch_size: int
     name: str | None
@@ -128,6 +128,7 @@ class Plan:
     test: np.ndarray  # [n] test cutoff rows
     cal: np.ndarray  # [m] val cutoff rows, for the intervals
     fit_rows: np.ndarray  # [n] rows each test origin's fitted parameters come from
+    opts: Options  # the settings, season_length resolved (null: the checkpoint's season)
 
 
 def plan(cfg: DictConfig, opts: Options) -> Plan:
@@ -159,6 +160,8 @@ def plan(cfg: DictConfig, opts: Options) -> Plan:
     forecaster.scaler.target.check(table.values[:, 0], where, row)  # every row is scaled
     horizon = opts.horizon or forecaster.horizon
     forecaster.check_options(horizon, "sliding", opts.batch_size)
+    if opts.season is None:  # the season stored at training (1 for older checkpoints)
+        opts = replace(opts, season=forecaster.season)
     # A season as long as the training rows stops here (it is MASE's scale too).
     scores.seasonal_naive_mae(table.values[: spans.val, 0], opts.season)
     test = span_cutoffs(spans.test, spans.rows, horizon, opts.n_windows, opts.step_size)
@@ -173,7 +176,7 @@ def plan(cfg: DictConfig, opts: Options) -> Plan:
         if opts.name:
             raise ConfigError(f"name={name!r} is also a baseline's; give the checkpoint another")
         name = f"{name}_ckpt"
-    return Plan(forecaster, name, table, path, spans, horizon, test, cal, rows)
+    return Plan(forecaster, name, table, path, spans, horizon, test, cal, rows, opts)
 
 
 def forecast_spans(
@@ -207,8 +210,9 @@ def backtest(cfg: DictConfig) -> dict[str, Any]:
     opts = check_options(cfg)
     for model in opts.baselines:
         if model in STATISTICAL:
-            statistical_model(model, opts.season)  # statsforecast missing: stop before any work
+            statistical_model(model, opts.season or 1)  # statsforecast missing: stop here
     p = plan(cfg, opts)  # the checkpoint and the table: a refusal here leaves nothing written
+    opts = p.opts
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))

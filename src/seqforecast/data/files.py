@@ -74,7 +74,8 @@ class FileDataModule(SplitDataModule):
     features) and ``y [B, k]`` (``target_kind="next"``) or ``[B, n_steps, k]``
     (``"seq2seq"``), scaled. A panel's series too short for one window in each split are
     skipped and listed in ``skipped`` (and the log). The fitted scaling travels in
-    checkpoints through ``state_dict()`` as plain numbers.
+    checkpoints through ``state_dict()`` as plain numbers. ``season`` (steps in one season,
+    :mod:`seqforecast.auto`) is only kept in the saved settings, for backtests and baselines.
     """
 
     LOWER = "n_steps or horizon, or use a shorter file"
@@ -100,6 +101,7 @@ class FileDataModule(SplitDataModule):
         calendar: Sequence[str] = (),
         transform: str = "none",
         boxcox_lambda: float | None = None,
+        season: int = 1,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, shuffle_seed)
         check_window(n_steps, horizon, target_kind, target_key="data.target_kind")
@@ -122,6 +124,7 @@ class FileDataModule(SplitDataModule):
         self.scaling_scope = check("data.scaling_scope", scaling_scope)
         self.future_inputs = list(check("data.future_inputs", future_inputs))
         self.calendar = list(check("data.calendar", calendar))
+        self.season = check("season", season)  # the series' season (seqforecast.auto)
         if self.calendar and not self.time:
             raise ConfigError(
                 f"data.calendar={self.calendar} derives features from the time column; "

@@ -88,6 +88,13 @@ class Forecaster:
         return self.module.hparams.n_features
 
     @property
+    def season(self) -> int:
+        """The data's season stored at training (``season``); 1 for checkpoints without one."""
+        # The data's: the module keeps it only for window_norm=seasonal (else saved as 1).
+        stored = (self.data or {}).get("season") or self.module.hparams.get("season")
+        return int(stored or 1)
+
+    @property
     def levels(self) -> list[float]:
         """The interval levels calibrated in the checkpoint (``[]``: none)."""
         return list(self.calibration.levels) if self.calibration else []
