@@ -49,6 +49,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from torch import nn
 
+from seqforecast import auto
 from seqforecast.data.batches import TensorPairs, batch_loader
 from seqforecast.fast import accelerate
 from seqforecast.models import build_net, output_steps
@@ -122,7 +123,7 @@ def compose_cfg(
                 *extra,
             ],
         )
-    return cfg
+    return auto.resolve(cfg)  # season, n_steps, patience: auto -> values, as train does
 
 
 def val_mse_last(net: nn.Module, x: torch.Tensor, y: torch.Tensor, seq2seq: bool) -> float:
