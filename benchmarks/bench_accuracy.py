@@ -504,11 +504,12 @@ def check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 def run(args: argparse.Namespace) -> None:
     configs, stats = check_args(args)
     names = [n for n in args.series.split(",") if n] if args.series else None
+    example = args.quick and args.data == DEFAULT_DATA and not DEFAULT_DATA.is_dir()
+    catalog = [] if example else read_catalog(args.data, names)  # a refusal writes nothing
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_accuracy_"))
-    if args.quick and args.data == DEFAULT_DATA and not DEFAULT_DATA.is_dir():
-        args.data, names = write_example(work / "example_data"), None
+    if example:
         print(f"note: {DEFAULT_DATA} is absent; --quick runs on two synthetic series")
-    catalog = read_catalog(args.data, names)
+        catalog = read_catalog(write_example(work / "example_data"), None)
     if args.quick:
         singles = [s for s in catalog if s.id is None]
         rows = {s.name: len(pd.read_csv(s.path)) for s in singles}
