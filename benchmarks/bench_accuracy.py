@@ -479,8 +479,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quick",
         action="store_true",
         help="a smoke run: the 2 shortest single series, linear and linear+last, 2 epochs, "
-        "SeasonalNaive and AutoETS (without --data and the default folder absent: two "
-        "synthetic series, --series ignored)",
+        "SeasonalNaive and AutoETS; --series is ignored (without --data and the default "
+        "folder absent: two synthetic series)",
     )
     return parser.parse_args(argv)
 
@@ -505,6 +505,8 @@ def run(args: argparse.Namespace) -> None:
     configs, stats = check_args(args)
     names = [n for n in args.series.split(",") if n] if args.series else None
     example = args.quick and args.data == DEFAULT_DATA and not DEFAULT_DATA.is_dir()
+    if args.quick:  # the smoke setting picks its own series
+        names = None
     catalog = [] if example else read_catalog(args.data, names)  # a refusal writes nothing
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_accuracy_"))
     if example:
@@ -514,6 +516,8 @@ def run(args: argparse.Namespace) -> None:
         singles = [s for s in catalog if s.id is None]
         rows = {s.name: len(pd.read_csv(s.path)) for s in singles}
         catalog = sorted(singles, key=lambda s: (rows[s.name], s.name))[:2]
+        if not catalog:
+            raise InputError(f"--quick needs a single series in {args.data}; it has only panels")
         configs, stats, args.epochs = ["linear", "linear+last"], ["SeasonalNaive", "AutoETS"], 2
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     results: dict[str, Result] = {}
