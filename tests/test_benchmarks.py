@@ -25,6 +25,8 @@ BENCHMARKS = ROOT / "benchmarks"
 # scripts that write files get a ``--work`` folder under the test's tmp_path.
 SMOKE: dict[str, tuple[list[str], str]] = {
     "bench.py": (["--quick"], "deep_rnn_dense "),
+    # The real series when their folder is there, else two synthetic ones it writes itself.
+    "bench_accuracy.py": (["--quick", "--work", "{tmp}"], "mean / AutoETS's"),
     "bench_backtest.py": (["--quick", "--work", "{tmp}"], "batched forward:"),
     "bench_conv.py": (["--quick", "--nets", "wavenet"], "wavenet        channels-last"),
     "bench_coverage.py": (["--quick", "--models", "naive", "--work", "{tmp}"], "| naive |"),

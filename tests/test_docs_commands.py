@@ -258,6 +258,7 @@ BENCH_QUICK = {
     ),
     "benchmarks/bench_serve.py": shlex.split("--seconds 0.5 --burst-seconds 0.5 --clients 2"),
     "benchmarks/bench_memory.py": ["--quick"],
+    "benchmarks/bench_accuracy.py": ["--quick"],
 }
 REPRODUCE_QUICK = [
     "jobs=1",
