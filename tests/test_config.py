@@ -147,7 +147,7 @@ CONV = {"net": "conv_gru", "target": "seq2seq", "hidden": [20]}
 BY_HAND = {
     "max_memory": memory.parse_size,
     "n_steps": lambda v: ForecastModule(n_steps=v),
-    "season": lambda v: ForecastModule(season=v),
+    "season": lambda v: FileDataModule(season=v),
     "horizon": lambda v: SineDataModule(horizon=v),
     "target": lambda v: ForecastModule(target=v),
     "threads": set_threads,

@@ -101,7 +101,7 @@ MONITORS = ("val/mse", "val/mse_last")
 # Keys a config may set to "auto": train resolves them from the data (seqforecast.auto); the
 # code that takes them afterwards gets the integers their rule allows.
 AUTO = "auto"
-AUTO_KEYS = ("season", "n_steps", "callbacks.early_stopping.patience")
+AUTO_KEYS = ("season", "n_steps", "callbacks.early_stopping.patience", "model.season")
 # Choices whose modules import torch or Lightning: kept here so a check never imports them
 # (a refused run says so before the heavy imports); tests/test_config.py checks they match.
 LOSSES = ("mse", "quantile", "gaussian")  # seqforecast.losses
