@@ -34,11 +34,19 @@ def norm(mode: str) -> list[str]:
     return [f"model.window_norm={mode}", *extra]
 
 
-def build(option: str, *overrides: str) -> ForecastModule:
-    """The option's module as ``train.py`` builds it (composed config), untrained, seeded."""
+def build(option: str, *overrides: str, fresh: bool = False) -> ForecastModule:
+    """The option's module as ``train.py`` builds it (composed config), untrained, seeded.
+
+    ``seasonal``'s gate starts at 0 (the module is seasonal naive until it trains); unless
+    ``fresh``, it is opened to 1 here so that the tests see the net's own output."""
     torch.manual_seed(0)
     cfg = compose_cfg(Path("unused"), f"model={option}", *overrides)
-    return instantiate(cfg.model).eval()
+    module = instantiate(cfg.model).eval()
+    gate = getattr(module.net, "gate", None)
+    if gate is not None and not fresh:
+        with torch.no_grad():
+            gate.fill_(1.0)
+    return module
 
 
 def trending(n: int, n_steps: int = 50, seed: int = 3) -> torch.Tensor:
@@ -94,7 +102,8 @@ def test_modes_add_only_the_affine_parameters() -> None:
     assert set(revin.state_dict()) - set(last.state_dict()) == {"net.weight", "net.bias"}
     no_affine = build("gru", "model.window_norm=revin", "model.revin_affine=false")
     assert set(no_affine.state_dict()) == set(last.state_dict())
-    assert set(build("gru", *norm("seasonal")).state_dict()) == set(last.state_dict())
+    seasonal = build("gru", *norm("seasonal")).state_dict()
+    assert set(seasonal) - set(last.state_dict()) == {"net.gate"}
 
 
 # --- none is the module of before ------------------------------------------------------------
@@ -219,10 +228,12 @@ def test_seasonal_is_the_net_output_plus_seasonal_naive() -> None:
     x = rng.normal(size=(3, 6, 2)) * 5 + 50  # [3, 6, 2]
     torch.manual_seed(0)
     net = WindowNorm(Linear(6, 2, 8), "seasonal", 2, season=3)
+    with torch.no_grad():
+        net.gate.fill_(0.5)  # the net's output enters times the gate
     w = net.net.linear.weight.detach().double().numpy()  # [8, 12]
     c = net.net.linear.bias.detach().double().numpy()
     z = (x - x[:, -1:]).reshape(3, -1)
-    want = z @ w.T + c + x[:, [3, 4, 5, 3, 4, 5, 3, 4], 0]  # the last season, repeated
+    want = 0.5 * (z @ w.T + c) + x[:, [3, 4, 5, 3, 4, 5, 3, 4], 0]  # the last season, repeated
     got = net(torch.from_numpy(x).float()).detach().double().numpy()
     np.testing.assert_allclose(got, want, **scaled_tol(want, 1e-5))
     np.testing.assert_array_equal(seasonal_naive(x, 3, 8), x[:, [3, 4, 5, 3, 4, 5, 3, 4], 0])
@@ -249,6 +260,20 @@ def test_a_zero_net_is_seasonal_naive_exactly(option: str, loss: str) -> None:
     k = module.hparams.horizon
     assert got.shape == (4, k) and k > SEASON  # the season repeats within the horizon
     np.testing.assert_array_equal(got, seasonal_naive(x.numpy(), SEASON, k))
+
+
+@pytest.mark.parametrize("option", ["linear", "seq2seq"])
+def test_an_untrained_seasonal_model_is_seasonal_naive_and_its_gate_learns(option: str) -> None:
+    """The gate starts at 0: the untrained forecast is seasonal naive exactly, whatever the
+    net's random weights; the gate alone gets a gradient on the first step."""
+    module = build(option, *norm("seasonal"), "horizon=10", fresh=True).train()
+    x = trending(4)
+    with torch.no_grad():
+        got = module.forecast(x).numpy()
+    np.testing.assert_array_equal(got, seasonal_naive(x.numpy(), SEASON, 10))
+    module(x).square().mean().backward()
+    assert module.net.gate.grad is not None and module.net.gate.grad.abs().item() > 0
+    assert all(p.grad is None or not p.grad.any() for p in module.net.net.parameters())
 
 
 def test_the_naive_model_under_seasonal_is_seasonal_naive() -> None:

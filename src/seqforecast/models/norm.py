@@ -10,8 +10,10 @@ feature's (feature 0's) statistics:
 - ``seasonal``: the inputs as ``last``; the forecast of step ``j = 1..k`` is the network's
   output plus the seasonal-naive forecast read from the raw window's target,
   ``x[:, T - 1 + j - m * ceil(j / m), 0]`` (``m = season``): the same point of the last
-  observed season. A network that outputs zero is seasonal naive; it learns the correction.
-  With ``m = 1`` this is ``last``;
+  observed season. The network's output enters times a learnable ``gate`` that starts at 0
+  (as ReZero, Bachlechner et al. 2020), so an untrained model IS seasonal naive and training
+  moves away from it only as far as the loss asks (at the optimizer's pace: a small series'
+  few steps keep it near seasonal naive). With ``m = 1`` it is ``last`` plus that gate;
 - ``revin`` (RevIN, Kim et al. 2022): ``(x - mean) / std`` per feature over the window's
   ``T`` steps (``std = sqrt(var + EPS)``, population variance), then, with ``affine``, a
   learnable ``* weight + bias`` per feature; the forecast is ``(y - bias_0) /
@@ -64,6 +66,7 @@ class WindowNorm(nn.Module):
         n_params: int = 1,
         point_index: int = 0,
         season: int = 1,
+        gate: bool = True,
     ) -> None:
         super().__init__()
         if mode not in WINDOW_NORMS[1:]:
@@ -74,6 +77,9 @@ class WindowNorm(nn.Module):
             raise ValueError(f"season must be >= 1, got {season!r}")
         self.season = season
         self.affine = affine and mode == "revin"
+        self.gate = None
+        if mode == "seasonal" and gate:  # starts at seasonal naive: the location enters times 0
+            self.gate = nn.Parameter(torch.zeros(1))
         if self.affine:
             self.weight = nn.Parameter(torch.ones(n_features))
             self.bias = nn.Parameter(torch.zeros(n_features))
@@ -100,13 +106,15 @@ class WindowNorm(nn.Module):
             z = z * self.weight + self.bias
         raw = self.net(z)  # [B, (T',) k * P]
         y = raw.unflatten(-1, (-1, self.n_params))  # [B, (T',) k, P]
+        mask = torch.zeros(self.n_params, dtype=y.dtype, device=y.device)
+        mask[self.point_index] = 1  # the location entry
         if self.mode == "seasonal":
+            if self.gate is not None:  # the location's correction times the gate
+                y = y * (1 + (self.gate - 1) * mask)
             inv = y + self.seasonal_naive(x, y).unsqueeze(-1)  # [B, (T',) k, P]
         else:
             inv = self.invert(y, loc, std)
         if self.n_params > 1:  # only the location entry; spreads are scaled by spread()
-            mask = torch.zeros(self.n_params, dtype=y.dtype, device=y.device)
-            mask[self.point_index] = 1
             inv = y + (inv - y) * mask
         return inv.flatten(-2)  # [B, (T',) k * P]
 
@@ -184,7 +192,8 @@ def wrap(
             "model.window_norm=seasonal with model.net=naive needs target=next: the per-step "
             "naive repeats each input step, not zero, so it would not be seasonal naive"
         )
-    return WindowNorm(net, mode, n_features, affine, loss.n_params, loss.point_index, season)
+    gate = name != "naive"  # the naive net outputs zero: nothing to gate, nothing to train
+    return WindowNorm(net, mode, n_features, affine, loss.n_params, loss.point_index, season, gate)
 
 
 def net_outputs(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
