@@ -227,12 +227,24 @@ def test_check_returns_the_value_and_accepts_tuples() -> None:
 
 
 def test_the_rules_choices_are_the_registries_they_stand_for() -> None:
-    """The rules keep the names of choices whose modules import torch (a check imports none)."""
-    from seqforecast import fast, models, rules
-    from seqforecast.models import init
+    """One tuple per choice (seqforecast.names), the same object wherever it is imported from;
+    where the owner keeps a table of its own (nets, baselines), it covers exactly those names."""
+    from seqforecast import fast, intervals, models, names, rules
+    from seqforecast.backtest import baselines, statistical
+    from seqforecast.data import panel, scaling, table, transforms, windows
+    from seqforecast.models import init, norm
 
-    assert rules.NETS == models.NETS and rules.HEADS == models.HEADS
-    assert rules.LAYERS == fast.LAYERS and rules.INITS == init.INITS
+    assert rules.NETS is models.NETS is names.NETS and rules.HEADS is models.HEADS
+    assert rules.LAYERS is fast.LAYERS and rules.INITS is init.INITS is names.INITS
+    assert rules.WINDOW_NORMS is norm.WINDOW_NORMS and rules.INTERVALS is intervals.INTERVALS
+    assert rules.TARGETS is windows.TARGETS and rules.MAX_STEPS == windows.MAX_STEPS
+    assert rules.SCALINGS is scaling.SCALINGS and rules.FILLS is table.FILLS
+    assert rules.TRANSFORMS is transforms.TRANSFORMS and rules.CALENDAR is panel.CALENDAR
+    assert rules.BASELINES is baselines.BASELINES
+    assert rules.check_window is windows.check_window is models.check_window
+    # the behaviour behind each name
+    assert ("naive", "linear", *models.STACKS, *models.CONV_NETS) == models.NETS
+    assert (*baselines.NUMPY_BASELINES, *statistical.STATISTICAL) == names.BASELINES
 
 
 def test_a_logger_without_its_package_names_the_extra(tmp_path: Path, monkeypatch) -> None:

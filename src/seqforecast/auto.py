@@ -160,7 +160,7 @@ def resolve(cfg: DictConfig) -> DictConfig:
     season, n_steps = cfg.get("season", 1), cfg.get("n_steps")
     data = None
     if AUTO in (season, n_steps) and _file_data(cfg):
-        from seqforecast.train import instantiate
+        from seqforecast.config import instantiate
 
         # The file's rows and times, read with a placeholder window (nothing is cut yet).
         data = instantiate(cfg.data, n_steps=2, season=1)

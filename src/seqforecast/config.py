@@ -7,6 +7,8 @@ the value, and what is allowed. Keys of nodes built from a class (``model``, ``d
 accepted ones; the ``scheduler`` node is checked by :func:`~seqforecast.schedules.check_scheduler`,
 and a logger whose package is not installed names the extra to install.
 
+:func:`instantiate` builds a checked node (train and ``auto`` resolution both build through it).
+
 The rules come first and import nothing heavy; the class checks import the classes (torch,
 Lightning), which the run needs next anyway.
 """
@@ -15,10 +17,13 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+from typing import Any
 
+import hydra
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from seqforecast.errors import ConfigError
+from seqforecast.errors import ConfigError, SeqforecastError
 from seqforecast.rules import AUTO_KEYS, check_value, or_auto, rules
 
 MISSING = object()
@@ -26,6 +31,17 @@ MISSING = object()
 LOGGER_EXTRAS = {
     "lightning.pytorch.loggers.TensorBoardLogger": (("tensorboard", "tensorboardX"), "tensorboard"),
 }
+
+
+def instantiate(node: DictConfig, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` with plain containers, re-raising our own errors unwrapped."""
+    try:
+        return hydra.utils.instantiate(node, _convert_="all", **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, SeqforecastError):
+            raise cause from None
+        raise
 
 
 def _check_logger(cfg: DictConfig) -> None:

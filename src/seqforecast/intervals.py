@@ -43,8 +43,9 @@ from seqforecast import scores
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.losses import interval_pairs
 from seqforecast.module import ForecastModule
+from seqforecast.names import INTERVALS
 from seqforecast.outputs import atomic_open
-from seqforecast.rules import INTERVALS, check
+from seqforecast.rules import check
 
 CHECKPOINT_KEY = "intervals"
 SHIFT_ALPHA = 0.01  # the one-sided binomial test's level behind test/coverage_shift-L

@@ -178,7 +178,7 @@ def check_resume(cfg: DictConfig, path: Path, build: Callable[..., Any]) -> None
     cannot continue: one trained with other model or data settings, or further than
     ``trainer.max_epochs``.
 
-    ``build`` instantiates a config node (``train.instantiate``): the DataModule, and the
+    ``build`` instantiates a config node (``config.instantiate``): the DataModule, and the
     module on the ``meta`` device (settings only, no memory), whose saved hyperparameters
     are compared with those in the checkpoint. Lightning would load weights of the same
     shapes whatever the settings, and would train a model of other data on this data.

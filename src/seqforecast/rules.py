@@ -22,6 +22,24 @@ from pathlib import PurePath
 from typing import Any
 
 from seqforecast.errors import ConfigError
+from seqforecast.memory import ALLOWED, is_size
+from seqforecast.names import (
+    BASELINES,
+    CALENDAR,
+    FILLS,
+    HEADS,
+    INITS,
+    INTERVALS,
+    LAMBDA_RANGE,
+    LAYERS,
+    LOSSES,
+    MAX_STEPS,
+    NETS,
+    SCALINGS,
+    TARGETS,
+    TRANSFORMS,
+    WINDOW_NORMS,
+)
 
 
 def _int(v: Any) -> bool:
@@ -102,26 +120,6 @@ MONITORS = ("val/mse", "val/mse_last")
 # code that takes them afterwards gets the integers their rule allows.
 AUTO = "auto"
 AUTO_KEYS = ("season", "n_steps", "callbacks.early_stopping.patience", "model.season")
-# Choices whose modules import torch or Lightning: kept here so a check never imports them
-# (a refused run says so before the heavy imports); tests/test_config.py checks they match.
-LOSSES = ("mse", "quantile", "gaussian")  # seqforecast.losses
-INTERVALS = ("conformal", "model", "cqr")  # seqforecast.intervals
-LAYERS = ("fast", "plain")  # seqforecast.fast
-NETS = (
-    "naive",
-    "linear",
-    "rnn",
-    "lstm",
-    "gru",
-    "ln_rnn",
-    "rnn_bn",
-    "conv_gru",
-    "wavenet",
-    "wavenet_gated",
-)  # seqforecast.models
-HEADS = ("linear", "per_step", "none")  # seqforecast.models
-INITS = ("keras", "torch")  # seqforecast.models.init
-WINDOW_NORMS = ("none", "last", "revin", "seasonal")  # seqforecast.models.norm
 # Lightning's Trainer(precision=...) values, as its docs list them.
 PRECISIONS = (
     "64-true",
@@ -164,19 +162,7 @@ LEVELS = Rule(
 
 @cache
 def rules() -> dict[str, Rule]:
-    """The table: every known key and its rule.
-
-    Built on first use: the choices come from the packages that define them (models, data,
-    fast), and those packages check their own values through this module.
-    """
-    from seqforecast.backtest.baselines import BASELINES
-    from seqforecast.data.panel import CALENDAR
-    from seqforecast.data.scaling import SCALINGS
-    from seqforecast.data.table import FILLS
-    from seqforecast.data.transforms import LAMBDA_RANGE, TRANSFORMS
-    from seqforecast.data.windows import MAX_STEPS, TARGETS
-    from seqforecast.memory import ALLOWED, is_size
-
+    """The table: every known key and its rule (the choices from :mod:`seqforecast.names`)."""
     return {
         "seed": int_between(0, 2**32 - 1),  # Lightning's and numpy's seed range
         "n_steps": may_be_auto(int_between(2, MAX_STEPS)),
@@ -283,3 +269,14 @@ def check_value(key: str, value: Any, rule: Rule) -> Any:
 def check(key: str, value: Any) -> Any:
     """``value`` when the rule of ``key`` (a key of :func:`rules`) allows it; else one line."""
     return check_value(key, value, rules()[key])
+
+
+def check_window(n_steps: int, horizon: int, target: str, target_key: str = "target") -> None:
+    """The window settings shared by data and models, each checked by its rule.
+
+    ``target_key`` names the target setting where it is not ``target`` (file data:
+    ``data.target_kind``, beside the column ``data.target``).
+    """
+    check("n_steps", n_steps)
+    check("horizon", horizon)
+    check(target_key, target)

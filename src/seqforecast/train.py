@@ -9,11 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -25,7 +23,7 @@ from seqforecast.callbacks import (
     TrainingInterrupted,
     sigterm_interrupts,
 )
-from seqforecast.config import validate_config
+from seqforecast.config import instantiate, validate_config
 from seqforecast.data.files import FileDataModule
 from seqforecast.errors import ConfigError, SeqforecastError
 from seqforecast.evaluate import unit_errors
@@ -58,17 +56,6 @@ GPU_ACCELERATORS = ("gpu", "cuda")
 def log_through_hydra() -> None:
     """Send Lightning's log records only through the root (Hydra) handlers, not twice."""
     logging.getLogger("lightning").handlers.clear()
-
-
-def instantiate(node: DictConfig, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate`` with plain containers, re-raising our own errors unwrapped."""
-    try:
-        return hydra.utils.instantiate(node, _convert_="all", **kwargs)
-    except InstantiationException as err:
-        cause = err.__cause__
-        if isinstance(cause, SeqforecastError):
-            raise cause from None
-        raise
 
 
 def check_accelerator(accelerator: str) -> None:

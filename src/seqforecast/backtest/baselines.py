@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqforecast.backtest.statistical import STATISTICAL, statistical_forecasts
+from seqforecast.backtest.statistical import statistical_forecasts
+from seqforecast.names import BASELINES as BASELINES  # re-exported: the rule of baselines
 
 
 def naive(y: np.ndarray, cutoffs: np.ndarray, horizon: int, season: int = 1) -> np.ndarray:
@@ -39,7 +40,6 @@ def drift(y: np.ndarray, cutoffs: np.ndarray, horizon: int, season: int = 1) -> 
 
 
 NUMPY_BASELINES = {"naive": naive, "seasonal_naive": seasonal_naive, "drift": drift}
-BASELINES = (*NUMPY_BASELINES, *STATISTICAL)
 
 
 def baseline_forecasts(

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from seqforecast.errors import ConfigError
+from seqforecast.names import STATISTICAL
 
-STATISTICAL = ("auto_arima", "auto_ets")
 INSTALL = "pip install 'seqforecast[stats]' (statsforecast)"
 
 

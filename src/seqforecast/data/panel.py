@@ -22,21 +22,10 @@ import numpy as np
 
 from seqforecast.data.table import check_columns, load_table, read_frame, row_in_file
 from seqforecast.errors import InputError
+from seqforecast.names import CALENDAR
 
 if TYPE_CHECKING:
     import pandas as pd
-
-# Calendar feature -> (pandas ``.dt`` attribute, period).
-CALENDAR = {
-    "dayofweek": ("dayofweek", 7),
-    "dayofmonth": ("day", 31),
-    "dayofyear": ("dayofyear", 366),
-    "weekofyear": ("week", 53),
-    "month": ("month", 12),
-    "quarter": ("quarter", 4),
-    "hour": ("hour", 24),
-    "minute": ("minute", 60),
-}
 
 
 @dataclass

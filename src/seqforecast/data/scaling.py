@@ -14,9 +14,8 @@ import numpy as np
 
 from seqforecast.data.transforms import TargetTransform
 from seqforecast.errors import InputError
+from seqforecast.names import SCALINGS as SCALINGS  # re-exported: the rule of data.scaling
 from seqforecast.rules import check
-
-SCALINGS = ("standard", "minmax", "none")
 
 
 class Scaler:

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seqforecast.errors import InputError
+from seqforecast.names import FILLS as FILLS  # re-exported: the rule of data.fill
 from seqforecast.rules import check
 
 if TYPE_CHECKING:  # pandas is imported where a file is read, off the train start-up path
     import pandas as pd
 
 READERS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-FILLS = ("ffill", "interpolate", "drop")
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # 3.4e38: larger values become inf in float32
 
 

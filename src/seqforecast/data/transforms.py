@@ -23,9 +23,8 @@ from typing import Any
 import numpy as np
 
 from seqforecast.errors import InputError
+from seqforecast.names import LAMBDA_RANGE, TRANSFORMS
 
-TRANSFORMS = ("none", "log", "boxcox")
-LAMBDA_RANGE = (-1.0, 2.0)  # the search range of the Box-Cox maximum-likelihood lambda
 _TINY, _MAX = np.finfo(np.float64).tiny, np.finfo(np.float64).max
 
 

@@ -10,25 +10,11 @@ from __future__ import annotations
 import numpy as np
 
 from seqforecast.errors import ConfigError, InputError
-from seqforecast.rules import check
+from seqforecast.names import MAX_STEPS as MAX_STEPS  # re-exported: the rule of n_steps
+from seqforecast.names import TARGETS as TARGETS
+from seqforecast.rules import check_window
 
-TARGETS = ("next", "seq2seq")
-# Longest window accepted (the rule of ``n_steps``). Building a model walks its steps in
-# Python (one list entry per step), so an absurd n_steps read from a checkpoint must stop
-# before that, not after.
-MAX_STEPS = 1_000_000
 FLOAT32 = 4  # bytes per window value
-
-
-def check_window(n_steps: int, horizon: int, target: str, target_key: str = "target") -> None:
-    """The window settings shared by data and models, each checked by its rule.
-
-    ``target_key`` names the target setting where it is not ``target`` (file data:
-    ``data.target_kind``, beside the column ``data.target``).
-    """
-    check("n_steps", n_steps)
-    check("horizon", horizon)
-    check(target_key, target)
 
 
 def check_series(series: np.ndarray, name: str = "series") -> None:

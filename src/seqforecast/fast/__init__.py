@@ -30,6 +30,7 @@ from seqforecast.fast.fused import FusedGRU, FusedRNN, unfusable
 from seqforecast.fast.fused_ln import FusedLayerNormRNN
 from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
 from seqforecast.models.norm_rnn import LayerNormRNN
+from seqforecast.names import LAYERS
 from seqforecast.rules import check
 
 M = TypeVar("M", bound=nn.Module)
@@ -45,7 +46,6 @@ FAST: dict[type[nn.Module], type[nn.Module]] = {
     WaveNet: ChannelsLastWaveNet,
     GatedWaveNet: ChannelsLastGatedWaveNet,
 }
-LAYERS = ("fast", "plain")
 
 
 def _fast_version(module: nn.Module) -> nn.Module:

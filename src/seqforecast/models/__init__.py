@@ -14,14 +14,14 @@ from functools import partial
 
 from torch import nn
 
-from seqforecast.data.windows import check_window
 from seqforecast.errors import ConfigError
 from seqforecast.models.baselines import Linear, Naive
 from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
 from seqforecast.models.heads import LastStepHead, PerStepHead, StateHead
 from seqforecast.models.norm_rnn import BatchNormRNNStack, LayerNormRNNStack
 from seqforecast.models.recurrent import CELLS, RecurrentForecaster, RecurrentStack
-from seqforecast.rules import check
+from seqforecast.names import HEADS, NETS
+from seqforecast.rules import check, check_window
 
 # Recurrent stacks ``(n_features, hidden) -> [B, T, hidden[-1]]``, used under a head.
 STACKS: dict[str, Callable[[int, list[int]], nn.Module]] = {
@@ -30,8 +30,6 @@ STACKS: dict[str, Callable[[int, list[int]], nn.Module]] = {
     "rnn_bn": BatchNormRNNStack,
 }
 CONV_NETS = ("conv_gru", "wavenet", "wavenet_gated")
-NETS = ("naive", "linear", *STACKS, *CONV_NETS)
-HEADS = ("linear", "per_step", "none")
 
 
 def output_steps(net: nn.Module, n_steps: int) -> list[int]:

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from seqforecast.errors import ConfigError
+from seqforecast.names import INITS as INITS  # re-exported: the rule of model.init
 
-INITS = ("keras", "torch")
 KERAS_NORM_EPS = 1e-3
 KERAS_BN_MOMENTUM = 0.01  # torch's momentum is 1 - Keras's 0.99
 KERAS_ADAM_EPS = 1e-7

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from seqforecast.errors import ConfigError
-from seqforecast.rules import WINDOW_NORMS
+from seqforecast.names import WINDOW_NORMS
 
 EPS = 1e-5
 TARGET = 0  # the feature the nets forecast
