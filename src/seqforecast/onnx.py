@@ -19,11 +19,11 @@ import numpy as np
 from seqforecast.data.transforms import TargetTransform
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.forecast import check_ahead, check_direct, iterative_forecast
+from seqforecast.names import TARGETS
 from seqforecast.scores import level_name
 
 MODEL, SIDECAR = "model.onnx", "model.json"
 REQUIRED = ("format", "input", "output", "n_steps", "horizon", "target", "n_features", "net")
-TARGETS = ("next", "seq2seq")
 METADATA = "seqforecast"  # the model's own copy of the sidecar's shapes (seqforecast.export)
 METADATA_KEYS = ("n_steps", "horizon", "n_features", "target", "fixed_window")
 
