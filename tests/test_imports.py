@@ -6,11 +6,13 @@ edge is an ``import seqforecast...`` or ``from seqforecast... import ...`` (or i
 form): ``from seqforecast.models import init`` points at the submodule ``seqforecast.models.init``,
 ``from seqforecast.models import NETS`` at the package. The parent packages that Python runs
 before a submodule are not edges (every submodule would otherwise close a circle with its
-``__init__``). Imports under ``if TYPE_CHECKING:`` never run and are not edges.
+``__init__``).
 
 Two graphs are checked: the module-level imports (what runs on import) and all imports,
 those inside functions included (a deferred import is still a dependency of the code, only a
-later one). Both must have no circle. ``python tests/test_imports.py`` prints the circles.
+later one). Both must have no circle. Imports under ``if TYPE_CHECKING:`` never run (a type
+hint of the caller's class, as ``predict.tables`` takes a ``Forecaster``) and are not edges
+of either; ``python tests/test_imports.py`` prints the circles of all three views.
 """
 
 from __future__ import annotations
