@@ -29,18 +29,9 @@ CALENDAR = {
     "hour": ("hour", 24),
     "minute": ("minute", 60),
 }
-NETS = (
-    "naive",
-    "linear",
-    "rnn",
-    "lstm",
-    "gru",
-    "ln_rnn",
-    "rnn_bn",
-    "conv_gru",
-    "wavenet",
-    "wavenet_gated",
-)  # seqforecast.models
+# seqforecast.models: the naive and linear baselines, recurrent stacks, convolutional nets
+CONV_NETS = ("conv_gru", "wavenet", "wavenet_gated")
+NETS = ("naive", "linear", "rnn", "lstm", "gru", "ln_rnn", "rnn_bn", *CONV_NETS)
 HEADS = ("linear", "per_step", "none")  # seqforecast.models
 INITS = ("keras", "torch")  # seqforecast.models.init
 WINDOW_NORMS = ("none", "last", "revin", "seasonal")  # seqforecast.models.norm

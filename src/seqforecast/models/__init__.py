@@ -20,7 +20,7 @@ from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
 from seqforecast.models.heads import LastStepHead, PerStepHead, StateHead
 from seqforecast.models.norm_rnn import BatchNormRNNStack, LayerNormRNNStack
 from seqforecast.models.recurrent import CELLS, RecurrentForecaster, RecurrentStack
-from seqforecast.names import HEADS, NETS
+from seqforecast.names import CONV_NETS, HEADS, NETS
 from seqforecast.rules import check, check_window
 
 # Recurrent stacks ``(n_features, hidden) -> [B, T, hidden[-1]]``, used under a head.
@@ -29,7 +29,6 @@ STACKS: dict[str, Callable[[int, list[int]], nn.Module]] = {
     "ln_rnn": LayerNormRNNStack,
     "rnn_bn": BatchNormRNNStack,
 }
-CONV_NETS = ("conv_gru", "wavenet", "wavenet_gated")
 
 
 def output_steps(net: nn.Module, n_steps: int) -> list[int]:
