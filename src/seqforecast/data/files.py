@@ -76,6 +76,32 @@ class FileDataModule(SplitDataModule):
     skipped and listed in ``skipped`` (and the log). The fitted scaling travels in
     checkpoints through ``state_dict()`` as plain numbers. ``season`` (steps in one season,
     :mod:`seqforecast.auto`) is only kept in the saved settings, for backtests and baselines.
+
+    Args:
+        path: The CSV or Parquet file.
+        target: The column to forecast (model feature 0).
+        inputs: Further columns read as input features (known up to the origin).
+        time: The time column (ordering, date splits, calendar features); ``None``: row order.
+        split: Train/val/test: three fractions or row counts per series, or two dates where
+            val and test begin.
+        scaling: ``standard``, ``minmax`` or ``none``.
+        fill: Missing values: ``ffill``, ``interpolate`` or ``drop``; ``None``: refused.
+        n_steps: Input steps per window ``T``.
+        horizon: Steps forecast per window ``k``.
+        target_kind: ``next`` (``y [B, k]``) or ``seq2seq`` (``y [B, n_steps, k]``).
+        batch_size: Training windows per batch.
+        eval_batch_size: Val, test and predict windows per batch.
+        shuffle_seed: Seed of the training loader's shuffle.
+        id: The id column(s) of a long table of many series; ``None``: one series.
+        scaling_scope: A panel's scaling: per ``series`` or ``global``.
+        future_inputs: Columns known in advance, read for the forecast steps too.
+        calendar: Calendar features derived from ``time`` (e.g. ``dayofweek``).
+        transform: Target transform before the scaling: ``none``, ``log`` or ``boxcox``.
+        boxcox_lambda: A fixed Box-Cox lambda; ``None``: fitted on the training rows.
+        season: Steps in one season, kept for backtests and baselines.
+
+    Raises:
+        ConfigError: A setting is not allowed, or the settings do not fit together.
     """
 
     LOWER = "n_steps or horizon, or use a shorter file"
