@@ -218,9 +218,10 @@ def backtest(cfg: DictConfig) -> dict[str, Any]:
         and per step ahead).
 
     Raises:
-        ConfigError: A setting is not allowed, or a baseline's extra is not installed.
-        InputError: The checkpoint is not a file-trained one, or the table does not fit it
-            (too few rows for the origins asked).
+        ConfigError: A setting is not allowed, more origins are asked than the test span
+            holds, or a baseline's extra is not installed.
+        InputError: The checkpoint is not one series trained on a file without known-future
+            inputs, or the table does not fit it.
     """
     opts = check_options(cfg)
     for model in opts.baselines:
