@@ -172,7 +172,15 @@ class FileDataModule(SplitDataModule):
         self.kept: list[tuple[int, tuple[int, int, int]]] | None = None  # series_splits()
 
     def read(self) -> Panel:
-        """The validated series with their calendar features (read once)."""
+        """The validated series with their calendar features (read once).
+
+        Returns:
+            The series' rows, ids and times, as read.
+
+        Raises:
+            InputError: The file is missing, unreadable, or its columns or values are not
+                what the settings name.
+        """
         if self.panel is None:
             panel = load_panel(self.path, self.columns, self.time, self.fill, self.ids)
             if self.calendar:
@@ -304,12 +312,24 @@ class FileDataModule(SplitDataModule):
         ]
 
     def to_units(self, values: np.ndarray, series: np.ndarray | None) -> np.ndarray:
-        """Scaled target values ``[N, ...]`` of windows of ``series [N]`` in the data's units."""
+        """Scaled target values ``[N, ...]`` of windows of ``series [N]`` in the data's units.
+
+        Args:
+            values: Scaled targets (or forecasts) ``[N, ...]``.
+            series: The series index of each row ``[N]``, used when the scaling is per series.
+
+        Returns:
+            float64 values, shaped as ``values``.
+        """
         return self.scaler.inverse(values, 0, series)  # series matters to per-series scaling
 
     def state_dict(self) -> dict[str, Any]:
         """The fitted scaler, features and (panels) the series' ids, plain values (saved in
-        every checkpoint)."""
+        every checkpoint).
+
+        Returns:
+            ``{"scaler", "columns"[, "series"]}``; ``{}`` before the scaler is fitted.
+        """
         if self.scaler.center is None:
             return {}
         state = {"scaler": self.scaler.to_dict(), "columns": list(self.features)}
