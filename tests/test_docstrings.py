@@ -47,6 +47,9 @@ FUNCTIONS = [
     ),
     "module.ForecastModule.forecast_quantiles",
     "module.ForecastModule.predict_step",
+    "data.files.FileDataModule.read",
+    "data.files.FileDataModule.to_units",
+    "data.files.FileDataModule.state_dict",
     "train.train",
     "backtest.task.backtest",
 ]
