@@ -87,6 +87,37 @@ class ForecastModule(L.LightningModule):
     ``season``, the season length ``m <= n_steps``; ignored by the other modes, which save it
     as 1), see :mod:`seqforecast.models.norm`. Checkpoints saved before ``season`` existed
     load with 1.
+
+    Args:
+        net: The network (:func:`~seqforecast.models.build_net`): ``naive``, ``linear``,
+            ``rnn``, ``lstm``, ``gru``, ``ln_rnn``, ``rnn_bn``, ``conv_gru``, ``wavenet``,
+            ``wavenet_gated``.
+        hidden: Widths of the recurrent layers (and of ``conv_gru``'s GRUs).
+        head: Recurrent nets' output: ``linear``, ``per_step`` or ``none``.
+        n_steps: Input steps per window ``T``.
+        n_features: Features per input step ``F``.
+        horizon: Steps of one forecast ``k``.
+        target: ``next`` (``y [B, k]``) or ``seq2seq`` (``y [B, T, k]``).
+        lr: Adam's learning rate.
+        init: Weight initialisation: ``torch`` or ``keras``.
+        adam_eps: Adam's epsilon; ``None``: the one of ``init``.
+        filters: Channels of the conv nets.
+        kernel_size: Kernel of ``conv_gru``'s and ``wavenet``'s convolutions.
+        stride: Stride of ``conv_gru``'s convolution.
+        dilations: ``wavenet``'s dilations, one layer (or gated block) each.
+        scheduler: ``{"name": ..., <its settings>}`` (:mod:`seqforecast.schedules`);
+            ``None``: a constant rate.
+        loss: ``mse``, ``quantile`` or ``gaussian``.
+        quantiles: Quantile levels in (0, 1) of the ``quantile`` and ``gaussian`` losses;
+            ``None``: their defaults (:data:`seqforecast.losses.DEFAULT_LEVELS`).
+        window_norm: ``none``, ``last``, ``revin`` or ``seasonal``.
+        revin_affine: ``revin`` learns a per-feature scale and shift.
+        season: Season length ``m`` for ``window_norm=seasonal``.
+        **legacy: Hyperparameters of earlier checkpoints, accepted and ignored.
+
+    Raises:
+        ConfigError: A setting is not allowed, or the settings do not fit together (a head
+            that does not suit the target, a season longer than the window).
     """
 
     def __init__(
@@ -186,7 +217,19 @@ class ForecastModule(L.LightningModule):
         self, x: torch.Tensor, quantiles: list[float] | None = None
     ) -> torch.Tensor:
         """Quantiles of the direct forecast, ``[B, T, F] -> [B, k, Q]``, at ``quantiles``
-        (default ``hparams.quantiles``; a quantile model has only its own levels)."""
+        (default ``hparams.quantiles``; a quantile model has only its own levels).
+
+        Args:
+            x: Windows ``[B, T, F]``.
+            quantiles: Levels in (0, 1); ``None``: ``hparams.quantiles``.
+
+        Returns:
+            ``[B, k, Q]``, non-decreasing along ``Q``.
+
+        Raises:
+            ConfigError: An ``mse`` model, a level outside (0, 1), or (quantile loss) a level
+                the model was not trained for.
+        """
         levels = None if quantiles is None else check_value("quantiles", quantiles, PROBABILITIES)
         return self.objective.quantiles(self.last_step(self.forward_dist(x)), levels)
 
@@ -286,6 +329,13 @@ class ForecastModule(L.LightningModule):
         the inputs ``x [B, T, F]`` alone. Returns ``{"forecast": [B, k]}`` (:meth:`forecast`)
         and, for ``model.loss=quantile|gaussian``, ``"quantiles": [B, k, Q]`` at
         ``hparams.quantiles`` (:meth:`forecast_quantiles`), from one pass of the net; float32.
+
+        Args:
+            batch: ``(x, y)`` or ``x [B, T, F]``.
+            batch_idx: The batch's index (unused).
+
+        Returns:
+            ``{"forecast": [B, k]}``, plus ``"quantiles": [B, k, Q]`` for distribution losses.
         """
         x = batch[0] if isinstance(batch, tuple | list) else batch
         raw, spread = net_outputs(self.net, x)  # [B, (T',) k * P]

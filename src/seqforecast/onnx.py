@@ -30,7 +30,18 @@ METADATA_KEYS = ("n_steps", "horizon", "n_features", "target", "fixed_window")
 
 def future_times(times: np.ndarray, ahead: int) -> np.ndarray:
     """The ``ahead`` times after the last of ``times`` (numbers or ``datetime64``) at their
-    one constant step; anything else (irregular steps, calendar months) is an error."""
+    one constant step; anything else (irregular steps, calendar months) is an error.
+
+    Args:
+        times: At least 3 evenly spaced numbers or ``datetime64`` values, in order.
+        ahead: How many future times.
+
+    Returns:
+        ``[ahead]`` times, of the dtype of ``times``.
+
+    Raises:
+        InputError: ``times`` are too few, not numbers or dates, or not evenly spaced.
+    """
     times = np.asarray(times)
     dates = np.issubdtype(times.dtype, np.datetime64)
     if times.ndim != 1 or len(times) < 3 or not (dates or np.issubdtype(times.dtype, np.number)):
@@ -48,7 +59,17 @@ def future_times(times: np.ndarray, ahead: int) -> np.ndarray:
 class OnnxForecaster:
     """``model.onnx`` + ``model.json`` from ``folder``: ``predict`` (windows, scaled for file
     models, ``[N, n_steps(, F)] -> [N, ahead]``), ``predict_intervals`` (bounds
-    ``[N, ahead, L, 2]``), ``forecast_rows`` (past a file model's rows, in the data's units)."""
+    ``[N, ahead, L, 2]``), ``forecast_rows`` (past a file model's rows, in the data's units).
+
+    Args:
+        path: The export's folder (or its ``model.onnx``), as ``seqforecast.export`` wrote it.
+        threads: onnxruntime's intra-op threads; ``None``: its default.
+
+    Raises:
+        ConfigError: ``threads`` is not a positive integer, or onnxruntime is not installed.
+        InputError: The sidecar or model is missing, does not match the other, or cannot be
+            loaded.
+    """
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         folder = Path(path)
@@ -103,7 +124,17 @@ class OnnxForecaster:
         return self.center is not None and self.data is not None and "path" in self.data
 
     def forecast(self, x: np.ndarray) -> np.ndarray:
-        """The model's direct forecast: float32 ``[B, T, F] -> [B, k]`` (one ONNX run)."""
+        """The model's direct forecast: float32 ``[B, T, F] -> [B, k]`` (one ONNX run).
+
+        Args:
+            x: float32 windows ``[B, n_steps, F]`` (as :meth:`windows` returns them).
+
+        Returns:
+            float32 ``[B, horizon]``.
+
+        Raises:
+            InputError: The model answered another shape than its sidecar declares.
+        """
         y = self.session.run(None, {self.input_name: x})[0]
         if y.shape != (len(x), self.horizon):  # a graph whose output axes are not declared
             raise InputError(
@@ -114,7 +145,15 @@ class OnnxForecaster:
 
     def check_options(self, ahead: int, window: str) -> None:
         """``ahead`` and ``window`` are valid and fit this model (same rules as the
-        torch Forecaster, plus: a fixed-window export cannot grow its window)."""
+        torch Forecaster, plus: a fixed-window export cannot grow its window).
+
+        Args:
+            ahead: Steps to forecast (>= 1; past the horizon only for univariate models).
+            window: ``sliding`` or ``growing``.
+
+        Raises:
+            ConfigError: A value is not allowed, or does not fit this export.
+        """
         check_ahead(ahead, window, self.horizon, self.n_features)
         if ahead > self.horizon and window == "growing" and self.fixed_window:
             raise ConfigError(
@@ -125,7 +164,17 @@ class OnnxForecaster:
 
     def windows(self, x: np.ndarray) -> np.ndarray:
         """Windows ``[N, T]`` or ``[N, T, F]``, checked (shape, numbers, finite) -> float32
-        ``[N, T, F]``."""
+        ``[N, T, F]``.
+
+        Args:
+            x: Windows ``[N, n_steps]`` (univariate models) or ``[N, n_steps, F]``.
+
+        Returns:
+            float32 ``[N, n_steps, F]``, contiguous.
+
+        Raises:
+            InputError: The shape or dtype does not fit the model, or a window holds NaN or inf.
+        """
         x = np.asarray(x)
         expected = f"[n_series, {self.n_steps}, {self.n_features}]"
         if self.n_features == 1:
@@ -157,7 +206,21 @@ class OnnxForecaster:
         batch_size: int = 1024,
     ) -> np.ndarray:
         """Forecast ``ahead`` steps (default: the horizon) after each window:
-        ``[N, T(, F)] -> float32 [N, ahead]``, direct or iterative, ``batch_size`` at a time."""
+        ``[N, T(, F)] -> float32 [N, ahead]``, direct or iterative, ``batch_size`` at a time.
+
+        Args:
+            x: Windows ``[N, n_steps]`` or ``[N, n_steps, F]``, scaled as in training.
+            ahead: Steps to forecast; ``None``: the horizon. More forecasts iteratively.
+            window: Iterative input: ``sliding`` or ``growing`` (not for fixed-window exports).
+            batch_size: Windows per ONNX run.
+
+        Returns:
+            float32 ``[N, ahead]``.
+
+        Raises:
+            ConfigError: ``ahead``, ``window`` or ``batch_size`` is not allowed for this model.
+            InputError: ``x`` has the wrong shape or dtype, or holds NaN or inf.
+        """
         ahead = self.horizon if ahead is None else ahead
         self.check_options(ahead, window)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -173,7 +236,19 @@ class OnnxForecaster:
         return out
 
     def check_levels(self, levels: Sequence[float] | None, ahead: int) -> list[float]:
-        """Sorted interval levels among those exported (``None``: all of them); direct only."""
+        """Sorted interval levels among those exported (``None``: all of them); direct only.
+
+        Args:
+            levels: Levels in percent; ``None``: every exported level.
+            ahead: Steps to forecast; intervals need ``ahead <= horizon``.
+
+        Returns:
+            The levels, sorted; ``[]`` when there are none.
+
+        Raises:
+            ConfigError: The export has no widths, a level is not among them, or ``ahead``
+                exceeds the horizon.
+        """
         levels = self.levels if levels is None else sorted(float(v) for v in levels)
         if not levels:
             return []
@@ -193,7 +268,21 @@ class OnnxForecaster:
         self, x: np.ndarray, ahead: int | None = None, levels: Sequence[float] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The direct forecast float32 ``[N, ahead]`` and its conformal bounds float32
-        ``[N, ahead, L, 2]`` (lo, hi): the point -/+ the exported width of each level and step."""
+        ``[N, ahead, L, 2]`` (lo, hi): the point -/+ the exported width of each level and step.
+
+        Args:
+            x: Windows ``[N, n_steps]`` or ``[N, n_steps, F]``, scaled as in training.
+            ahead: Steps to forecast (at most the horizon); ``None``: the horizon.
+            levels: Levels in percent among the exported ones; ``None``: all of them.
+
+        Returns:
+            ``(point [N, ahead], bounds [N, ahead, L, 2])``, float32.
+
+        Raises:
+            ConfigError: No levels, a level that was not exported, or ``ahead`` past the
+                horizon.
+            InputError: ``x`` has the wrong shape or dtype, or holds NaN or inf.
+        """
         ahead = self.horizon if ahead is None else ahead
         self.check_options(ahead, "sliding")
         levels = self.check_levels(levels, ahead)
@@ -220,6 +309,23 @@ class OnnxForecaster:
         ``lo-L``/``hi-L`` per level and, given ``times`` (one per row), the future times.
         ``series``: the id values of a panel scaled per series. Models with known-future
         inputs or calendar features are refused (scale and window those for :meth:`predict`).
+
+        Args:
+            rows: The series' rows ``[R, F]`` in the data's units, ``R >= n_steps``.
+            ahead: Steps to forecast; ``None``: the horizon.
+            window: Iterative input past the horizon: ``sliding`` or ``growing``.
+            levels: Interval levels in percent among the exported ones; ``()``: none.
+            times: One time per row (numbers or ``datetime64``, evenly spaced), or ``None``.
+            series: A panel scaled per series: the id values of the rows' series.
+
+        Returns:
+            Column name -> ``[ahead]`` values, in the data's units.
+
+        Raises:
+            InputError: Not a file model, unknown ``series``, or ``rows``/``times`` that do
+                not fit the model.
+            ConfigError: A model with known-future inputs or calendar features, or
+                ``ahead``, ``window`` or ``levels`` not allowed.
         """
         if not self.file_data:
             raise InputError("this model was not trained on a file (data=csv): use predict")
@@ -273,7 +379,18 @@ class OnnxForecaster:
 
     def scaling(self, series: Sequence[str] | str | None = None) -> tuple[np.ndarray, ...]:
         """``(center [F], scale [F])`` of the training scaling: global, or (a panel scaled
-        per series) the row of the series with id values ``series``."""
+        per series) the row of the series with id values ``series``.
+
+        Args:
+            series: The id values of one training series (a string for one id column);
+                ignored when the scaling is global.
+
+        Returns:
+            ``(center [F], scale [F])``, float64.
+
+        Raises:
+            InputError: The model was scaled per series and ``series`` is not one of them.
+        """
         center, scale = np.asarray(self.center, np.float64), np.asarray(self.scale, np.float64)
         if center.ndim == 1:
             return center, scale

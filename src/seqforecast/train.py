@@ -159,6 +159,20 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     (``season``, ``n_steps``, early stopping's ``patience``) are resolved from the data first
     (:func:`seqforecast.auto.resolve`). Writes ``config.yaml``,
     ``metrics.json`` and ``status`` to the run folder and returns the metrics.
+
+    Args:
+        cfg: The composed ``conf/train.yaml`` (with overrides); ``output_dir`` is the run
+            folder.
+
+    Returns:
+        What ``metrics.json`` holds: ``val/mse``, ``test/mse`` and the other scores, with
+        the run's facts (``epochs``, ``best_ckpt``, ``device``, ...).
+
+    Raises:
+        ConfigError: A setting is not allowed, or the settings do not fit together.
+        InputError: The data file or the checkpoint to resume is not usable.
+        OutputError: The run folder is in use or cannot be written.
+        NonFiniteLossError: The training loss became NaN or infinite.
     """
     try:
         validate_config(cfg)

@@ -206,7 +206,23 @@ def forecast_spans(
 
 def backtest(cfg: DictConfig) -> dict[str, Any]:
     """Run the backtest described by ``cfg`` (``conf/backtest.yaml``); returns the summary
-    that ``metrics.json`` holds."""
+    that ``metrics.json`` holds.
+
+    Args:
+        cfg: The composed ``conf/backtest.yaml``: ``ckpt_path``, ``input``, ``n_windows``,
+            ``step_size``, ``horizon``, ``refit``, ``levels``, ``baselines``, ...; the files
+            go to ``output_dir``.
+
+    Returns:
+        The settings used, the origins and, under ``models``, each model's metrics (overall
+        and per step ahead).
+
+    Raises:
+        ConfigError: A setting is not allowed, more origins are asked than the test span
+            holds, or a baseline's extra is not installed.
+        InputError: The checkpoint is not one series trained on a file without known-future
+            inputs, or the table does not fit it.
+    """
     opts = check_options(cfg)
     for model in opts.baselines:
         if model in STATISTICAL:

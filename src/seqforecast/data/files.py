@@ -76,6 +76,32 @@ class FileDataModule(SplitDataModule):
     skipped and listed in ``skipped`` (and the log). The fitted scaling travels in
     checkpoints through ``state_dict()`` as plain numbers. ``season`` (steps in one season,
     :mod:`seqforecast.auto`) is only kept in the saved settings, for backtests and baselines.
+
+    Args:
+        path: The CSV or Parquet file.
+        target: The column to forecast (model feature 0).
+        inputs: Further columns read as input features (known up to the origin).
+        time: The time column (ordering, date splits, calendar features); ``None``: row order.
+        split: Train/val/test: three fractions or row counts per series, or two dates where
+            val and test begin.
+        scaling: ``standard``, ``minmax`` or ``none``.
+        fill: Missing values: ``ffill``, ``interpolate`` or ``drop``; ``None``: refused.
+        n_steps: Input steps per window ``T``.
+        horizon: Steps forecast per window ``k``.
+        target_kind: ``next`` (``y [B, k]``) or ``seq2seq`` (``y [B, n_steps, k]``).
+        batch_size: Training windows per batch.
+        eval_batch_size: Val, test and predict windows per batch.
+        shuffle_seed: Seed of the training loader's shuffle.
+        id: The id column(s) of a long table of many series; ``None``: one series.
+        scaling_scope: A panel's scaling: per ``series`` or ``global``.
+        future_inputs: Columns known in advance, read for the forecast steps too.
+        calendar: Calendar features derived from ``time`` (e.g. ``dayofweek``).
+        transform: Target transform before the scaling: ``none``, ``log`` or ``boxcox``.
+        boxcox_lambda: A fixed Box-Cox lambda; ``None``: fitted on the training rows.
+        season: Steps in one season, kept for backtests and baselines.
+
+    Raises:
+        ConfigError: A setting is not allowed, or the settings do not fit together.
     """
 
     LOWER = "n_steps or horizon, or use a shorter file"
@@ -146,7 +172,15 @@ class FileDataModule(SplitDataModule):
         self.kept: list[tuple[int, tuple[int, int, int]]] | None = None  # series_splits()
 
     def read(self) -> Panel:
-        """The validated series with their calendar features (read once)."""
+        """The validated series with their calendar features (read once).
+
+        Returns:
+            The series' rows, ids and times, as read.
+
+        Raises:
+            InputError: The file is missing, unreadable, or its columns or values are not
+                what the settings name.
+        """
         if self.panel is None:
             panel = load_panel(self.path, self.columns, self.time, self.fill, self.ids)
             if self.calendar:
@@ -278,12 +312,24 @@ class FileDataModule(SplitDataModule):
         ]
 
     def to_units(self, values: np.ndarray, series: np.ndarray | None) -> np.ndarray:
-        """Scaled target values ``[N, ...]`` of windows of ``series [N]`` in the data's units."""
+        """Scaled target values ``[N, ...]`` of windows of ``series [N]`` in the data's units.
+
+        Args:
+            values: Scaled targets (or forecasts) ``[N, ...]``.
+            series: The series index of each row ``[N]``, used when the scaling is per series.
+
+        Returns:
+            float64 values, shaped as ``values``.
+        """
         return self.scaler.inverse(values, 0, series)  # series matters to per-series scaling
 
     def state_dict(self) -> dict[str, Any]:
         """The fitted scaler, features and (panels) the series' ids, plain values (saved in
-        every checkpoint)."""
+        every checkpoint).
+
+        Returns:
+            ``{"scaler", "columns"[, "series"]}``; ``{}`` before the scaler is fitted.
+        """
         if self.scaler.center is None:
             return {}
         state = {"scaler": self.scaler.to_dict(), "columns": list(self.features)}

@@ -26,6 +26,20 @@ class SineDataModule(SplitDataModule):
     ``split``: three counts summing to ``n_series``, or three fractions summing to 1
     (:func:`~seqforecast.data.splits.resolve_split`); ``sizes`` holds the series per split.
     Batches: ``x [B, n_steps, 1]`` and ``y [B, k]`` (next) or ``[B, n_steps, k]`` (seq2seq).
+
+    Args:
+        n_steps: Input steps per window ``T``.
+        horizon: Steps forecast per window ``k``.
+        target: ``next`` or ``seq2seq``.
+        n_series: Series generated (:func:`~seqforecast.data.generate.two_sine_series`).
+        split: Series of train, val and test: three counts or three fractions.
+        batch_size: Training windows per batch.
+        eval_batch_size: Val, test and predict windows per batch.
+        seed: Seed of the generated series.
+        shuffle_seed: Seed of the training loader's shuffle.
+
+    Raises:
+        ConfigError: A setting is not allowed, or the split leaves a split empty.
     """
 
     LOWER = "n_steps, horizon or data.n_series"

@@ -278,6 +278,17 @@ def load_module(path: str | Path, layers: str = "fast") -> ForecastModule:
 
     ``layers`` (fast|plain) picks the layer implementation, as in training
     (:func:`seqforecast.fast.use_layers`); the weights are the same either way.
+
+    Args:
+        path: A ``.ckpt`` file written by ``train.py``.
+        layers: ``fast`` (fused layers) or ``plain`` (the torch modules).
+
+    Returns:
+        The module with its weights, in eval mode on the CPU.
+
+    Raises:
+        InputError: The file is missing, unsafe, damaged or not a seqforecast checkpoint.
+        ConfigError: ``layers`` is not allowed, or the network would not fit in memory.
     """
     module = build_module(read_checkpoint(path), path)
     use_layers(module, layers)

@@ -43,6 +43,16 @@ class Forecaster:
     and returns ``[n_series, ahead]``: the model's direct forecast (for seq2seq
     models the last time step's ``k`` outputs) when ``ahead <= k``, else an
     iterative one that appends its predictions to the input and predicts again.
+    Built by :func:`load_forecaster`; the arguments are what it read from the checkpoint.
+
+    Args:
+        module: The trained module; moved to ``device`` and put in eval mode.
+        device: Where the network runs.
+        data: The DataModule settings of training (``datamodule_hyper_parameters``), when
+            the checkpoint has them.
+        scaler: File data: the scaler fitted on the training rows.
+        calibration: The interval widths calibrated by ``train.py``, if any.
+        series: A panel scaled per series: its training series (id values), in order.
     """
 
     def __init__(
@@ -69,22 +79,27 @@ class Forecaster:
 
     @property
     def hparams(self) -> dict[str, Any]:
+        """The module's hyperparameters, as saved in the checkpoint (a copy)."""
         return dict(self.module.hparams)
 
     @property
     def n_steps(self) -> int:
+        """The window length ``T`` the model reads."""
         return self.module.hparams.n_steps
 
     @property
     def horizon(self) -> int:
+        """The trained horizon ``k``: steps of one direct forecast."""
         return self.module.hparams.horizon
 
     @property
     def target(self) -> str:
+        """The trained target: ``next`` or ``seq2seq``."""
         return self.module.hparams.target
 
     @property
     def n_features(self) -> int:
+        """Features per input step ``F`` (1 for a univariate model)."""
         return self.module.hparams.n_features
 
     @property
@@ -100,7 +115,15 @@ class Forecaster:
         return list(self.calibration.levels) if self.calibration else []
 
     def method(self, ahead: int, window: str = "sliding") -> str:
-        """How ``ahead`` steps are forecast, in words (printed and written to metrics.json)."""
+        """How ``ahead`` steps are forecast, in words (printed and written to metrics.json).
+
+        Args:
+            ahead: Steps forecast after each window.
+            window: ``sliding`` or ``growing``: the input of the iterative rounds.
+
+        Returns:
+            E.g. ``direct (10-step model)`` or ``iterative, sliding window (...)``.
+        """
         if ahead <= self.horizon:
             last = ", last time step's outputs" if self.target == "seq2seq" else ""
             return f"direct ({self.horizon}-step model{last})"
@@ -109,7 +132,14 @@ class Forecaster:
         return f"iterative, {window} window ({rounds} rounds of {self.horizon}, feeding the {span})"
 
     def check_input(self, x: np.ndarray | NpyRows) -> None:
-        """Shape and dtype against the model; one clear line when they do not fit."""
+        """Shape and dtype against the model; one clear line when they do not fit.
+
+        Args:
+            x: Windows ``[N, n_steps]`` (univariate models) or ``[N, n_steps, F]``.
+
+        Raises:
+            InputError: The shape or dtype does not fit the model.
+        """
         expected = f"[n_series, {self.n_steps}, {self.n_features}]"
         if self.n_features == 1:
             expected = f"[n_series, {self.n_steps}] or {expected}"
@@ -129,7 +159,16 @@ class Forecaster:
             raise InputError(f"input windows have dtype {x.dtype}; expected numbers")
 
     def check_options(self, ahead: int, window: str, batch_size: int) -> None:
-        """``ahead``, ``window`` and ``batch_size`` are valid, and fit this model."""
+        """``ahead``, ``window`` and ``batch_size`` are valid, and fit this model.
+
+        Args:
+            ahead: Steps to forecast (>= 1; past the horizon only for univariate models).
+            window: ``sliding`` or ``growing``.
+            batch_size: Windows per forward pass (>= 1).
+
+        Raises:
+            ConfigError: A value is not allowed, or does not fit this model.
+        """
         check_ahead(ahead, window, self.horizon, self.n_features)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -142,7 +181,19 @@ class Forecaster:
     def batches(
         self, x: np.ndarray | NpyRows, batch_size: int, progress: bool
     ) -> Iterator[tuple[int, torch.Tensor]]:
-        """Yield ``(lo, x_batch [b, T, F] on the device)``, with a progress bar over series."""
+        """Yield ``(lo, x_batch [b, T, F] on the device)``, with a progress bar over series.
+
+        Args:
+            x: Windows ``[N, T]`` or ``[N, T, F]`` (checked by :meth:`check_input`).
+            batch_size: Windows per batch.
+            progress: Show a tqdm bar.
+
+        Yields:
+            The index of the batch's first window, and its float32 windows on the device.
+
+        Raises:
+            InputError: A window holds NaN or inf.
+        """
         n = len(x)
         with tqdm(total=n, unit="series", desc="predict", disable=not progress) as bar:
             for lo in range(0, n, batch_size):
@@ -172,6 +223,23 @@ class Forecaster:
         float32 ``[N, ahead]``. Batches of ``batch_size`` windows run one at a time
         under ``torch.inference_mode`` into a preallocated result, so memory holds
         one batch of activations whatever ``N`` is.
+
+        Args:
+            x: Windows ``[N, T]`` or ``[N, T, F]``, in the scale the model was trained on.
+            ahead: Steps to forecast; ``None``: the trained horizon. More than the horizon
+                forecasts iteratively (univariate models).
+            window: Iterative input: ``sliding`` (the last ``n_steps`` values) or ``growing``
+                (the whole extended input).
+            batch_size: Windows per forward pass.
+            progress: Show a progress bar over the windows.
+
+        Returns:
+            float32 ``[N, ahead]``.
+
+        Raises:
+            ConfigError: ``ahead``, ``window`` or ``batch_size`` is not allowed for this model,
+                or the result would not fit in memory.
+            InputError: ``x`` has the wrong shape or dtype, or holds NaN or inf.
         """
         ahead = self.horizon if ahead is None else ahead
         self.check_options(ahead, window, batch_size)
@@ -199,7 +267,20 @@ class Forecaster:
     def predict_steps(
         self, x: np.ndarray | NpyRows, batch_size: int = 1024, progress: bool = False
     ) -> np.ndarray:
-        """Every output of the network: ``[N, T, k]`` (seq2seq) or ``[N, k]`` (next)."""
+        """Every output of the network: ``[N, T, k]`` (seq2seq) or ``[N, k]`` (next).
+
+        Args:
+            x: Windows ``[N, T]`` or ``[N, T, F]``.
+            batch_size: Windows per forward pass.
+            progress: Show a progress bar over the windows.
+
+        Returns:
+            float32 ``[N, T', k]`` (seq2seq; ``T' < T`` for nets that stride) or ``[N, k]``.
+
+        Raises:
+            ConfigError: ``batch_size`` is not a positive integer.
+            InputError: ``x`` has the wrong shape or dtype, or holds NaN or inf.
+        """
         self.check_options(self.horizon, "sliding", batch_size)
         self.check_input(x)
         out = None
@@ -228,6 +309,22 @@ class Forecaster:
         the id columns (panels), ``step`` (1..ahead), the future timestamps (when the model
         has a time column), the target column and, per level, ``lo-L``/``hi-L`` in the
         data's units (:func:`~.intervals.predict_intervals`).
+
+        Args:
+            path: A CSV/Parquet file with the training columns, or its rows as a DataFrame.
+            ahead: Steps to forecast; ``None``: the trained horizon.
+            window: Iterative input past the horizon: ``sliding`` or ``growing``.
+            levels: Interval levels in percent, each in (0, 100); ``()``: none.
+            method: Interval method (``conformal``, ``model``, ``cqr``); ``None``: the
+                checkpoint's (:func:`~.intervals.calibration_for`).
+
+        Returns:
+            One row per series and step ahead.
+
+        Raises:
+            InputError: The checkpoint was not trained on a file, or the table does not
+                fit it (columns, rows, values).
+            ConfigError: ``ahead``, ``window``, ``levels`` or ``method`` is not allowed.
         """
         if not self.file_data:
             raise InputError("this checkpoint was not trained on a file (data=csv)")
@@ -246,6 +343,18 @@ class Forecaster:
         book's iterative check does the same: 1-step model, 10-step data). Returns
         ``x [N, T, 1]``, the split's targets ``y`` and the settings used
         (:func:`~seqforecast.predict.training_data.rebuild_series`).
+
+        Args:
+            split: ``train``, ``val`` or ``test``.
+            ahead: Steps the targets cover; ``None``: the trained horizon.
+            **overrides: Data settings that replace the stored ones.
+
+        Returns:
+            ``(x [N, T, 1], y, settings)``: windows, targets and the data settings used.
+
+        Raises:
+            InputError: The checkpoint was trained on a file, or holds no data settings.
+            ConfigError: A setting (``split``, an override) is not allowed.
         """
         if self.file_data:
             raise InputError(FILE_NEEDS_INPUT.format(path=self.data["path"]))
@@ -264,6 +373,19 @@ def load_forecaster(path: str | Path, device: str = "auto", layers: str = "fast"
     The checkpoint is read with ``weights_only=True`` onto the CPU; no device or
     accelerator setting is taken from it. ``layers`` (fast|plain) picks the layer
     implementation, as in training (:func:`seqforecast.fast.use_layers`).
+
+    Args:
+        path: A ``.ckpt`` file written by ``train.py``.
+        device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+        layers: ``fast`` (fused layers) or ``plain`` (the torch modules); same weights.
+
+    Returns:
+        The model in eval mode on ``device``, with the checkpoint's data settings, scaler
+        and interval calibration.
+
+    Raises:
+        ConfigError: ``device`` or ``layers`` is not allowed (``cuda`` without a GPU).
+        InputError: The file is missing, unsafe, damaged or not a seqforecast checkpoint.
     """
     dev = resolve_device(device)
     ckpt = read_checkpoint(path)
