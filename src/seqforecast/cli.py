@@ -19,8 +19,9 @@ API and checks it with nothing heavy imported for the common mistakes: a refusal
 It runs for commands written as ``key=value`` overrides (and ``-m``): with another flag
 (``--help``, ``--cfg``, ``-cn``) Hydra parses the command line alone. For a multirun, what its
 jobs share is checked here; the swept values are checked by each job's task. A refusal that
-only the task can see (a checkpoint that does not load, say) goes through :func:`refuse`,
-which also removes the run folder Hydra made when it holds nothing but Hydra's own files.
+only the task can see (a checkpoint that does not load, say) reaches :func:`task_wrapper`,
+the decorator of every script's main, which prints it through :func:`refuse`: that also removes
+the run folder Hydra made when it holds nothing but Hydra's own files.
 """
 
 from __future__ import annotations
@@ -28,16 +29,19 @@ from __future__ import annotations
 import contextlib
 import difflib
 import errno
+import functools
+import math
 import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from seqforecast.errors import ConfigError, SeqforecastError
@@ -185,6 +189,38 @@ def check_run_dir(run_dir: Path) -> None:
         for folder in reversed(made):
             with contextlib.suppress(OSError):  # someone else's by now: theirs to keep
                 folder.rmdir()
+
+
+def task_wrapper(task: Callable | None = None, *, training: bool = False) -> Callable:
+    """Decorate a script's main: a :class:`SeqforecastError` from its task is one line and exit
+    2 (:func:`refuse`), never a traceback. Under ``@hydra.main`` (Hydra unwraps it to find the
+    script and its ``conf/``), or on a plain ``main(argv)``.
+
+    ``training`` (``scripts/train.py``): an interrupted training prints ``interrupted: <why>``
+    and exits with 128 + the signal number; a refused job of a multirun prints its line and
+    returns nan (its ``status`` file keeps the line too), so the sweep goes on.
+    """
+    if task is None:
+        return functools.partial(task_wrapper, training=training)
+
+    @functools.wraps(task)
+    def main(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return task(*args, **kwargs)
+        except SeqforecastError as err:
+            if not training:
+                refuse(err)
+            from seqforecast.callbacks import TrainingInterrupted  # loaded by the task already
+
+            if isinstance(err, TrainingInterrupted):
+                print(f"interrupted: {err}", file=sys.stderr)
+                sys.exit(128 + err.signum)
+            if HydraConfig.get().mode != RunMode.MULTIRUN:
+                refuse(err)
+            print(f"error: {err}", file=sys.stderr)
+            return math.nan
+
+    return main
 
 
 def refuse(err: SeqforecastError) -> NoReturn:
