@@ -19,9 +19,8 @@ API and checks it with nothing heavy imported for the common mistakes: a refusal
 It runs for commands written as ``key=value`` overrides (and ``-m``): with another flag
 (``--help``, ``--cfg``, ``-cn``) Hydra parses the command line alone. For a multirun, what its
 jobs share is checked here; the swept values are checked by each job's task. A refusal that
-only the task can see (a checkpoint that does not load, say) reaches :func:`task_wrapper`,
-the decorator of every script's main, which prints it through :func:`refuse`: that also removes
-the run folder Hydra made when it holds nothing but Hydra's own files.
+only the task can see (a checkpoint that does not load, say) goes through :func:`task_wrapper`,
+which also removes the run folder Hydra made when it holds nothing but Hydra's own files.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ import contextlib
 import difflib
 import errno
 import functools
-import math
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -192,14 +190,10 @@ def check_run_dir(run_dir: Path) -> None:
 
 
 def task_wrapper(task: Callable | None = None, *, training: bool = False) -> Callable:
-    """Decorate a script's main: a :class:`SeqforecastError` from its task is one line and exit
-    2 (:func:`refuse`), never a traceback. Under ``@hydra.main`` (Hydra unwraps it to find the
-    script and its ``conf/``), or on a plain ``main(argv)``.
-
-    ``training`` (``scripts/train.py``): an interrupted training prints ``interrupted: <why>``
-    and exits with 128 + the signal number; a refused job of a multirun prints its line and
-    returns nan (its ``status`` file keeps the line too), so the sweep goes on.
-    """
+    """Decorate a script's main (below ``@hydra.main``, which unwraps it to find the script):
+    a :class:`SeqforecastError` is one ``error:`` line and exit 2 (:func:`refuse`), no traceback.
+    ``training``: an interrupted training prints ``interrupted: <why>`` and exits 128 + signal;
+    a refused job of a multirun prints its line (its ``status`` keeps it) and returns nan."""
     if task is None:
         return functools.partial(task_wrapper, training=training)
 
@@ -218,7 +212,7 @@ def task_wrapper(task: Callable | None = None, *, training: bool = False) -> Cal
             if HydraConfig.get().mode != RunMode.MULTIRUN:
                 refuse(err)
             print(f"error: {err}", file=sys.stderr)
-            return math.nan
+            return float("nan")  # the sweep goes on
 
     return main
 

@@ -131,11 +131,7 @@ def write_status(run_dir: str | Path, status: str) -> None:
 
 
 class RunLock:
-    """The exclusive lock a live run holds on ``<run>/.lock`` (released when it ends).
-
-    A ``filelock`` lock (``flock``: the kernel drops it with the process), kept in place on
-    release; each acquisition writes the holder's pid and host into the file for the refusal.
-    """
+    """The ``filelock`` a live run holds on ``<run>/.lock`` (its pid and host written in it)."""
 
     def __init__(self, run_dir: str | Path) -> None:
         self.path = Path(run_dir) / LOCK
@@ -146,11 +142,9 @@ class RunLock:
 
     def acquire(self) -> bool:
         """Take the lock; False if another live process holds it."""
-        try:
+        with contextlib.suppress(Timeout):
             self._lock.acquire()
-        except Timeout:
-            return False
-        return True
+        return self._lock.is_locked
 
     def holder(self) -> str:
         """Who holds the lock, as its file says (``pid N on host H``)."""
