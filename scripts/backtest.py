@@ -5,18 +5,15 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from seqforecast.cli import check_first, refuse
+from seqforecast.cli import check_first, task_wrapper
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="backtest")
+@task_wrapper
 def main(cfg: DictConfig) -> None:
     from seqforecast.backtest.task import backtest, format_summary
-    from seqforecast.errors import SeqforecastError
 
-    try:
-        summary = backtest(cfg)
-    except SeqforecastError as err:
-        refuse(err)
+    summary = backtest(cfg)
     print(format_summary(summary))
     print(f"outputs: {cfg.output_dir}")
 

@@ -5,18 +5,15 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from seqforecast.cli import check_first, refuse
+from seqforecast.cli import check_first, task_wrapper
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@task_wrapper
 def main(cfg: DictConfig) -> None:
-    from seqforecast.errors import SeqforecastError
     from seqforecast.export import export
 
-    try:
-        summary = export(cfg)
-    except SeqforecastError as err:
-        refuse(err)
+    summary = export(cfg)
     info = summary["sidecar"]
     print(
         f"exported: {info['net']} ({info['target']}, n_steps={info['n_steps']}, "

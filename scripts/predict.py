@@ -5,18 +5,15 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from seqforecast.cli import check_first, refuse
+from seqforecast.cli import check_first, task_wrapper
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@task_wrapper
 def main(cfg: DictConfig) -> float | None:
-    from seqforecast.errors import SeqforecastError
     from seqforecast.predict import format_summary, predict
 
-    try:
-        summary = predict(cfg)
-    except SeqforecastError as err:
-        refuse(err)
+    summary = predict(cfg)
     print(format_summary(summary))
     print(f"outputs: {cfg.output_dir}")
     return summary.get("mse")

@@ -5,18 +5,15 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from seqforecast.cli import check_first, refuse
+from seqforecast.cli import check_first, task_wrapper
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="serve")
+@task_wrapper
 def main(cfg: DictConfig) -> None:
-    from seqforecast.errors import SeqforecastError
     from seqforecast.serve.task import serve
 
-    try:
-        serve(cfg)
-    except SeqforecastError as err:
-        refuse(err)
+    serve(cfg)
 
 
 if __name__ == "__main__":

@@ -3,35 +3,21 @@
 from __future__ import annotations
 
 import math
-import sys
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from seqforecast.cli import check_first, refuse
+from seqforecast.cli import check_first, task_wrapper
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@task_wrapper(training=True)
 def main(cfg: DictConfig) -> float:
-    from seqforecast.callbacks import TrainingInterrupted
-    from seqforecast.errors import SeqforecastError
     from seqforecast.intervals import shift_warnings
     from seqforecast.train import format_table, log_through_hydra, train
 
     log_through_hydra()
-    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
-    try:
-        metrics = train(cfg)
-    except TrainingInterrupted as err:
-        print(f"interrupted: {err}", file=sys.stderr)
-        sys.exit(128 + err.signum)
-    except SeqforecastError as err:
-        if not sweeping:
-            refuse(err)
-        print(f"error: {err}", file=sys.stderr)  # the job's status file keeps it too
-        return math.nan  # the sweep goes on
+    metrics = train(cfg)
     if not metrics:  # a distributed worker: rank 0 evaluates and reports
         return math.nan
     print(format_table(metrics))

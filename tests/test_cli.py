@@ -16,7 +16,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from seqforecast.cli import check_first, find_refusal, remove_unused_run_dir
+from seqforecast.callbacks import TrainingInterrupted
+from seqforecast.cli import check_first, find_refusal, remove_unused_run_dir, task_wrapper
 from seqforecast.errors import OutputError, SeqforecastError
 
 TINY = ["data.n_series=48", "data.split=[32,8,8]", "trainer.accelerator=cpu"]
@@ -173,6 +174,30 @@ def test_a_training_refused_by_its_data_settings_leaves_no_folder(tmp_path: Path
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: data.split=[7000, 2000, 1000]")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_job_of_a_training_sweep_lets_the_sweep_go_on(tmp_path: Path, run_main):
+    proc = run_main("train.py", "-m", "data.n_series=100,90", "hydra.sweep.dir=sweep", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr  # both jobs ran: each refusal is its job's line
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert [e.split(": expected")[0] for e in errors] == [
+        f"error: data.split=[7000, 2000, 1000] does not fit data.n_series={n}" for n in (100, 90)
+    ]
+    for job in ("0", "1"):  # each job's folder keeps its record
+        status = (tmp_path / "sweep" / job / "status").read_text()
+        assert status.startswith("failed: ") and errors[int(job)][len("error: ") :] in status
+
+
+def test_the_task_wrapper_gives_each_ending_its_exit_status(capsys) -> None:
+    def stop(why: str) -> None:
+        raise TrainingInterrupted(why, signal.SIGTERM)
+
+    assert task_wrapper(lambda x: x + 1)(1) == 2  # a task's result passes through
+    for training, code, word in ((False, 2, "error"), (True, 128 + 15, "interrupted")):
+        with pytest.raises(SystemExit) as end:
+            task_wrapper(training=training)(stop)("SIGTERM received")
+        assert end.value.code == code
+        assert capsys.readouterr().err == f"{word}: SIGTERM received\n"
 
 
 def test_only_a_run_folder_holding_hydras_files_alone_is_removed(tmp_path: Path) -> None:

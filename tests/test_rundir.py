@@ -7,6 +7,7 @@ import os
 import pickle
 import resource
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -49,6 +50,38 @@ def test_a_live_runs_folder_is_refused_without_suggesting_resume(
     finally:
         lock.release()
     assert read_status(tmp_path) == "running"
+
+
+def test_the_run_lock_names_its_holder_and_stays_in_the_folder(tmp_path: Path) -> None:
+    first, second = RunLock(tmp_path / "run"), RunLock(tmp_path / "run")  # one open file each
+    assert first.acquire() and not second.acquire()
+    me = (os.getpid(), socket.gethostname())
+    assert first.path.read_text() == f"{me[0]} {me[1]}\n"
+    assert second.holder() == f"pid {me[0]} on host {me[1]}"
+    first.release()
+    assert first.path.is_file() and second.acquire()  # kept on release: the folder's record
+    second.release()
+
+
+@pytest.mark.slow
+def test_a_lock_held_by_another_process_is_refused_and_freed_when_it_dies(tmp_path: Path) -> None:
+    code = (
+        "import time; from seqforecast.outputs import RunLock\n"
+        f"lock = RunLock({str(tmp_path)!r}); print(lock.acquire(), flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=script_env()
+    )
+    try:
+        assert proc.stdout.readline() == "True\n"
+        lock = RunLock(tmp_path)
+        assert not lock.acquire()
+        assert lock.holder() == f"pid {proc.pid} on host {socket.gethostname()}"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert lock.acquire()  # the kernel dropped the dead holder's lock: nothing stale to clear
+    lock.release()
 
 
 def test_a_stale_running_folder_without_checkpoint_is_taken_over(make_cfg, tmp_path, caplog):

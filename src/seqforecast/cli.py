@@ -19,7 +19,7 @@ API and checks it with nothing heavy imported for the common mistakes: a refusal
 It runs for commands written as ``key=value`` overrides (and ``-m``): with another flag
 (``--help``, ``--cfg``, ``-cn``) Hydra parses the command line alone. For a multirun, what its
 jobs share is checked here; the swept values are checked by each job's task. A refusal that
-only the task can see (a checkpoint that does not load, say) goes through :func:`refuse`,
+only the task can see (a checkpoint that does not load, say) goes through :func:`task_wrapper`,
 which also removes the run folder Hydra made when it holds nothing but Hydra's own files.
 """
 
@@ -28,16 +28,18 @@ from __future__ import annotations
 import contextlib
 import difflib
 import errno
+import functools
 import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from seqforecast.errors import ConfigError, SeqforecastError
@@ -185,6 +187,34 @@ def check_run_dir(run_dir: Path) -> None:
         for folder in reversed(made):
             with contextlib.suppress(OSError):  # someone else's by now: theirs to keep
                 folder.rmdir()
+
+
+def task_wrapper(task: Callable | None = None, *, training: bool = False) -> Callable:
+    """Decorate a script's main (below ``@hydra.main``, which unwraps it to find the script):
+    a :class:`SeqforecastError` is one ``error:`` line and exit 2 (:func:`refuse`), no traceback.
+    ``training``: an interrupted training prints ``interrupted: <why>`` and exits 128 + signal;
+    a refused job of a multirun prints its line (its ``status`` keeps it) and returns nan."""
+    if task is None:
+        return functools.partial(task_wrapper, training=training)
+
+    @functools.wraps(task)
+    def main(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return task(*args, **kwargs)
+        except SeqforecastError as err:
+            if not training:
+                refuse(err)
+            from seqforecast.callbacks import TrainingInterrupted  # loaded by the task already
+
+            if isinstance(err, TrainingInterrupted):
+                print(f"interrupted: {err}", file=sys.stderr)
+                sys.exit(128 + err.signum)
+            if HydraConfig.get().mode != RunMode.MULTIRUN:
+                refuse(err)
+            print(f"error: {err}", file=sys.stderr)
+            return float("nan")  # the sweep goes on
+
+    return main
 
 
 def refuse(err: SeqforecastError) -> NoReturn:

@@ -5,7 +5,7 @@ Every file a run writes goes through :func:`atomic_open` (checkpoints too, throu
 rename. A process killed at any moment leaves the previous complete file or the new one, never
 a truncated one, whatever ``TMPDIR`` is. Files get the user's umask, as ``open()`` would give them.
 
-A run holds an exclusive ``fcntl`` lock on ``<run>/.lock`` while it works (:class:`RunLock`);
+A run holds an exclusive lock on ``<run>/.lock`` while it works (:class:`RunLock`);
 the kernel drops it when the process ends, however it ends. So a ``status: running`` whose
 lock is free belongs to a process that is gone (stale), and one whose lock is held belongs
 to a live run.
@@ -14,7 +14,6 @@ to a live run.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
@@ -23,6 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from filelock import FileLock, Timeout
 
 from seqforecast.errors import ConfigError, OutputError
 
@@ -130,25 +131,20 @@ def write_status(run_dir: str | Path, status: str) -> None:
 
 
 class RunLock:
-    """The exclusive lock a live run holds on ``<run>/.lock`` (released when it ends)."""
+    """The ``filelock`` a live run holds on ``<run>/.lock`` (its pid and host written in it)."""
 
     def __init__(self, run_dir: str | Path) -> None:
         self.path = Path(run_dir) / LOCK
-        self.fd: int | None = None
+        # Kept on release (the file is the folder's record), so never a soft-lock fallback.
+        self._lock = FileLock(
+            self.path, blocking=False, preserve_lock_file=True, on_acquired=_write_holder
+        )
 
     def acquire(self) -> bool:
         """Take the lock; False if another live process holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
-        self.fd = fd
-        return True
+        with contextlib.suppress(Timeout):
+            self._lock.acquire()
+        return self._lock.is_locked
 
     def holder(self) -> str:
         """Who holds the lock, as its file says (``pid N on host H``)."""
@@ -159,10 +155,12 @@ class RunLock:
         return f"pid {pid} on host {host}"
 
     def release(self) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
+        self._lock.release()
+
+
+def _write_holder(fd: int) -> None:
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
 
 
 def has_checkpoint(run_dir: str | Path) -> bool:
