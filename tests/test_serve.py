@@ -250,6 +250,10 @@ def test_the_request_schema_is_published(http_app) -> None:
     assert request["additionalProperties"] is False
     assert request["properties"]["window"]["enum"] == ["sliding", "growing"]
     assert request["properties"]["ahead"] == {**request["properties"]["ahead"], "minimum": 1}
+    errors = schema["paths"]["/predict"]["post"]["responses"]
+    assert {"400", "413", "422", "504"} <= set(errors)  # each one {"error": "<one line>"}
+    answer = errors["422"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    assert schema["components"]["schemas"][answer]["properties"] == {"error": {"type": "string"}}
     assert post_asgi(http_app, b"[1, 2]")[0] == 400  # not an object: FastAPI's own 400
     assert post_asgi(http_app, b"")[1] == {
         "error": "the request body is empty; expected a JSON object"

@@ -116,11 +116,9 @@ class ForecastAPI(ls.LitAPI):
         self.calibrations: dict[tuple, Any] = {}  # (levels, method) -> Calibration
 
     def decode_request(self, request: PredictRequest) -> Job | Refusal:
-        # The annotation makes LitServe's endpoint take a ``PredictRequest``: FastAPI checks
-        # the body before it is queued (malformed JSON, wrong types, unknown fields: refused
-        # there, :mod:`.app`) and publishes its schema. The checks that need the model run
-        # here, one request at a time. (No ``from __future__ import annotations`` in this
-        # module: LitServe reads the annotation as an object.)
+        # The annotation (an object: no ``from __future__ import annotations`` here) makes
+        # LitServe's endpoint take a PredictRequest, which FastAPI checks before the request
+        # is queued (:mod:`.app`); here only the checks that need the model.
         job = self._answer(lambda body: parse_request(body, self.facts, self.limits), request)
         if isinstance(job, Job):
             job.deadline = time.monotonic() + self.timeout

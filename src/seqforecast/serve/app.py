@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -154,9 +155,31 @@ def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     return error(exc.status_code, str(exc.detail))
 
 
+ERRORS = {  # the error answers of POST /predict, for the published schema
+    "400": "the body is not a JSON object",
+    "413": "the body is too large, or the request asks for more than the work budget",
+    "422": "the request does not fit the schema or the model",
+    "504": "the request was not answered within timeout seconds",
+}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with the error answers that the service gives, ``{"error": "<one
+    line>"}``, in place of FastAPI's default 422 (FastAPI's "Extending OpenAPI")."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        error = {"type": "object", "properties": {"error": {"type": "string"}}}
+        schema["components"]["schemas"]["Error"] = {**error, "required": ["error"]}
+        body = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        answers = schema["paths"]["/predict"]["post"]["responses"]
+        answers.update({k: {"description": v, "content": body} for k, v in ERRORS.items()})
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def add_routes(app: FastAPI, facts: dict[str, Any], ready: Any) -> None:
-    """``GET /health`` (the model's facts; 503 until every worker is ready) and the error
-    format; ``ready()`` says whether the workers are ready."""
+    """``GET /health`` (the model's facts; 503 until every worker is ready), the error
+    format and its schema; ``ready()`` says whether the workers are ready."""
 
     @app.get("/health")
     async def health() -> JSONResponse:
@@ -164,4 +187,5 @@ def add_routes(app: FastAPI, facts: dict[str, Any], ready: Any) -> None:
         return JSONResponse({"status": "ok" if ok else "starting", **facts}, 200 if ok else 503)
 
     app.add_exception_handler(RequestValidationError, lambda r, exc: _invalid_body(exc, facts))
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_exception_handler(HTTPException, _http_error)

@@ -32,9 +32,9 @@ if TYPE_CHECKING:
 In100 = Field(gt=0, lt=100)
 FIELDS = ["windows", "rows", "ahead", "levels", "intervals", "window"]  # as messages list them
 ROWS_FOR_FILES = "rows are for models trained on a file (data=csv); this model takes windows"
-NULL = "send null for a missing value"
 FINITE = ("finite_number", "greater_than_equal", "less_than_equal")  # pydantic's error types
 Number = Annotated[float, Field(allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
+Cell = str | bool | int | Annotated[float, Field(allow_inf_nan=False)] | None  # a row's value
 Percent = Annotated[int, In100] | Annotated[float, In100]  # ints stay ints: messages echo them
 
 
@@ -53,10 +53,7 @@ class PredictRequest(BaseModel):
     windows: list[list[Number | list[Number]]] | None = Field(
         None, description="[n_series][n_steps] or [n_series][n_steps][n_features] numbers"
     )
-    rows: (
-        list[dict[str, str | bool | int | Annotated[float, Field(allow_inf_nan=False)] | None]]
-        | None
-    ) = Field(None, description="a file-trained model's table rows, one object per row")
+    rows: list[dict[str, Cell]] | None = Field(None, description="a table's rows, as objects")
 
     @model_validator(mode="before")
     @classmethod
@@ -182,11 +179,12 @@ def refusal(errors: list[dict[str, Any]], body: Any, facts: dict[str, Any]) -> s
         return _shape_error(body["windows"], facts)
     if not facts["file_data"]:
         return ROWS_FOR_FILES
-    if len(loc) > 2 and isinstance(value, float):  # failed for being NaN or infinite
-        return f"rows{at}[{loc[2]!r}] is {value!r}, which JSON does not allow; {NULL}"
-    if len(loc) > 2:
-        return f"rows{at}[{loc[2]!r}] is a {type(value).__name__}; expected one value"
-    return "rows must be a non-empty list of objects, one per table row"
+    if len(loc) < 3:
+        return "rows must be a non-empty list of objects, one per table row"
+    where = f"rows{at}[{loc[2]!r}]"
+    if isinstance(value, float):  # refused for being NaN or infinite
+        return f"{where} is {value!r}, which JSON does not allow; send null for a missing value"
+    return f"{where} is a {type(value).__name__}; expected one value"
 
 
 def _shape_error(windows: Any, facts: dict[str, Any]) -> str:
