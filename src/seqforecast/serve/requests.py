@@ -41,8 +41,8 @@ Percent = Annotated[int, In100] | Annotated[float, In100]  # ints stay ints: mes
 class PredictRequest(BaseModel):
     """The body of ``POST /predict``: ``windows`` or ``rows``, and how to forecast them.
 
-    The fields are checked in this order, so that a body with several faults is refused for
-    the same one as by the service's earlier hand-written checks."""
+    Fields are declared in the order the service checks them (how to forecast, then the
+    data), so a body with several faults is refused for the first in that order."""
 
     model_config = ConfigDict(strict=True, extra="forbid")  # JSON types: no "3" for 3
 
