@@ -572,6 +572,8 @@ def test_health_gives_the_model_facts(servers) -> None:
     assert (facts["n_steps"], facts["horizon"], facts["levels"]) == (50, 10, [80.0, 95.0])
     facts = requests.get(f"{file.url}/health", timeout=10).json()
     assert facts["file_data"] and facts["columns"]["time"] == "date"
+    schema = requests.get(f"{generated.url}/openapi.json", timeout=10).json()
+    assert set(schema["components"]["schemas"]["PredictRequest"]["properties"]) == set(FIELDS)
 
 
 @pytest.mark.slow
