@@ -27,7 +27,7 @@ from seqforecast.data.example import write_example
 from seqforecast.errors import InputError
 from seqforecast.predict import predict_intervals
 from seqforecast.serve import parse_request
-from seqforecast.serve.requests import Limits, TooMuchWork
+from seqforecast.serve.requests import FIELDS, Limits, TooMuchWork
 
 requests = pytest.importorskip("requests")
 litserve = pytest.importorskip("litserve")
@@ -170,6 +170,97 @@ def test_bodies_that_are_not_requests() -> None:
         parse_request({"windows": [[[1.0, 2.0]] * 5], "ahead": 4}, multivariate)
     with pytest.raises(InputError, match=r"expects \[n_series, 5, 2\]"):
         parse_request({"windows": [WINDOW]}, multivariate)
+
+
+def post_asgi(app, body: bytes, path: str = "/predict", method: str = "POST") -> tuple[int, dict]:
+    """One JSON request through an ASGI app: (status, JSON answer)."""
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json")]
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "headers": headers,
+        "query_string": b"",
+    }
+    asyncio.run(app(scope, receive, send))
+    answer = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(answer)
+
+
+@pytest.fixture(scope="module")
+def http_app():
+    """The service's FastAPI app with its routes, no worker: only what the HTTP process
+    answers by itself (the body checks, the schema) can be asked of it."""
+    from seqforecast.serve.api import ForecastAPI
+    from seqforecast.serve.app import add_routes
+
+    api = ForecastAPI("unused.ckpt", max_batch_size=4)
+    server = litserve.LitServer(api, accelerator="cpu", devices=1, healthcheck_path="/ready")
+    add_routes(server.app, FACTS, lambda: True)
+    return server.app
+
+
+SCHEMA_BAD = [case for case in BAD if case[0] in ([[*WINDOW[:2], None, 0.4, 0.5]], "1,2")]
+SCHEMA_BAD += [
+    ([[*WINDOW[:2], "0.3", 0.4, 0.5]], {}, None),
+    ([[*WINDOW[:2], True, 0.4, 0.5]], {}, None),
+    ([[int("1" * 400), *WINDOW[1:]]], {}, None),
+    ([[*WINDOW[:4], float("nan")]], {}, r"windows\[0\]\[4\] is NaN: expected finite"),
+    ([[*WINDOW[:4], -1e39]], {}, r"windows\[0\]\[4\] is -1e\+39: expected finite"),
+    ([[[0.1, "x"]]], {}, None),
+    ([[[[0.1]] * 5]], {}, r"windows have shape \[1, 1, 5, 1\]"),
+    ([WINDOW], {"ahead": 0}, None),
+    ([WINDOW], {"ahead": 2.0}, None),
+    ([WINDOW], {"ahead": True}, None),
+    ([WINDOW], {"ahead": "3"}, None),
+    ([WINDOW], {"ahead": None}, None),
+    ([WINDOW], {"levels": [120]}, None),
+    ([WINDOW], {"levels": "80"}, None),
+    ([WINDOW], {"levels": [int("9" * 400)]}, None),
+    ([WINDOW], {"intervals": "bands"}, None),
+    ([WINDOW], {"window": "wide"}, None),
+    ([WINDOW], {"horizon": 3, "x": 1}, None),
+    ([WINDOW], {"rows": []}, None),
+]
+
+
+@pytest.mark.parametrize(("windows", "extra", "message"), SCHEMA_BAD)
+def test_fastapi_refuses_what_the_schema_refuses_in_parse_requests_words(
+    http_app, windows, extra, message
+) -> None:
+    """The HTTP process checks each body against PredictRequest before it is queued: a 422
+    with the same line that parse_request gives in-process."""
+    body = {"windows": windows, **extra}
+    with pytest.raises(InputError, match=message) as err:
+        parse_request(body, FACTS)
+    assert post_asgi(http_app, json.dumps(body).encode()) == (422, {"error": str(err.value)})
+
+
+def test_the_request_schema_is_published(http_app) -> None:
+    status, schema = post_asgi(http_app, b"", "/openapi.json", "GET")
+    body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert status == 200 and body["schema"] == {"$ref": "#/components/schemas/PredictRequest"}
+    request = schema["components"]["schemas"]["PredictRequest"]
+    assert sorted(request["properties"]) == sorted(FIELDS)  # every field, no other
+    assert request["additionalProperties"] is False
+    assert request["properties"]["window"]["enum"] == ["sliding", "growing"]
+    assert request["properties"]["ahead"] == {**request["properties"]["ahead"], "minimum": 1}
+    errors = schema["paths"]["/predict"]["post"]["responses"]
+    assert {"400", "413", "422", "504"} <= set(errors)  # each one {"error": "<one line>"}
+    answer = errors["422"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    assert schema["components"]["schemas"][answer]["properties"] == {"error": {"type": "string"}}
+    assert post_asgi(http_app, b"[1, 2]")[0] == 400  # not an object: FastAPI's own 400
+    assert post_asgi(http_app, b"")[1] == {
+        "error": "the request body is empty; expected a JSON object"
+    }
 
 
 # --- deadlines (no model, no server) ----------------------------------------------------------
@@ -481,6 +572,8 @@ def test_health_gives_the_model_facts(servers) -> None:
     assert (facts["n_steps"], facts["horizon"], facts["levels"]) == (50, 10, [80.0, 95.0])
     facts = requests.get(f"{file.url}/health", timeout=10).json()
     assert facts["file_data"] and facts["columns"]["time"] == "date"
+    schema = requests.get(f"{generated.url}/openapi.json", timeout=10).json()
+    assert set(schema["components"]["schemas"]["PredictRequest"]["properties"]) == set(FIELDS)
 
 
 @pytest.mark.slow

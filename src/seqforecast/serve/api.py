@@ -15,8 +15,6 @@ that would run past it stops there and gets a 504 of its own (the HTTP side also
 once a request has waited ``timeout`` seconds in all: :class:`~.app.Deadline`).
 """
 
-from __future__ import annotations
-
 import logging
 import threading
 import time
@@ -28,7 +26,14 @@ import numpy as np
 from fastapi.responses import JSONResponse
 
 from seqforecast.errors import SeqforecastError
-from seqforecast.serve.requests import Job, Limits, TooMuchWork, model_facts, parse_request
+from seqforecast.serve.requests import (
+    Job,
+    Limits,
+    PredictRequest,
+    TooMuchWork,
+    model_facts,
+    parse_request,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -68,7 +73,7 @@ def _list(values: Any) -> list:
     return np.where(np.isfinite(values), values, None).tolist()
 
 
-def _timestamps(times: pd.Series) -> list:
+def _timestamps(times: "pd.Series") -> list:
     """Future times as JSON values: dates as ``YYYY-MM-DD`` when they all fall on midnight,
     else ISO 8601 date-times; numbers as numbers."""
     import pandas as pd
@@ -110,9 +115,10 @@ class ForecastAPI(ls.LitAPI):
         self.facts = model_facts(self.forecaster)
         self.calibrations: dict[tuple, Any] = {}  # (levels, method) -> Calibration
 
-    def decode_request(self, request: dict) -> Job | Refusal:
-        # ``dict``: FastAPI parses the body before it is queued, so malformed JSON or a body
-        # that is not an object is refused there (400, :mod:`.app`), never in a batch.
+    def decode_request(self, request: PredictRequest) -> Job | Refusal:
+        # The annotation (an object: no ``from __future__ import annotations`` here) makes
+        # LitServe's endpoint take a PredictRequest, which FastAPI checks before the request
+        # is queued (:mod:`.app`); here only the checks that need the model.
         job = self._answer(lambda body: parse_request(body, self.facts, self.limits), request)
         if isinstance(job, Job):
             job.deadline = time.monotonic() + self.timeout

@@ -3,7 +3,8 @@
 Everything a client gets back as an error is ``{"error": "<one line>"}`` with a 4xx (or
 5xx) status: oversized bodies are refused with 413 from the ``Content-Length`` header (or,
 for a chunked body, as soon as the bytes read pass the limit) before any parsing; malformed
-JSON and bodies that are not a JSON object get 400 from FastAPI's body check; a request the
+JSON and bodies that are not a JSON object get 400 from FastAPI's body check, and bodies
+that :class:`~.requests.PredictRequest` refuses 422 (:func:`_invalid_body`); a request the
 HTTP parser cannot read (a malformed ``Content-Length``, say) gets 400 from
 :class:`JsonErrorProtocol`; a request not answered within ``timeout`` seconds gets 504
 (:class:`Deadline`); the forecasting worker's refusals keep their own status (:mod:`.api`).
@@ -18,10 +19,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+from seqforecast.serve.requests import refusal
 
 
 def error(status: int, message: str) -> JSONResponse:
@@ -126,16 +130,21 @@ class JsonErrorProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
         self.transport.close()
 
 
-def _invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
-    """FastAPI's body check (the ``dict`` body of ``decode_request``) as one line."""
-    first = exc.errors()[0]
+def _invalid_body(exc: RequestValidationError, facts: dict[str, Any]) -> JSONResponse:
+    """FastAPI's body check as one line: 400 for a body that is not a JSON object, 422 in
+    :func:`~.requests.refusal`'s words for one that :class:`~.requests.PredictRequest`
+    refuses."""
+    errors = [{**e, "loc": tuple(e.get("loc", ()))[1:]} for e in exc.errors()]  # no "body"
+    first = errors[0]
     kind = first.get("type")
     if kind == "json_invalid":
         reason = first.get("ctx", {}).get("error", "not valid JSON")
-        at = first["loc"][-1] if len(first.get("loc", ())) > 1 else "?"
+        at = first["loc"][-1] if first["loc"] else "?"
         return error(400, f"malformed JSON: {reason} (at character {at})")
-    if kind == "missing":
+    if kind == "missing" and not first["loc"]:
         return error(400, "the request body is empty; expected a JSON object")
+    if first["loc"] or kind == "request":
+        return error(422, refusal(errors, exc.body, facts))
     return error(
         400,
         "the request body must be a JSON object sent with Content-Type: application/json",
@@ -146,14 +155,37 @@ def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     return error(exc.status_code, str(exc.detail))
 
 
+ERRORS = {  # the error answers of POST /predict, for the published schema
+    "400": "the body is not a JSON object",
+    "413": "the body is too large, or the request asks for more than the work budget",
+    "422": "the request does not fit the schema or the model",
+    "504": "the request was not answered within timeout seconds",
+}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with the error answers that the service gives, ``{"error": "<one
+    line>"}``, in place of FastAPI's default 422 (FastAPI's "Extending OpenAPI")."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        error = {"type": "object", "properties": {"error": {"type": "string"}}}
+        schema["components"]["schemas"]["Error"] = {**error, "required": ["error"]}
+        body = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        answers = schema["paths"]["/predict"]["post"]["responses"]
+        answers.update({k: {"description": v, "content": body} for k, v in ERRORS.items()})
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def add_routes(app: FastAPI, facts: dict[str, Any], ready: Any) -> None:
-    """``GET /health`` (the model's facts; 503 until every worker is ready) and the error
-    format; ``ready()`` says whether the workers are ready."""
+    """``GET /health`` (the model's facts; 503 until every worker is ready), the error
+    format and its schema; ``ready()`` says whether the workers are ready."""
 
     @app.get("/health")
     async def health() -> JSONResponse:
         ok = bool(ready())
         return JSONResponse({"status": "ok" if ok else "starting", **facts}, 200 if ok else 503)
 
-    app.add_exception_handler(RequestValidationError, _invalid_body)
+    app.add_exception_handler(RequestValidationError, lambda r, exc: _invalid_body(exc, facts))
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.add_exception_handler(HTTPException, _http_error)
