@@ -565,6 +565,7 @@ def servers(
 
 
 @pytest.mark.slow
+@pytest.mark.smoke  # a server (or the script) in a process of its own
 def test_health_gives_the_model_facts(servers) -> None:
     generated, file = servers
     facts = requests.get(f"{generated.url}/health", timeout=10).json()
@@ -601,6 +602,7 @@ def test_windows_direct_iterative_and_intervals_match_load_forecaster(
 
 
 @pytest.mark.slow
+@pytest.mark.smoke  # a server (or the script) in a process of its own
 def test_rows_of_a_file_model_match_forecast_table(servers, file_run) -> None:
     server, (ckpt, csv) = servers[1], file_run
     f = load_forecaster(ckpt, "cpu")
@@ -638,6 +640,7 @@ HTTP_BAD = [
 
 
 @pytest.mark.slow
+@pytest.mark.smoke  # a server (or the script) in a process of its own
 def test_bad_requests_get_one_clear_4xx_and_the_server_keeps_serving(servers) -> None:
     server = servers[0]
     headers = {"Content-Type": "application/json"}
@@ -665,6 +668,7 @@ def test_bad_requests_get_one_clear_4xx_and_the_server_keeps_serving(servers) ->
 
 
 @pytest.mark.slow
+@pytest.mark.smoke  # a server (or the script) in a process of its own
 def test_concurrent_clients_get_their_own_answers(servers, generated_ckpt: Path) -> None:
     server, f = servers[0], load_forecaster(generated_ckpt, "cpu")
     cases = [(windows(1 + i % 3, 100 + i), 3 + i % 4) for i in range(32)]  # mixed keys
@@ -687,6 +691,7 @@ def test_concurrent_clients_get_their_own_answers(servers, generated_ckpt: Path)
 
 
 @pytest.mark.slow
+@pytest.mark.smoke  # a server (or the script) in a process of its own
 def test_sigterm_stops_the_server_with_one_line(servers) -> None:
     """Last of the tests that use the servers: SIGTERM to the first one (after its requests,
     iterative ones included) prints ``stopped`` and nothing else: no LitServe traceback, no
@@ -702,6 +707,7 @@ def test_sigterm_stops_the_server_with_one_line(servers) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.smoke  # a server (or the script) in a process of its own
 def test_a_bad_checkpoint_stops_the_script_in_one_line(tmp_path: Path) -> None:
     proc = subprocess.run(
         script_command("serve.py", f"ckpt_path={tmp_path / 'nope.ckpt'}", "port=8123"),
