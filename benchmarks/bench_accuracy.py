@@ -427,30 +427,29 @@ def summary_rows(
     if "SeasonalNaive" in main:
         worse = main.gt(1.1 * main["SeasonalNaive"], axis=0)
         out["worse than SNaive >10 %"] = worse.sum().astype(float)
-    cover = {}
-    for m in models:
-        per = [
-            np.mean(list(results[s.name].coverage[m].values()))
-            for s in catalog
-            if m in results[s.name].coverage
-        ]
-        cover[m] = float(np.mean(per)) if per else math.nan
-    out[f"{LEVEL} % coverage"] = pd.Series(cover)
+    out[f"{LEVEL} % coverage"] = _row_means(results, catalog, models, "coverage")
     # Networks: the mean over the same rows of the MASE at the 6 VAL origins (the span early
     # stopping watched, so optimistic, alike for every configuration): what picks one.
-    val = {}
-    for m in models:
-        per = [
-            np.mean(list(results[s.name].val_mase[m].values()))
-            for s in catalog
-            if m in results[s.name].val_mase
-        ]
-        val[m] = float(np.mean(per)) if per else math.nan
-    out["mean val MASE"] = pd.Series(val)
+    out["mean val MASE"] = _row_means(results, catalog, models, "val_mase")
     out["seconds"] = pd.Series(
         {m: sum(r.seconds.get(m, 0.0) for r in results.values()) for m in models}
     )
     return pd.DataFrame(out).T.reindex(columns=models)
+
+
+def _row_means(
+    results: dict[str, Result], catalog: list[Series], models: list[str], what: str
+) -> pd.Series:
+    """Per model: the mean over the rows (a panel: its series' mean first) of ``Result.<what>``."""
+    means = {}
+    for m in models:
+        per = [
+            np.mean(list(getattr(results[s.name], what)[m].values()))
+            for s in catalog
+            if m in getattr(results[s.name], what)
+        ]
+        means[m] = float(np.mean(per)) if per else math.nan
+    return pd.Series(means)
 
 
 def markdown(table: pd.DataFrame) -> str:
