@@ -66,7 +66,7 @@ from hydra import compose, initialize_config_dir
 
 from seqforecast import load_forecaster, scores
 from seqforecast.backtest.neural import model_forecasts
-from seqforecast.backtest.origins import input_windows, span_cutoffs
+from seqforecast.backtest.origins import span_cutoffs
 from seqforecast.backtest.table import conformal_bounds
 from seqforecast.errors import ConfigError, InputError, SeqforecastError
 from seqforecast.train import train
@@ -366,7 +366,9 @@ def run_network(
         val_cut = span_cutoffs(train_n, train_n + val_n, s.horizon, N_ORIGINS, what="val")
         values = y[:, np.newaxis]  # [R, 1]
         series = None if s.id is None else fc.series.index((key,))
-        test_f, val_f = (forecasts(fc, values, c, s.horizon, series) for c in (test_cut, val_cut))
+        test_f, val_f = (
+            model_forecasts(fc, values, c, s.horizon, series=series) for c in (test_cut, val_cut)
+        )
         actual = y[test_cut[:, np.newaxis] + np.arange(1, s.horizon + 1)]  # [6, h]
         val_actual = y[val_cut[:, np.newaxis] + np.arange(1, s.horizon + 1)]
         res.val_mase.setdefault(config, {})[key] = mase(val_actual, val_f, y[:train_n], s.season)
@@ -381,15 +383,6 @@ def run_network(
         res.coverage.setdefault(config, {})[key] = coverage(actual, lo, hi)
     res.seconds[config] = res.seconds.get(config, 0.0) + time.perf_counter() - start
     res.notes.append(f"{s.name} {config}: n_steps={steps}, {fc.method(s.horizon)}")
-
-
-def forecasts(fc, values: np.ndarray, cutoffs: np.ndarray, horizon: int, series) -> np.ndarray:
-    """``[n, h]`` forecasts in data units; a panel's series scaled with its own statistics."""
-    if series is None:
-        return model_forecasts(fc, values, cutoffs, horizon)
-    scaled = fc.scaler.transform(values, series=series)  # [R, 1]
-    x = input_windows(scaled, cutoffs, fc.n_steps)  # [n, n_steps, 1]
-    return fc.scaler.inverse(fc.predict(x, horizon), series=series)  # [n, h]
 
 
 # ---------------------------------------------------------------- the table

@@ -14,6 +14,7 @@ def model_forecasts(
     cutoffs: np.ndarray,
     horizon: int,
     batch_size: int = 1024,
+    series: int | None = None,
 ) -> np.ndarray:
     """Forecasts ``[n, horizon]`` (data units) of a file-trained model from cutoff rows ``[n]``.
 
@@ -21,9 +22,10 @@ def model_forecasts(
     They are scaled with the model's own training scaler, the windows ``[n, n_steps, F]``
     are a strided view of the scaled rows (:func:`~.origins.input_windows`), and
     ``Forecaster.predict`` runs them in batches of ``batch_size`` (iteratively past the
-    model's horizon); the scaled forecasts are mapped back with the same scaler.
+    model's horizon); the scaled forecasts are mapped back with the same scaler. ``series``:
+    the index of the series ``values`` belong to, for a panel's per-series scaling.
     """
-    scaled = forecaster.scaler.transform(values)  # [R, F] float32
+    scaled = forecaster.scaler.transform(values, series)  # [R, F] float32
     x = input_windows(scaled, cutoffs, forecaster.n_steps)  # [n, n_steps, F]
     y = forecaster.predict(x, horizon, batch_size=batch_size)  # [n, h] scaled
-    return forecaster.scaler.inverse(y)  # [n, h]
+    return forecaster.scaler.inverse(y, series=series)  # [n, h]
