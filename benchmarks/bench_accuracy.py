@@ -376,9 +376,9 @@ def run_network(
             lo, hi = conformal_bounds(val_actual, val_f, test_f, [LEVEL])[LEVEL]
         else:
             # The widths are in the scaled (and transformed) space: bounds there, then back.
-            w = fc.calibration.subset([LEVEL]).widths[0]  # [h]
             z = fc.scaler.transform(test_f[..., np.newaxis], series=series)[..., 0]  # [6, h]
-            lo, hi = (fc.scaler.inverse(z + sign * w, series=series) for sign in (-1, 1))
+            bounds = fc.calibration.subset([LEVEL]).bounds(z)[:, :, 0]  # [6, h, 2]
+            lo, hi = fc.scaler.inverse(bounds, series=series).transpose(2, 0, 1)
         res.mase.setdefault(config, {})[key] = mase(actual, test_f, y[:train_n], s.season)
         res.coverage.setdefault(config, {})[key] = coverage(actual, lo, hi)
     res.seconds[config] = res.seconds.get(config, 0.0) + time.perf_counter() - start
