@@ -222,10 +222,13 @@ def test_same_seed_same_metrics(make_cfg, tmp_path: Path) -> None:
 
 
 def test_non_finite_loss_stops_with_one_line(make_cfg, tmp_path: Path) -> None:
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     with pytest.raises(NonFiniteLossError, match=r"epoch 0, batch \d+ .*model.lr=1e\+30"):
         train(make_cfg("model=linear", "model.lr=1e30"))
     assert not (tmp_path / "checkpoints" / "best.ckpt").exists()
     assert read_status(tmp_path).startswith("failed: NonFiniteLossError")
+    # A failed fit leaves Ctrl-C and SIGTERM as they were (not PreemptionCheckpoint's flag).
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers
 
 
 def test_non_finite_input_is_rejected(make_cfg, tmp_path: Path, monkeypatch) -> None:

@@ -41,25 +41,34 @@ class PreemptionCheckpoint(Callback):
     checkpoint), then :class:`TrainingInterrupted` is raised. The process RNG states travel
     in the checkpoint, so a resumed run continues the same stream.
 
-    A SIGTERM that arrives outside a training batch (in an epoch's end hooks, say) meets
-    Lightning's own handling first: it stops at its next safe point with ``SIGTERMException``.
-    If that point lies in training (between batches, or after an epoch), ``on_exception``
-    saves the checkpoint there; :meth:`interruption` then gives the error to raise instead.
+    SIGTERM is Lightning's own: its handler sets ``trainer.received_sigterm``, read here. Lightning
+    turns a SIGINT into a ``KeyboardInterrupt`` and a shutdown without a checkpoint, so this
+    callback holds SIGINT during the fit. A SIGTERM that arrives outside a training batch (in
+    an epoch's end hooks, say) stops Lightning at its next safe point with ``SIGTERMException``;
+    if that point lies in training (between batches, or after an epoch), ``on_exception``
+    saves the checkpoint there and sets :attr:`stopped`, the error to raise instead.
     """
 
     def __init__(self, dirpath: str, filename: str = "last.ckpt") -> None:
         self.path = Path(dirpath) / filename
-        self._signum: int | None = None
-        self._previous: dict[int, Any] = {}
-        self._stopped: TrainingInterrupted | None = None
+        self.stopped: TrainingInterrupted | None = None
+        self._sigint = False
+        self._previous: Any = None  # the SIGINT handler before the fit
 
     def _handle(self, signum: int, frame: Any) -> None:
-        self._signum = signum
+        self._sigint = True
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._signum, self._stopped = None, None
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._handle)
+        self._sigint, self.stopped = False, None
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, i: int
+    ) -> None:
+        if self._sigint or trainer.received_sigterm:
+            trainer.save_checkpoint(self.path, weights_only=False)
+            signum = signal.SIGINT if self._sigint else signal.SIGTERM
+            raise self._interrupted(trainer, signum, f" after {i + 1} batches")
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # The run's final state in last.ckpt: the periodic writer (conf/callbacks/default.yaml,
@@ -77,11 +86,7 @@ class PreemptionCheckpoint(Callback):
         self._restore()
         if isinstance(exception, SIGTERMException) and trainer.training:
             trainer.save_checkpoint(self.path, weights_only=False)
-            self._stopped = self._interrupted(trainer, signal.SIGTERM, "")
-
-    def interruption(self) -> TrainingInterrupted | None:
-        """The error for a SIGTERM that Lightning stopped on and this callback saved, if any."""
-        return self._stopped
+            self.stopped = self._interrupted(trainer, signal.SIGTERM, "")
 
     def _interrupted(self, trainer: L.Trainer, signum: int, after: str) -> TrainingInterrupted:
         name = signal.Signals(signum).name
@@ -92,23 +97,9 @@ class PreemptionCheckpoint(Callback):
         )
 
     def _restore(self) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
-
-    def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
-        signum = self._signum or (signal.SIGTERM if trainer.received_sigterm else None)
-        if signum is None:
-            return
-        trainer.save_checkpoint(self.path, weights_only=False)
-        raise self._interrupted(trainer, signum, f" after {batch_idx + 1} batches")
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        self._previous = None
 
     def state_dict(self) -> dict[str, Any]:
         return {"torch_rng": torch.get_rng_state(), "python_rng": random.getstate()}
@@ -125,20 +116,22 @@ def sigterm_interrupts(trainer: L.Trainer, run_dir: str | Path) -> Iterator[None
 
     When the signal stopped training, :class:`PreemptionCheckpoint` saved where Lightning
     stopped; when it stopped validation or testing, the run's last checkpoint stays the one to
-    continue from.
+    continue from. On the way out SIGINT gets back its handler from before: after a failed
+    fit, Lightning's teardown puts back the handlers it found as the fit began, among them
+    the one :class:`PreemptionCheckpoint` had installed.
     """
+    previous = signal.getsignal(signal.SIGINT)
     try:
         yield
     except SIGTERMException:
-        saved = [c.interruption() for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint)]
-        stopped = next((s for s in saved if s is not None), None)
-        if stopped is None:
-            stopped = TrainingInterrupted(
-                f"SIGTERM received outside a training step: nothing new saved; continue with "
-                f"resume={run_dir}",
-                signal.SIGTERM,
-            )
-        raise stopped from None
+        saved = (c.stopped for c in trainer.callbacks if isinstance(c, PreemptionCheckpoint))
+        raise next((s for s in saved if s), None) or TrainingInterrupted(
+            f"SIGTERM received outside a training step: nothing new saved; continue with "
+            f"resume={run_dir}",
+            signal.SIGTERM,
+        ) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class ProgressBar(TQDMProgressBar):
@@ -153,14 +146,9 @@ class ProgressBar(TQDMProgressBar):
     """
 
     def on_train_batch_end(
-        self,
-        trainer: L.Trainer,
-        pl_module: L.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, i: int
     ) -> None:
-        n = batch_idx + 1
+        n = i + 1
         if self.is_enabled and (n % self.refresh_rate == 0 or n == self.total_train_batches):
             bar = self.train_progress_bar
             bar.update(n - bar.n)
