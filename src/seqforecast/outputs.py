@@ -18,7 +18,7 @@ import json
 import os
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -76,11 +76,16 @@ def staged_files(path: str | Path) -> list[Path]:
     be cut short, or complete (killed after the last byte, before the rename).
     """
     path = Path(path)
+    return newest_first(path.parent.glob(f".{path.name}.*{STAGED_SUFFIX}"))
+
+
+def newest_first(paths: Iterable[Path]) -> list[Path]:
+    """``paths`` by modification time, newest first; those gone meanwhile left out."""
     found = []
-    for staged in path.parent.glob(f".{path.name}.*{STAGED_SUFFIX}"):
+    for path in paths:
         with contextlib.suppress(FileNotFoundError):  # renamed meanwhile by a live writer
-            found.append((staged.stat().st_mtime, staged))
-    return [staged for _, staged in sorted(found, reverse=True)]
+            found.append((path.stat().st_mtime, path))
+    return [path for _, path in sorted(found, reverse=True)]
 
 
 def finish_staged(staged: Path, path: str | Path) -> Path:

@@ -10,7 +10,6 @@ checkpoint and puts them back in front of the new ones.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import inspect
 import io
@@ -35,6 +34,7 @@ from seqforecast.outputs import (
     atomic_write_text,
     finish_staged,
     has_checkpoint,
+    newest_first,
     read_status,
     staged_files,
 )
@@ -103,11 +103,7 @@ def _candidates(run: Path) -> list[Path]:
     ``last.ckpt`` its writer left staged (newest first), then its other checkpoints (newest
     first)."""
     folder = run / "checkpoints"
-    others = []
-    for path in folder.glob("*.ckpt"):
-        with contextlib.suppress(FileNotFoundError):
-            others.append((path.stat().st_mtime, path))
-    return [*staged_files(folder / LAST), *(p for _, p in sorted(others, reverse=True))]
+    return [*staged_files(folder / LAST), *newest_first(folder.glob("*.ckpt"))]
 
 
 def _newest_complete(run: Path, resume: str) -> Path | None:
@@ -324,12 +320,7 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
 
 def _write_rows(path: Path, rows: list[dict[str, str]]) -> None:
     """Rows without duplicates (a merge repeated after a kill), columns sorted as Lightning's."""
-    seen, unique = set(), []
-    for row in rows:
-        key = tuple(sorted(row.items()))
-        if key not in seen:
-            seen.add(key)
-            unique.append(row)
+    unique = [dict(row) for row in dict.fromkeys(tuple(sorted(r.items())) for r in rows)]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=sorted({k for r in unique for k in r}))
     writer.writeheader()
