@@ -98,14 +98,6 @@ def _check_run_folder(path: Path, resume: str) -> None:
         )
 
 
-def _candidates(run: Path) -> list[Path]:
-    """What a run folder without ``last.ckpt`` may go on from, in order of preference: the
-    ``last.ckpt`` its writer left staged (newest first), then its other checkpoints (newest
-    first)."""
-    folder = run / "checkpoints"
-    return [*staged_files(folder / LAST), *newest_first(folder.glob("*.ckpt"))]
-
-
 def _newest_complete(run: Path, resume: str) -> Path | None:
     """The checkpoint a run folder without ``last.ckpt`` goes on from, None if it holds none.
 
@@ -115,10 +107,11 @@ def _newest_complete(run: Path, resume: str) -> Path | None:
     :func:`adopt_staged`); else the newest other checkpoint that can resume (training since it
     is repeated). One log line says which. Checkpoints that all fail are refused in one line.
     """
-    candidates = _candidates(run)
+    folder = run / "checkpoints"  # the staged last.ckpt first, then the others; newest first
+    candidates = [*staged_files(folder / LAST), *newest_first(folder.glob("*.ckpt"))]
     if not candidates:
         return None
-    _check_run_folder(run / "checkpoints" / LAST, resume)
+    _check_run_folder(folder / LAST, resume)
     problems = []
     for path in candidates:
         problem = _unresumable(path)
