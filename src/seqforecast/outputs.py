@@ -83,7 +83,7 @@ def newest_first(paths: Iterable[Path]) -> list[Path]:
     """``paths`` by modification time, newest first; those gone meanwhile left out."""
     found = []
     for path in paths:
-        with contextlib.suppress(FileNotFoundError):  # renamed meanwhile by a live writer
+        with contextlib.suppress(FileNotFoundError):  # renamed or removed meanwhile by a writer
             found.append((path.stat().st_mtime, path))
     return [path for _, path in sorted(found, reverse=True)]
 
