@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -94,3 +95,31 @@ def test_seeds_refuse_a_folder_holding_a_single_run(tmp_path) -> None:
     with pytest.raises(ConfigError, match="holds a single run's checkpoints; seeds=2"):
         train_seeds(compose_cfg(tmp_path, *FAST, "seeds=2"))
     assert not list(tmp_path.glob("seed-*"))
+
+
+@pytest.mark.slow
+def test_a_multirun_over_seeds_gives_one_row_per_job(tmp_path: Path, run_main) -> None:
+    sweep = tmp_path / "sweep"
+    proc = run_main(
+        "train.py",
+        "-m",
+        *FAST,
+        "seeds=1,2",
+        "data.n_series=96",
+        "data.split=[64,16,16]",
+        "trainer.accelerator=cpu",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with (sweep / "summary.csv").open() as f:
+        rows = {r["job"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"0", "1"}  # the seed-42/, seed-43/ runs of job 1 (seeds=2) are not rows
+    one, two = (json.loads((sweep / job / "metrics.json").read_text()) for job in ("0", "1"))
+    assert "seeds=2" in rows["1"]["overrides"] and rows["1"]["seeds"] == "2"
+    assert float(rows["1"]["val/mse_last"]) == pytest.approx(two["val/mse_last"], rel=1e-5)
+    per_seed = [r["val/mse_last"] for r in two["per_seed"]]
+    assert two["val/mse_last"] == pytest.approx(np.mean(per_seed), rel=1e-12)
+    # Seed 42 of the seeds=2 job is the seeds=1 job's run.
+    assert two["per_seed"][0]["val/mse_last"] == pytest.approx(one["val/mse_last"], rel=1e-6)
+    assert "choose on validation, never on test" in (sweep / "summary.md").read_text()
