@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from seqforecast.callbacks import TrainingInterrupted
@@ -127,9 +127,10 @@ def over_seeds(runs: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
     ]
     metrics: dict[str, Any] = {}
     for name in names:
-        values = [float(m[name]) for _, m in runs]
-        metrics[name] = statistics.fmean(values)
-        metrics[f"{name} std"] = statistics.stdev(values)
+        values = np.array([m[name] for _, m in runs], dtype=np.float64)
+        with np.errstate(invalid="ignore"):  # an infinite width's spread is nan, as numpy says
+            metrics[name] = float(values.mean())
+            metrics[f"{name} std"] = float(values.std(ddof=1))
     per_seed = [
         {"seed": seed, **{k: m[k] for k in names}, "best_ckpt": m.get("best_ckpt")}
         for seed, m in runs
