@@ -11,7 +11,7 @@ import pytest
 from conftest import compose_cfg
 
 from seqforecast.errors import ConfigError
-from seqforecast.seeds import train_seeds
+from seqforecast.seeds import over_seeds, train_seeds
 from seqforecast.sweep import collect, columns, summarize
 
 FAST = ["model=linear", "trainer.max_epochs=2", "levels=null"]
@@ -123,3 +123,18 @@ def test_a_multirun_over_seeds_gives_one_row_per_job(tmp_path: Path, run_main) -
     # Seed 42 of the seeds=2 job is the seeds=1 job's run.
     assert two["per_seed"][0]["val/mse_last"] == pytest.approx(one["val/mse_last"], rel=1e-6)
     assert "choose on validation, never on test" in (sweep / "summary.md").read_text()
+
+
+def test_over_seeds_against_numpy() -> None:
+    runs = [
+        (1, {"val/mse": 0.5, "test/width-95": 2.0, "test/mae": 1.0, "epochs": 3, "fit_s": 1.0}),
+        (2, {"val/mse": 0.7, "test/width-95": float("inf"), "epochs": 4, "fit_s": 2.5}),
+        (3, {"val/mse": 1.5, "test/width-95": 3.0, "test/mae": 2.0, "epochs": 5, "fit_s": 0.5}),
+    ]
+    got = over_seeds(runs)
+    assert got["val/mse"] == pytest.approx(0.9, rel=1e-12)
+    assert got["val/mse std"] == pytest.approx(np.std([0.5, 0.7, 1.5], ddof=1), rel=1e-12)
+    assert got["test/width-95"] == np.inf and np.isnan(got["test/width-95 std"])
+    assert "test/mae" not in got  # not every run has it
+    assert (got["seeds"], got["epochs"], got["fit_s"]) == (3, [3, 4, 5], 4.0)
+    assert [r["val/mse"] for r in got["per_seed"]] == [0.5, 0.7, 1.5]
