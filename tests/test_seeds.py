@@ -54,6 +54,10 @@ def test_resume_auto_reuses_each_finished_seed_run(job) -> None:
         k: v for k, v in metrics.items() if k not in ("wall_s", "fit_s")
     }
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing trained again
+    # A new run (no resume) is refused there in one line, and the folder is left as it was.
+    with pytest.raises(ConfigError, match=r"holds a run \(status: finished\); .* resume=auto$"):
+        train_seeds(compose_cfg(out, *FAST, "seed=7", "seeds=2"))
+    assert (out / "status").read_text().strip() == "finished"
 
 
 def test_the_summary_has_one_row_per_job_with_validation_first(job) -> None:

@@ -105,6 +105,12 @@ def _check_fits(cfg: DictConfig, out: Path, n: int) -> None:
             f"trainer (trainer.devices={devices}, trainer.strategy={strategy}) cannot: use "
             "seeds=1 with a seed=1,2,3 multirun"
         )
+    state = (read_status(out) or "").split(":")[0]
+    if resume is None and state in ("finished", "interrupted"):
+        raise ConfigError(
+            f"output_dir {out} already holds a run (status: {state}); choose another "
+            "hydra.run.dir, or continue it with resume=auto"
+        )
     if has_checkpoint(out):
         raise ConfigError(
             f"output_dir {out} holds a single run's checkpoints; seeds={n} would put its runs "
