@@ -34,7 +34,6 @@ from seqforecast.outputs import (
     write_status,
 )
 from seqforecast.resume import AUTO
-from seqforecast.rules import check
 from seqforecast.train import train
 
 SCORES = ("val/", "test/")
@@ -57,7 +56,6 @@ def train_seeds(cfg: DictConfig) -> dict[str, Any]:
     out = Path(str(cfg.output_dir))
     try:
         validate_config(cfg)
-        check("seeds", n)
         _check_fits(cfg, out, n)
     except SeqforecastError as err:  # mark a fresh job folder as failed, as train does
         if read_status(out) is None and not has_checkpoint(out):
@@ -78,6 +76,7 @@ def train_seeds(cfg: DictConfig) -> dict[str, Any]:
         metrics = over_seeds(runs)
         metrics.update(wall_s=round(time.perf_counter() - start, 3), monitor=cfg.monitor)
         atomic_write_json(out / "metrics.json", metrics)
+        write_status(out, "finished")
     except TrainingInterrupted as err:
         _try_write_status(out, f"interrupted: {err}")
         raise
@@ -86,7 +85,6 @@ def train_seeds(cfg: DictConfig) -> dict[str, Any]:
         raise
     finally:
         lock.release()
-    write_status(out, "finished")
     return metrics
 
 
