@@ -9,8 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import compose_cfg
+from omegaconf import OmegaConf
 
 from seqforecast.errors import ConfigError
+from seqforecast.resume import same_settings
 from seqforecast.seeds import over_seeds, train_seeds
 from seqforecast.sweep import collect, columns, summarize
 
@@ -142,3 +144,13 @@ def test_over_seeds_against_numpy() -> None:
     assert "test/mae" not in got  # not every run has it
     assert (got["seeds"], got["epochs"], got["fit_s"]) == (3, [3, 4, 5], 4.0)
     assert [r["val/mse"] for r in got["per_seed"]] == [0.5, 0.7, 1.5]
+
+
+def test_a_run_from_before_seeds_has_the_same_settings_as_seeds_1(tmp_path) -> None:
+    """resume=auto and the reproduction reuse a run whose config.yaml has no ``seeds``."""
+    cfg = compose_cfg(tmp_path, *FAST)
+    stored = OmegaConf.to_container(cfg, resolve=True)
+    del stored["seeds"]
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(stored))
+    assert same_settings(cfg, tmp_path)
+    assert not same_settings(compose_cfg(tmp_path, *FAST, "seeds=2"), tmp_path)
