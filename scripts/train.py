@@ -14,10 +14,11 @@ from seqforecast.cli import check_first, task_wrapper
 @task_wrapper(training=True)
 def main(cfg: DictConfig) -> float:
     from seqforecast.intervals import shift_warnings
-    from seqforecast.train import format_table, log_through_hydra, train
+    from seqforecast.seeds import train_seeds
+    from seqforecast.train import format_table, log_through_hydra
 
     log_through_hydra()
-    metrics = train(cfg)
+    metrics = train_seeds(cfg)
     if not metrics:  # a distributed worker: rank 0 evaluates and reports
         return math.nan
     print(format_table(metrics))

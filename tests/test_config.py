@@ -30,6 +30,7 @@ OPTIONS = [(group, option) for group, options in GROUPS.items() for option in op
 # A value of the wrong type for every rule, and one of the right type but not allowed.
 WRONG = {
     "seed": ["abc", 1.5, -1, 2**32, 12345678901234567890],
+    "seeds": [0, -1, 1.5, "three", [], True],
     "n_steps": ["50", 1, MAX_STEPS + 1, "Auto"],
     "season": [0, "abc", 1.5],
     "callbacks.early_stopping.patience": [-1, "soon"],
@@ -189,7 +190,7 @@ BY_HAND = {
 }
 # Keys only a composed config holds (the run's own settings and Lightning's Trainer); ``layers``
 # is applied by seqforecast.fast.use_layers.
-CONFIG_ONLY = {"seed", "monitor", "deterministic", "resume", "layers"}
+CONFIG_ONLY = {"seed", "seeds", "monitor", "deterministic", "resume", "layers"}
 # The backtest's own settings (conf/backtest.yaml), applied by seqforecast.backtest.
 CONFIG_ONLY |= {"n_windows", "step_size", "refit", "season_length", "baselines"}
 # Prediction intervals (levels, intervals), applied by train and predict (seqforecast.intervals).

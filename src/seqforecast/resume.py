@@ -267,6 +267,8 @@ def same_settings(cfg: DictConfig, run_dir: Path) -> bool:
     if "season" not in stored and mine.get("season") == 1:  # a run from before season: 1
         for node in (mine.get("model") or {}, mine.get("data") or {}, mine):
             node.pop("season", None)
+    if "seeds" not in stored and mine.get("seeds") == 1:  # a run from before seeds: 1
+        mine.pop("seeds")
     mine.output_dir = stored.get("output_dir")
     mine.resume = stored.resume = None
     return OmegaConf.to_container(mine, resolve=True) == OmegaConf.to_container(stored)

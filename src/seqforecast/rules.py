@@ -165,6 +165,7 @@ def rules() -> dict[str, Rule]:
     """The table: every known key and its rule (the choices from :mod:`seqforecast.names`)."""
     return {
         "seed": int_between(0, 2**32 - 1),  # Lightning's and numpy's seed range
+        "seeds": int_at_least(1),  # runs per job, seed, seed + 1, ... (seqforecast.seeds)
         "n_steps": may_be_auto(int_between(2, MAX_STEPS)),
         "horizon": int_at_least(1),
         "season": may_be_auto(int_at_least(1)),

@@ -4,8 +4,10 @@ A job folder holds ``.hydra/overrides.yaml`` (what the sweep changed), ``status`
 and, when it finished, ``metrics.json``. :func:`collect` reads them all; failed or
 unfinished jobs become rows with their status instead of disappearing.
 :func:`summarize` sorts by the optimized metric and, when jobs differ only by
-``seed``, adds mean ± std over seeds. Interval scores (``test/coverage-80``, ``width``,
-``winkler``) get a column per level when any job has them.
+``seed``, adds mean ± std over seeds (a ``seeds=N`` job brings its own, see
+:mod:`seqforecast.seeds`). :func:`columns` puts the validation scores first and the test
+scores last, apart. Interval scores (``test/coverage-80``, ``width``, ``winkler``) get a
+column per level when any job has them.
 """
 
 from __future__ import annotations
@@ -38,10 +40,11 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     root = Path(sweep_dir)
     if not root.is_dir():
         raise InputError(f"{root} is not a folder; expected a multirun sweep folder")
-    jobs = sorted(
-        {p.parent for p in root.rglob("status")}
-        | {p.parent.parent for p in root.rglob(".hydra/overrides.yaml")}
-    )
+    found = {p.parent for p in root.rglob("status")} | {
+        p.parent.parent for p in root.rglob(".hydra/overrides.yaml")
+    }
+    # A job's own runs (seeds=N: seed-<s>/) are in its metrics.json, not rows of their own.
+    jobs = sorted(job for job in found if not found.intersection(job.parents))
     rows = []
     for job in jobs:
         metrics_path = job / "metrics.json"
@@ -105,13 +108,18 @@ def interval_columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def columns(rows: list[dict[str, Any]], metric: str) -> list[str]:
-    first = ["job", "overrides", "status", metric]
-    seeds = [f"{metric} mean", f"{metric} std", "seeds"]
-    rest = ["val/mse", "val/mse_last", "test/mse", "test/mse_last", *interval_columns(rows)]
-    rest += ["epochs", "fit_s", "device", "threads", "params"]
-    cols = first + [c for c in seeds if any(c in r for r in rows)]
-    cols += [c for c in rest if c != metric and any(c in r for r in rows)] + ["error"]
-    return cols
+    """Validation first (``metric``, its mean ± std over seeds, the other ``val/`` scores),
+    then the run's facts, then the ``test/`` scores apart: nothing is chosen by them."""
+    found = {k for row in rows for k in row}
+    intervals = interval_columns(rows)
+    val = sorted(k for k in found if k.startswith("val/") and " " not in k)
+    test = sorted(k for k in found if k.startswith("test/") and " " not in k)
+    optional = [f"{metric} mean", f"{metric} std", "seeds", *val]
+    optional += ["epochs", "fit_s", "device", "threads", "params"]
+    optional += [k for k in test if k not in intervals] + intervals
+    cols = dict.fromkeys(["job", "overrides", "status", metric])
+    cols |= dict.fromkeys(c for c in optional if c in found)
+    return [*cols, "error"]
 
 
 def _cell(value: Any) -> str:
@@ -143,7 +151,11 @@ def write_summary(
     rows = summarize(collect(sweep_dir), metric)
     cols = columns(rows, metric)
     root = Path(sweep_dir)
-    md = atomic_write_text(root / f"{SUMMARY}.md", to_markdown(rows, cols))
+    note = (
+        f"Sorted by {metric} (validation; with seeds=N, its mean over the seeds). "
+        "The test/ columns come last, for reporting: choose on validation, never on test.\n\n"
+    )
+    md = atomic_write_text(root / f"{SUMMARY}.md", note + to_markdown(rows, cols))
     csv_path = atomic_write_text(root / f"{SUMMARY}.csv", to_csv(rows, cols))
     return md, csv_path, rows
 
