@@ -153,7 +153,7 @@ def test_bad_settings_name_the_key(kwargs: dict, key: str) -> None:
 
 
 def test_sampler_permutes_every_epoch_reproducibly() -> None:
-    sampler = BatchIndexSampler(70, 32, shuffle=True, seed=5)
+    sampler = BatchIndexSampler(70, 32, seed=5)
     epoch0 = torch.cat(list(sampler))
     assert [len(b) for b in sampler] == [32, 32, 6] and len(sampler) == 3
     assert sorted(epoch0.tolist()) == list(range(70))
@@ -166,8 +166,7 @@ def test_sampler_permutes_every_epoch_reproducibly() -> None:
 
 def test_sampler_shards_are_disjoint_and_cover() -> None:
     shards = [
-        torch.cat(list(BatchIndexSampler(70, 8, shuffle=True, seed=1, rank=r, world_size=2)))
-        for r in range(2)
+        torch.cat(list(BatchIndexSampler(70, 8, seed=1, rank=r, world_size=2))) for r in range(2)
     ]
     assert len(shards[0]) == len(shards[1]) == 35
     assert set(shards[0].tolist()).isdisjoint(shards[1].tolist())
