@@ -182,7 +182,7 @@ def test_loader_yields_index_slices() -> None:
 
 def test_loader_state_resumes_mid_epoch_with_the_next_batch() -> None:
     x, y = torch.arange(70.0).view(70, 1, 1), torch.arange(70.0).view(70, 1)
-    loader = batch_loader(TensorPairs(x, y), 8, shuffle=True, seed=3)
+    loader = batch_loader(TensorPairs(x, y), 8, seed=3)
     loader.sampler.set_epoch(2)
     full = [b[1] for b in loader]
     assert len(full) == len(loader) == 9
@@ -191,7 +191,7 @@ def test_loader_state_resumes_mid_epoch_with_the_next_batch() -> None:
     state = loader.state_dict()
     assert state == {"epoch": 2, "batches": 3}
     # A fresh loader (the resumed process) gets the state, then Lightning sets the epoch.
-    resumed = batch_loader(TensorPairs(x, y), 8, shuffle=True, seed=3)
+    resumed = batch_loader(TensorPairs(x, y), 8, seed=3)
     resumed.load_state_dict(state)
     resumed.sampler.set_epoch(2)
     rest = [b[1] for b in resumed]
@@ -203,10 +203,10 @@ def test_loader_state_resumes_mid_epoch_with_the_next_batch() -> None:
 
 def test_loader_state_from_an_epoch_end_skips_nothing_in_the_next() -> None:
     x, y = torch.arange(70.0).view(70, 1, 1), torch.arange(70.0).view(70, 1)
-    loader = batch_loader(TensorPairs(x, y), 8, shuffle=True, seed=3)
+    loader = batch_loader(TensorPairs(x, y), 8, seed=3)
     state = (list(loader), loader.state_dict())[1]
     assert state == {"epoch": 0, "batches": 9}
-    resumed = batch_loader(TensorPairs(x, y), 8, shuffle=True, seed=3)
+    resumed = batch_loader(TensorPairs(x, y), 8, seed=3)
     resumed.load_state_dict(state)
     resumed.sampler.set_epoch(1)
     loader.sampler.set_epoch(1)

@@ -117,14 +117,8 @@ def build_scheduler(
     if name == "none":
         return None
     if name == "plateau":
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer,
-            mode="min",
-            factor=spec["factor"],
-            patience=spec["patience"],
-            threshold=spec["threshold"],
-            min_lr=spec["min_lr"],
-        )
+        settings = {k: spec[k] for k in ("factor", "patience", "threshold", "min_lr")}
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", **settings)
         return {"scheduler": plateau, "monitor": spec["monitor"], "interval": "epoch"}
     if name == "cosine":
         factor: Cosine | OneCycle = Cosine(spec["eta_min"] / lr)

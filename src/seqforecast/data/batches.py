@@ -116,14 +116,11 @@ class ResumableLoader(DataLoader):
 
 
 def batch_loader(
-    dataset: Dataset,
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int = 0,
-    **shard: int,
+    dataset: Dataset, batch_size: int, seed: int | None = None, **shard: int
 ) -> ResumableLoader:
     """A single-process loader of ``dataset[idx]`` batches of ``batch_size`` items, for a
     dataset indexed by a whole index tensor (:class:`TensorPairs`,
-    :class:`~seqforecast.data.lazy.Windows`)."""
-    sampler = BatchIndexSampler(len(dataset), batch_size, seed if shuffle else None, **shard)
+    :class:`~seqforecast.data.lazy.Windows`); shuffled per epoch when given a ``seed``, and
+    ``shard`` (``rank``, ``world_size``) as :class:`BatchIndexSampler` takes them."""
+    sampler = BatchIndexSampler(len(dataset), batch_size, seed, **shard)
     return ResumableLoader(dataset, sampler=sampler, batch_size=None)
