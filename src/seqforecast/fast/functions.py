@@ -43,7 +43,7 @@ def dense_copy(t: torch.Tensor) -> torch.Tensor:
     return t.clone(memory_format=torch.contiguous_format)
 
 
-def _project(x: Tensor, w_ih: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
+def input_projection(x: Tensor, w_ih: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
     """``x [B, T, F]`` time-major, ``x_tm [T*B, F]``, and its input projection
     ``x W_ih^T + bias``, ``[T, B, G]`` for ``w_ih [G, F]``: one matmul for the sequence."""
     batch, steps, n_in = x.shape
@@ -78,7 +78,7 @@ class TanhRNNFunction(torch.autograd.Function):
             kernels.tanh_rnn_forward(x_u.numpy(), *weights, h.numpy())
             ctx.save_for_backward(x_u, w_ih, w_hh, h)
             return h.permute(2, 1, 0)  # [H, T, B] -> [B, T, H]
-        x_tm, h = _project(x, w_ih, b_ih + b_hh)  # [T*B, F], [T, B, H]
+        x_tm, h = input_projection(x, w_ih, b_ih + b_hh)  # [T*B, F], [T, B, H]
         w_hh_t = w_hh.t()
         hs = h.unbind(0)  # T views [B, H], made once instead of indexing in the loop
         prev = hs[0].tanh_()
@@ -144,7 +144,7 @@ class GRUFunction(torch.autograd.Function):
     def forward(
         ctx: Any, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor
     ) -> Tensor:
-        x_tm, gi = _project(x, w_ih, b_ih)  # [T*B, F], [T, B, 3H]
+        x_tm, gi = input_projection(x, w_ih, b_ih)  # [T*B, F], [T, B, 3H]
         steps, batch, hidden = *gi.shape[:2], w_hh.shape[1]
         if compiled_loops(x, batch):
             h, n, ghn = (x.new_empty(steps, batch, hidden) for _ in range(3))  # [T, B, H]
