@@ -192,11 +192,6 @@ def command_line(argv: Sequence[str], program: str = "python scripts/reproduce.p
     return " ".join([program, *words])
 
 
-def _check(cfg: DictConfig) -> None:
-    for key in ("seeds", "jobs"):
-        check_value(key, cfg[key], int_at_least(1))
-
-
 def reproduce(
     cfg: DictConfig, train_script: str | Path, command: str = "python scripts/reproduce.py"
 ) -> list[dict]:
@@ -204,7 +199,8 @@ def reproduce(
 
     ``train_script`` is ``scripts/train.py``, which the multirun runs. Returns the rows.
     """
-    _check(cfg)
+    for key in ("seeds", "jobs"):
+        check_value(key, cfg[key], int_at_least(1))
     available = GlobalHydra.instance().config_loader().get_group_options(f"experiment/{GROUP}")
     names = selected(cfg, available)
     out = Path(cfg.out_dir)
