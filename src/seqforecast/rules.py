@@ -123,22 +123,9 @@ AUTO = "auto"
 AUTO_KEYS = ("season", "n_steps", "callbacks.early_stopping.patience", "model.season")
 # Lightning's Trainer(precision=...) values, as its docs list them.
 PRECISIONS = (
-    "64-true",
-    "32-true",
-    "16-mixed",
-    "bf16-mixed",
-    "16-true",
-    "bf16-true",
-    "transformer-engine",
-    "transformer-engine-float16",
-    64,
-    32,
-    16,
-    "64",
-    "32",
-    "16",
-    "bf16",
-)
+    "64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "transformer-engine",
+    "transformer-engine-float16", 64, 32, 16, "64", "32", "16", "bf16",
+)  # fmt: skip
 PROBABILITIES = Rule(
     lambda v: (
         _seq(v)
