@@ -243,7 +243,7 @@ def bare_lightning(cfg: Any, dm: Any, epochs: int) -> tuple[list[float], float]:
         num_sanity_val_steps=0,
         callbacks=[EpochTimer()],
     )
-    train_loader = batch_loader(TensorPairs(x, y), batch, shuffle=True, seed=cfg.seed)
+    train_loader = batch_loader(TensorPairs(x, y), batch, seed=cfg.seed)
     val_loader = batch_loader(TensorPairs(x_val, y_val), cfg.data.eval_batch_size)
     trainer.fit(module, train_dataloaders=train_loader, val_dataloaders=val_loader)
     times = [b - a for a, b in pairwise(EPOCH_STARTS)]

@@ -115,6 +115,10 @@ def test_layers_from_plain_hold_the_plain_parameters(fast) -> None:
 def test_layers_refuse_convs_they_do_not_compute(fast, plain, match) -> None:
     with pytest.raises(ValueError, match=match):
         fast.from_plain(plain)
+    settings = {"stride": plain.stride[0], "dilation": plain.dilation[0]}
+    settings |= {"padding": plain.padding[0], "groups": plain.groups}
+    with pytest.raises(ValueError, match=match):  # constructed directly: the same refusal
+        fast(plain.in_channels, plain.out_channels, plain.kernel_size[0], **settings)
 
 
 def test_plain_causal_pad_makes_conv1d_causal() -> None:

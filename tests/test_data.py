@@ -153,7 +153,7 @@ def test_bad_settings_name_the_key(kwargs: dict, key: str) -> None:
 
 
 def test_sampler_permutes_every_epoch_reproducibly() -> None:
-    sampler = BatchIndexSampler(70, 32, shuffle=True, seed=5)
+    sampler = BatchIndexSampler(70, 32, seed=5)
     epoch0 = torch.cat(list(sampler))
     assert [len(b) for b in sampler] == [32, 32, 6] and len(sampler) == 3
     assert sorted(epoch0.tolist()) == list(range(70))
@@ -166,8 +166,7 @@ def test_sampler_permutes_every_epoch_reproducibly() -> None:
 
 def test_sampler_shards_are_disjoint_and_cover() -> None:
     shards = [
-        torch.cat(list(BatchIndexSampler(70, 8, shuffle=True, seed=1, rank=r, world_size=2)))
-        for r in range(2)
+        torch.cat(list(BatchIndexSampler(70, 8, seed=1, rank=r, world_size=2))) for r in range(2)
     ]
     assert len(shards[0]) == len(shards[1]) == 35
     assert set(shards[0].tolist()).isdisjoint(shards[1].tolist())
@@ -183,7 +182,7 @@ def test_loader_yields_index_slices() -> None:
 
 def test_loader_state_resumes_mid_epoch_with_the_next_batch() -> None:
     x, y = torch.arange(70.0).view(70, 1, 1), torch.arange(70.0).view(70, 1)
-    loader = batch_loader(TensorPairs(x, y), 8, shuffle=True, seed=3)
+    loader = batch_loader(TensorPairs(x, y), 8, seed=3)
     loader.sampler.set_epoch(2)
     full = [b[1] for b in loader]
     assert len(full) == len(loader) == 9
@@ -192,7 +191,7 @@ def test_loader_state_resumes_mid_epoch_with_the_next_batch() -> None:
     state = loader.state_dict()
     assert state == {"epoch": 2, "batches": 3}
     # A fresh loader (the resumed process) gets the state, then Lightning sets the epoch.
-    resumed = batch_loader(TensorPairs(x, y), 8, shuffle=True, seed=3)
+    resumed = batch_loader(TensorPairs(x, y), 8, seed=3)
     resumed.load_state_dict(state)
     resumed.sampler.set_epoch(2)
     rest = [b[1] for b in resumed]
@@ -204,10 +203,10 @@ def test_loader_state_resumes_mid_epoch_with_the_next_batch() -> None:
 
 def test_loader_state_from_an_epoch_end_skips_nothing_in_the_next() -> None:
     x, y = torch.arange(70.0).view(70, 1, 1), torch.arange(70.0).view(70, 1)
-    loader = batch_loader(TensorPairs(x, y), 8, shuffle=True, seed=3)
+    loader = batch_loader(TensorPairs(x, y), 8, seed=3)
     state = (list(loader), loader.state_dict())[1]
     assert state == {"epoch": 0, "batches": 9}
-    resumed = batch_loader(TensorPairs(x, y), 8, shuffle=True, seed=3)
+    resumed = batch_loader(TensorPairs(x, y), 8, seed=3)
     resumed.load_state_dict(state)
     resumed.sampler.set_epoch(1)
     loader.sampler.set_epoch(1)

@@ -35,6 +35,7 @@ from omegaconf import OmegaConf
 
 from seqforecast.data.example import main as example_main
 from seqforecast.data.example import panel_frame
+from seqforecast.errors import ConfigError
 from seqforecast.predict.tables import split_future
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -767,6 +768,19 @@ def test_example_future_rows_are_what_predict_reads(tmp_path: Path, capsys) -> N
     assert len(future) == 3 * 44
     frame = panel_frame(series=2, rows=10, seed=1, future=3)
     assert frame["value"].isna().sum() == 6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"series": 0}, "series must be an integer >= 1, got 0"),
+        ({"rows": 2}, "rows must be an integer >= 3, got 2"),
+        ({"future": True}, "future must be an integer >= 0, got True"),
+    ],
+)
+def test_panel_frame_refuses_bad_counts(kwargs, message) -> None:
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        panel_frame(**kwargs)
 
 
 @pytest.mark.parametrize(

@@ -122,7 +122,7 @@ def _hand_loop(cfg, net: torch.nn.Module, epochs: int, accumulate: int, clip: fl
     dm.setup()
     x, y = dm.splits["train"].x, dm.splits["train"].y
     opt = torch.optim.Adam(net.parameters(), lr=cfg.model.lr, eps=adam_eps(cfg.model.init, None))
-    sampler = BatchIndexSampler(len(x), cfg.data.batch_size, shuffle=True, seed=cfg.seed)
+    sampler = BatchIndexSampler(len(x), cfg.data.batch_size, seed=cfg.seed)
     for epoch in range(epochs):
         sampler.set_epoch(epoch)
         batches = list(sampler)

@@ -143,14 +143,7 @@ def _file_data(cfg: DictConfig) -> bool:
 
 def _train_rows(data: Any) -> int:
     """The training rows of the file's series (a panel: the median series')."""
-    from seqforecast.data.splits import resolve_split
-
-    panel = data.read()
-    rows = []
-    for s, n in enumerate(panel.lengths.tolist()):
-        times = None if panel.times is None else panel.times[s]
-        rows.append(resolve_split(data.split, n, f"the {n} rows of {data.label(s)}", times)[0])
-    return int(np.median(rows))
+    return int(np.median([data.series_split(s)[0] for s in range(len(data.read().keys))]))
 
 
 def resolve(cfg: DictConfig) -> DictConfig:

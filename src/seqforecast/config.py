@@ -64,8 +64,6 @@ def _check_keys(cfg: DictConfig, node_key: str) -> None:
     node = OmegaConf.select(cfg, node_key)
     if not isinstance(node, DictConfig) or "_target_" not in node:
         return
-    import hydra
-
     target = hydra.utils.get_class(node._target_)
     # Named parameters only: a **kwargs of ours takes old checkpoints' keys, not settings.
     params = {

@@ -191,13 +191,11 @@ def sidecar(
     if stored is not None:
         cal = intervals.Calibration.from_dict(stored, "checkpoint", hp["horizon"]).to_dict()
         if cal["method"] != "conformal":
-            cal, note = (
-                None,
-                (
-                    f"the checkpoint's intervals={stored['method']} read the model's quantiles; "
-                    "only the point forecast is exported, so they are not"
-                ),
+            note = (
+                f"the checkpoint's intervals={stored['method']} read the model's quantiles; "
+                "only the point forecast is exported, so they are not"
             )
+            cal = None
     time = "time" if not fixed else hp["n_steps"]
     exporter = "torch.export (dynamo)" if dynamo else "TorchScript-based"
     return {

@@ -243,11 +243,7 @@ class GaussianLoss(DistributionLoss):
 
 
 def build_loss(
-    loss: str,
-    quantiles: Sequence[float] | None,
-    net: str,
-    head: str,
-    stages: Sequence[str] = (),
+    loss: str, quantiles: Sequence[float] | None, net: str, head: str, stages: Sequence[str] = ()
 ) -> PointLoss | DistributionLoss:
     """The loss named ``loss``: :class:`PointLoss` for ``mse``, else a distribution loss at
     ``quantiles`` (``None``: :data:`DEFAULT_LEVELS`) with running scores for ``stages``.

@@ -33,18 +33,8 @@ from seqforecast.errors import ConfigError
 # Of the available memory, when max_memory is null: Hydra's joblib launcher runs two jobs
 # side by side, and each must leave room for the other and for the rest of the machine.
 DEFAULT_FRACTION = 0.25
-UNITS = {
-    "": 1,
-    "b": 1,
-    "kb": 10**3,
-    "mb": 10**6,
-    "gb": 10**9,
-    "tb": 10**12,
-    "kib": 2**10,
-    "mib": 2**20,
-    "gib": 2**30,
-    "tib": 2**40,
-}
+UNITS = {"": 1, "b": 1} | {f"{p}b": 1000**i for i, p in enumerate("kmgt", 1)}
+UNITS |= {f"{p}ib": 1024**i for i, p in enumerate("kmgt", 1)}  # kib = 2**10 ... tib = 2**40
 SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*([a-z]*)\s*$", re.IGNORECASE)
 ALLOWED = "null, a number of bytes > 0, or a size such as 4GB, 512MB or 2GiB"
 

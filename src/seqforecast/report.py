@@ -89,24 +89,9 @@ def check_orderings(rows: list[dict[str, Any]], orderings: Sequence[Sequence[str
     return lines
 
 
-CSV_FIELDS = (
-    "experiment",
-    "seeds",
-    "val_mse",
-    "val_mse_std",
-    "val_mse_best_epoch",
-    "book_min",
-    "book_max",
-    "ratio_to_book_worst",
-    "in_band",
-    "params",
-    "s_per_epoch",
-    "device",
-)
-
-
 def write_csv(rows: list[dict[str, Any]], path: Path) -> Path:
-    return atomic_write_text(path, to_csv(rows, list(CSV_FIELDS)))
+    """``rows`` (of :func:`summarise`) as CSV, their keys in order as the columns."""
+    return atomic_write_text(path, to_csv(rows, list(rows[0]) if rows else []))
 
 
 def _book(row: dict[str, Any]) -> str:

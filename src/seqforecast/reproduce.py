@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from hydra.core.global_hydra import GlobalHydra
@@ -156,18 +157,10 @@ def iterative_run(name: str, base: Run, ahead: int) -> Run:
         forecaster = _forecaster(base.run_dir, which)
         x, y, _ = forecaster.generated_data("val", ahead)  # y [N, ahead]
         scores[which] = score(forecaster.predict(x, ahead, "growing"), y)[0]["mse"]
-    return Run(
-        experiment=name,
-        seed=base.seed,
-        val_final=scores["last"],
-        val_best=scores["best"],
-        params=base.params,
-        epochs=0,
-        fit_s=0.0,
-        device=base.device,
-        threads=base.threads,
-        run_dir=base.run_dir,
-    )
+    return replace(
+        base, experiment=name, val_final=scores["last"], val_best=scores["best"], epochs=0,
+        fit_s=0.0, train_loss=[], val_loss=[],
+    )  # fmt: skip
 
 
 def forecast_figure(run: Run, ahead: int | None, out: Path) -> Path:
@@ -199,11 +192,6 @@ def command_line(argv: Sequence[str], program: str = "python scripts/reproduce.p
     return " ".join([program, *words])
 
 
-def _check(cfg: DictConfig) -> None:
-    for key in ("seeds", "jobs"):
-        check_value(key, cfg[key], int_at_least(1))
-
-
 def reproduce(
     cfg: DictConfig, train_script: str | Path, command: str = "python scripts/reproduce.py"
 ) -> list[dict]:
@@ -211,7 +199,8 @@ def reproduce(
 
     ``train_script`` is ``scripts/train.py``, which the multirun runs. Returns the rows.
     """
-    _check(cfg)
+    for key in ("seeds", "jobs"):
+        check_value(key, cfg[key], int_at_least(1))
     available = GlobalHydra.instance().config_loader().get_group_options(f"experiment/{GROUP}")
     names = selected(cfg, available)
     out = Path(cfg.out_dir)

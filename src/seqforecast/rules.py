@@ -92,6 +92,7 @@ def or_auto(rule: Rule) -> Rule:
 
 
 POSITIVE = Rule(lambda v: _num(v) and v > 0, "a number > 0")
+NON_NEGATIVE = Rule(lambda v: _num(v) and v >= 0, "a number >= 0")
 INTEGER = Rule(_int, "an integer")
 BOOL = Rule(lambda v: isinstance(v, bool), "true or false")
 NAME = Rule(lambda v: isinstance(v, str) and len(v) > 0, "a non-empty string")
@@ -122,22 +123,9 @@ AUTO = "auto"
 AUTO_KEYS = ("season", "n_steps", "callbacks.early_stopping.patience", "model.season")
 # Lightning's Trainer(precision=...) values, as its docs list them.
 PRECISIONS = (
-    "64-true",
-    "32-true",
-    "16-mixed",
-    "bf16-mixed",
-    "16-true",
-    "bf16-true",
-    "transformer-engine",
-    "transformer-engine-float16",
-    64,
-    32,
-    16,
-    "64",
-    "32",
-    "16",
-    "bf16",
-)
+    "64-true", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "transformer-engine",
+    "transformer-engine-float16", 64, 32, 16, "64", "32", "16", "bf16",
+)  # fmt: skip
 PROBABILITIES = Rule(
     lambda v: (
         _seq(v)
@@ -231,9 +219,7 @@ def rules() -> dict[str, Rule]:
             lambda v: v == "auto" or (_int(v) and (v > 0 or v == -1)) or isinstance(v, list),
             "a positive integer, -1, 'auto' or a list of device ids",
         ),
-        "trainer.gradient_clip_val": Rule(
-            lambda v: v is None or (_num(v) and v >= 0), "null or a number >= 0"
-        ),
+        "trainer.gradient_clip_val": or_null(NON_NEGATIVE),
         "trainer.gradient_clip_algorithm": choice(None, "norm", "value"),
         "trainer.accumulate_grad_batches": int_at_least(1),
         "trainer.precision": choice(*PRECISIONS),

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from seqforecast.errors import ConfigError
+from seqforecast.rules import POSITIVE
 
 # Each schedule's settings and their defaults (conf/scheduler/<name>.yaml mirror them).
 SCHEDULES: dict[str, dict[str, Any]] = {
@@ -40,10 +41,6 @@ SCHEDULES: dict[str, dict[str, Any]] = {
         "min_lr": 0.0,
     },
 }
-
-
-def _positive(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
 def check_scheduler(spec: dict[str, Any] | None) -> dict[str, Any]:
@@ -65,13 +62,13 @@ def check_scheduler(spec: dict[str, Any] | None) -> dict[str, Any]:
         elif key == "patience":
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
         elif key in ("eta_min", "min_lr", "threshold"):
-            ok = _positive(value) or value == 0
+            ok = POSITIVE.check(value) or value == 0
         elif key == "max_lr":
-            ok = value is None or _positive(value)
+            ok = value is None or POSITIVE.check(value)
         elif key in ("pct_start", "factor"):
-            ok = _positive(value) and value < 1
+            ok = POSITIVE.check(value) and value < 1
         else:
-            ok = _positive(value)
+            ok = POSITIVE.check(value)
         if not ok:
             raise ConfigError(f"scheduler.{key}={value!r} is not allowed for scheduler={name}")
     return {"name": name, **full}
@@ -117,14 +114,8 @@ def build_scheduler(
     if name == "none":
         return None
     if name == "plateau":
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer,
-            mode="min",
-            factor=spec["factor"],
-            patience=spec["patience"],
-            threshold=spec["threshold"],
-            min_lr=spec["min_lr"],
-        )
+        settings = {k: spec[k] for k in ("factor", "patience", "threshold", "min_lr")}
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", **settings)
         return {"scheduler": plateau, "monitor": spec["monitor"], "interval": "epoch"}
     if name == "cosine":
         factor: Cosine | OneCycle = Cosine(spec["eta_min"] / lr)

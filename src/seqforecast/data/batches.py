@@ -41,7 +41,8 @@ class TensorPairs(Dataset):
 class BatchIndexSampler(Sampler[torch.Tensor]):
     """Yields index tensors of ``batch_size`` rows (the last may be shorter).
 
-    With ``shuffle`` the order is a permutation drawn from ``seed + epoch``. With
+    With a ``seed`` the order is a permutation drawn from ``seed + epoch`` (``None``: in
+    order). With
     ``world_size > 1`` the permutation is cut into ``world_size`` strided shards of
     equal length (padded by wrap-around, as ``DistributedSampler`` does) and this rank
     iterates its own. ``yielded`` counts the batches handed out in the current pass;
@@ -49,17 +50,11 @@ class BatchIndexSampler(Sampler[torch.Tensor]):
     """
 
     def __init__(
-        self,
-        n: int,
-        batch_size: int,
-        shuffle: bool = False,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
+        self, n: int, batch_size: int, seed: int | None = None, rank: int = 0, world_size: int = 1
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
+        self.n, self.batch_size, self.seed = n, batch_size, seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self.yielded = 0
@@ -73,7 +68,7 @@ class BatchIndexSampler(Sampler[torch.Tensor]):
         self._resume = (epoch, batches)
 
     def _indices(self) -> torch.Tensor:
-        if self.shuffle:
+        if self.seed is not None:
             g = torch.Generator().manual_seed(self.seed + self.epoch)
             order = torch.randperm(self.n, generator=g)
         else:
@@ -121,14 +116,11 @@ class ResumableLoader(DataLoader):
 
 
 def batch_loader(
-    dataset: Dataset,
-    batch_size: int,
-    shuffle: bool = False,
-    seed: int = 0,
-    **shard: int,
+    dataset: Dataset, batch_size: int, seed: int | None = None, **shard: int
 ) -> ResumableLoader:
     """A single-process loader of ``dataset[idx]`` batches of ``batch_size`` items, for a
     dataset indexed by a whole index tensor (:class:`TensorPairs`,
-    :class:`~seqforecast.data.lazy.Windows`)."""
-    sampler = BatchIndexSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed, **shard)
+    :class:`~seqforecast.data.lazy.Windows`); shuffled per epoch when given a ``seed``, and
+    ``shard`` (``rank``, ``world_size``) as :class:`BatchIndexSampler` takes them."""
+    sampler = BatchIndexSampler(len(dataset), batch_size, seed, **shard)
     return ResumableLoader(dataset, sampler=sampler, batch_size=None)

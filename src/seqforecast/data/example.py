@@ -45,12 +45,9 @@ def panel_frame(
     """A long table of ``series`` daily series of ``rows`` rows (module docstring), series
     after series; with ``future``, each series followed by ``future`` rows whose ``value`` is
     empty (NaN) and whose ``promo`` is known."""
-    if not isinstance(series, int) or isinstance(series, bool) or series < 1:
-        raise ConfigError(f"series must be an integer >= 1, got {series!r}")
-    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 3:
-        raise ConfigError(f"rows must be an integer >= 3, got {rows!r}")
-    if not isinstance(future, int) or isinstance(future, bool) or future < 0:
-        raise ConfigError(f"future must be an integer >= 0, got {future!r}")
+    for key, value, low in (("series", series, 1), ("rows", rows, 3), ("future", future, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"{key} must be an integer >= {low}, got {value!r}")
     rng = np.random.default_rng(seed)
     level = rng.uniform(0, 10, (series, 1))  # [S, 1]
     amp = rng.uniform(0.5, 2, (series, 1))  # [S, 1]

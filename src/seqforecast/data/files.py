@@ -200,6 +200,12 @@ class FileDataModule(SplitDataModule):
         is also the history the first val forecast reads), one forecast of ``horizon``."""
         return self.n_steps + self.horizon, self.horizon, self.horizon
 
+    def series_split(self, s: int) -> tuple[int, int, int]:
+        """Rows per split of series ``s`` (:func:`~seqforecast.data.splits.resolve_split`)."""
+        panel = self.read()
+        n, times = int(panel.lengths[s]), None if panel.times is None else panel.times[s]
+        return resolve_split(self.split, n, f"the {n} rows of {self.label(s)}", times)
+
     def series_splits(self) -> list[tuple[int, tuple[int, int, int]]]:
         """``(series, rows per split)`` of each series kept: every split at least
         :meth:`split_needs` rows. One series too short is an error; a panel's are skipped
@@ -209,9 +215,7 @@ class FileDataModule(SplitDataModule):
         panel = self.read()
         kept, skipped, needs = [], [], self.split_needs()
         for s, n in enumerate(panel.lengths.tolist()):
-            times = None if panel.times is None else panel.times[s]
-            where = f"the {n} rows of {self.label(s)}"
-            sizes = resolve_split(self.split, n, where, times)
+            sizes = self.series_split(s)
             short = [(st, z, nd) for st, z, nd in zip(STAGES, sizes, needs, strict=True) if z < nd]
             if not short:
                 kept.append((s, sizes))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seqforecast.data.table import check_columns, load_table, read_frame, row_in_file
+from seqforecast.data.table import check_columns, load_table, read_frame, row_in_file, to_dates
 from seqforecast.errors import InputError
 from seqforecast.names import CALENDAR
 
@@ -85,16 +85,7 @@ def _parse_dates(frame: pd.DataFrame, time: str, path: Path) -> pd.DataFrame:
     if pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_datetime64_any_dtype(raw):
         return frame
     frame = frame.copy(deep=False)  # the other columns are shared, not copied
-    try:
-        try:
-            frame[time] = pd.to_datetime(raw)
-        except ValueError:
-            frame[time] = pd.to_datetime(raw, format="mixed")
-    except (ValueError, TypeError) as err:
-        raise InputError(
-            f"{path}: time column {time!r} is neither numbers nor dates "
-            f"({str(err).splitlines()[0][:100]})"
-        ) from None
+    frame[time] = to_dates(raw, time, str(path))
     return frame
 
 

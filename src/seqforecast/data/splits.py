@@ -148,11 +148,8 @@ class SplitDataModule(L.LightningDataModule, ABC):
         for lo in range(0, len(split), self.eval_batch_size):
             x, y = split[torch.arange(lo, min(lo + self.eval_batch_size, len(split)))]
             y = (y[:, -1] if y.ndim == 3 else y).numpy()  # [b, k]
-            if isinstance(split, Windows):
-                series = split.series(torch.arange(lo, lo + len(x))).numpy()
-                yield x, y, series
-            else:
-                yield x, y, None
+            windows = isinstance(split, Windows)
+            yield x, y, split.series(torch.arange(lo, lo + len(x))).numpy() if windows else None
 
     def _shard(self) -> dict[str, int]:
         if self.trainer is None:
@@ -160,9 +157,8 @@ class SplitDataModule(L.LightningDataModule, ABC):
         return {"rank": self.trainer.global_rank, "world_size": self.trainer.world_size}
 
     def train_dataloader(self) -> DataLoader:
-        split = self.splits["train"]
         return batch_loader(
-            split, self.batch_size, shuffle=True, seed=self.shuffle_seed, **self._shard()
+            self.splits["train"], self.batch_size, self.shuffle_seed, **self._shard()
         )
 
     def val_dataloader(self) -> DataLoader:

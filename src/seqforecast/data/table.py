@@ -133,6 +133,25 @@ def check_finite(
         )
 
 
+def to_dates(raw: pd.Series, column: str, name: str) -> pd.Series:
+    """Text times as dates: one format inferred from the first rows, else each row's own
+    (e.g. dates, then date-times); neither is an error naming the ``column`` of ``name``."""
+    import pandas as pd
+
+    try:
+        try:
+            return pd.to_datetime(raw)
+        except ValueError:
+            with warnings.catch_warnings():  # a mix of offsets: parse_times refuses it
+                warnings.filterwarnings("ignore", ".*parsing datetimes with mixed time zones")
+                return pd.to_datetime(raw, format="mixed")
+    except (ValueError, TypeError) as err:
+        raise InputError(
+            f"{name}: time column {column!r} is neither numbers nor dates "
+            f"({str(err).splitlines()[0][:100]})"
+        ) from None
+
+
 def parse_times(raw: pd.Series, column: str, path: Path, name: str | None = None) -> pd.Series:
     """Numbers stay numbers; anything else is parsed as dates. Must strictly increase: a
     repeated time is a duplicate row, a smaller one an unsorted file (``name``: the file, or
@@ -151,18 +170,7 @@ def parse_times(raw: pd.Series, column: str, path: Path, name: str | None = None
     elif pd.api.types.is_numeric_dtype(raw):
         times = raw.astype(np.float64)
     else:
-        try:
-            try:
-                times = pd.to_datetime(raw)  # one format, inferred from the first rows
-            except ValueError:
-                with warnings.catch_warnings():  # a mix of offsets is checked below
-                    warnings.filterwarnings("ignore", ".*parsing datetimes with mixed time zones")
-                    times = pd.to_datetime(raw, format="mixed")  # e.g. dates, then date-times
-        except (ValueError, TypeError) as err:
-            raise InputError(
-                f"{name}: time column {column!r} is neither numbers nor dates "
-                f"({str(err).splitlines()[0][:100]})"
-            ) from None
+        times = to_dates(raw, column, name)
         if not pd.api.types.is_datetime64_any_dtype(times):  # objects: offsets differ per row
             _check_one_kind_of_time(times, column, path, name, raw.index)
     if len(times) < 2:  # a single row: nothing to order

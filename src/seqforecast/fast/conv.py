@@ -16,7 +16,7 @@ checkpoints are those of the plain nets. Each class is made from its plain count
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -25,33 +25,52 @@ from torch import nn
 from seqforecast.fast.fused import take_over
 from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
 
-C = TypeVar("C", bound=nn.Conv1d)
+C = TypeVar("C", bound="_ChannelsLastConv")
 
 
 def _check_conv(conv: nn.Conv1d, kind: str, **expected: object) -> None:
-    """Refuse a plain conv whose settings the channels-last ``kind`` does not compute."""
+    """Refuse a conv whose settings the channels-last ``kind`` does not compute."""
     settings = {"stride": conv.stride[0], "dilation": conv.dilation[0], "padding": conv.padding[0]}
-    settings |= {"groups": conv.groups, "padding_mode": conv.padding_mode}
+    settings |= {"kernel_size": conv.kernel_size[0], "groups": conv.groups}
+    settings["padding_mode"] = conv.padding_mode
     wanted = {"padding": 0, "groups": 1, "padding_mode": "zeros", **expected}
     wrong = {k: v for k, v in settings.items() if k in wanted and v != wanted[k]}
     if wrong:
         raise ValueError(f"{kind} computes {wanted}, but the conv has {wrong}")
 
 
-def _on_its_parameters(cls: type[C], conv: nn.Conv1d, check: dict[str, int], **settings: int) -> C:
-    """A ``cls`` with ``conv``'s channels, kernel, bias and ``settings``, holding ``conv``'s own
-    parameters (see :func:`take_over`), once ``conv`` is checked to have ``check``."""
-    _check_conv(conv, cls.__name__, **check)
-    return take_over(
-        conv,
-        lambda: cls(
-            conv.in_channels,
-            conv.out_channels,
-            conv.kernel_size[0],
-            bias=conv.bias is not None,
-            **settings,
-        ),
-    )
+class _ChannelsLastConv(nn.Conv1d):
+    """An ``nn.Conv1d`` (same parameters, names and initialisation) computed channels last.
+
+    ``computes``: the settings the subclass's ``forward`` computes; a conv with others is
+    refused, whether constructed directly or taken over by :meth:`from_plain`.
+    """
+
+    computes: ClassVar[dict[str, int]] = {}
+
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel_size: int = 1, **settings: Any
+    ) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, **settings)
+        _check_conv(self, type(self).__name__, **self.computes)
+
+    @classmethod
+    def from_plain(cls: type[C], conv: nn.Conv1d) -> C:
+        """The channels-last version of ``conv``, on its own parameters (see :func:`take_over`).
+
+        Args:
+            conv: the plain conv; its settings must be those ``cls`` computes.
+
+        Returns:
+            The ``cls`` layer holding ``conv``'s Parameters.
+
+        Raises:
+            ValueError: ``conv`` has settings ``cls`` does not compute.
+        """
+        _check_conv(conv, cls.__name__, **cls.computes)
+        stride, dilation, bias = conv.stride[0], conv.dilation[0], conv.bias is not None
+        args = (conv.in_channels, conv.out_channels, conv.kernel_size[0])
+        return take_over(conv, lambda: cls(*args, stride=stride, dilation=dilation, bias=bias))
 
 
 def causal_conv1d(
@@ -75,7 +94,7 @@ def causal_conv1d(
     return F.linear(taps, weight.reshape(c_out, c_in * kernel_size), bias)  # [B, T, C_out]
 
 
-class CausalConv1d(nn.Conv1d):
+class CausalConv1d(_ChannelsLastConv):
     """Causal dilated ``Conv1d`` (Keras ``padding="causal"``) on channels-last series.
 
     ``x [B, T, C_in] -> [B, T, C_out]``: output step ``t`` sees inputs
@@ -85,70 +104,33 @@ class CausalConv1d(nn.Conv1d):
     ``conv(causal_pad(z, conv))`` on ``[B, C, T]``.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        dilation: int = 1,
-        bias: bool = True,
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, dilation=dilation, bias=bias)
-
-    @classmethod
-    def from_plain(cls, conv: nn.Conv1d) -> CausalConv1d:
-        """The channels-last causal version of ``conv`` (stride 1, unpadded), on its parameters."""
-        return _on_its_parameters(cls, conv, {"stride": 1}, dilation=conv.dilation[0])
+    computes: ClassVar[dict[str, int]] = {"stride": 1}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # [B, T, C_in] -> [B, T, C_out]
         return causal_conv1d(x, self.weight, self.bias, self.dilation[0])
 
 
-class Conv1x1(nn.Conv1d):
+class Conv1x1(_ChannelsLastConv):
     """A kernel-1 ``Conv1d`` on channels-last series: ``F.linear`` on ``weight[:, :, 0]``.
 
     ``x [B, T, C_in] -> [B, T, C_out]``; parameters as ``nn.Conv1d(C_in, C_out, 1)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, bias: bool = True) -> None:
-        super().__init__(in_channels, out_channels, 1, bias=bias)
-
-    @classmethod
-    def from_plain(cls, conv: nn.Conv1d) -> Conv1x1:
-        """The channels-last version of the kernel-1 ``conv``, on its parameters."""
-        if conv.kernel_size[0] != 1:
-            raise ValueError(f"{cls.__name__} needs kernel_size 1, got {conv.kernel_size[0]}")
-        _check_conv(conv, cls.__name__, stride=1)
-        return take_over(
-            conv, lambda: cls(conv.in_channels, conv.out_channels, bias=conv.bias is not None)
-        )
+    computes: ClassVar[dict[str, int]] = {"kernel_size": 1, "stride": 1, "dilation": 1}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight.squeeze(-1), self.bias)  # [B, T, C_in] -> [B, T, C_out]
 
 
-class ValidConv1d(nn.Conv1d):
+class ValidConv1d(_ChannelsLastConv):
     """A strided ``Conv1d`` with valid padding on channels-last series.
 
     ``x [B, T, C_in] -> [B, (T - k) // stride + 1, C_out]``: the windows as a view
     ``[B, T', C_in, k]``, then one ``F.linear`` with the weight as stored. Dilation 1.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        bias: bool = True,
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, bias=bias)
-
-    @classmethod
-    def from_plain(cls, conv: nn.Conv1d) -> ValidConv1d:
-        """The channels-last version of ``conv`` (valid padding, dilation 1), on its parameters."""
-        return _on_its_parameters(cls, conv, {"dilation": 1}, stride=conv.stride[0])
+    computes: ClassVar[dict[str, int]] = {"dilation": 1}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         windows = x.unfold(1, self.kernel_size[0], self.stride[0])  # [B, T, F] -> [B, T', F, k]

@@ -43,6 +43,14 @@ def dense_copy(t: torch.Tensor) -> torch.Tensor:
     return t.clone(memory_format=torch.contiguous_format)
 
 
+def input_projection(x: Tensor, w_ih: Tensor, bias: Tensor) -> tuple[Tensor, Tensor]:
+    """``x [B, T, F]`` time-major, ``x_tm [T*B, F]``, and its input projection
+    ``x W_ih^T + bias``, ``[T, B, G]`` for ``w_ih [G, F]``: one matmul for the sequence."""
+    batch, steps, n_in = x.shape
+    x_tm = x.transpose(0, 1).reshape(steps * batch, n_in)  # [T*B, F]
+    return x_tm, torch.addmm(bias, x_tm, w_ih.t()).view(steps, batch, -1)  # [T, B, G]
+
+
 class TanhRNNFunction(torch.autograd.Function):
     """``h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``, ``h_{-1} = 0``.
 
@@ -60,7 +68,7 @@ class TanhRNNFunction(torch.autograd.Function):
     def forward(
         ctx: Any, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor
     ) -> Tensor:
-        batch, steps, n_in = x.shape
+        batch, steps, _ = x.shape
         hidden = w_hh.shape[0]
         ctx.unit_major = compiled_loops(x, batch)
         if ctx.unit_major:
@@ -70,8 +78,7 @@ class TanhRNNFunction(torch.autograd.Function):
             kernels.tanh_rnn_forward(x_u.numpy(), *weights, h.numpy())
             ctx.save_for_backward(x_u, w_ih, w_hh, h)
             return h.permute(2, 1, 0)  # [H, T, B] -> [B, T, H]
-        x_tm = x.transpose(0, 1).reshape(steps * batch, n_in)  # [T*B, F], time-major
-        h = torch.addmm(b_ih + b_hh, x_tm, w_ih.t()).view(steps, batch, hidden)  # [T, B, H]
+        x_tm, h = input_projection(x, w_ih, b_ih + b_hh)  # [T*B, F], [T, B, H]
         w_hh_t = w_hh.t()
         hs = h.unbind(0)  # T views [B, H], made once instead of indexing in the loop
         prev = hs[0].tanh_()
@@ -137,10 +144,8 @@ class GRUFunction(torch.autograd.Function):
     def forward(
         ctx: Any, x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor
     ) -> Tensor:
-        batch, steps, n_in = x.shape
-        hidden = w_hh.shape[1]
-        x_tm = x.transpose(0, 1).reshape(steps * batch, n_in)  # [T*B, F]
-        gi = torch.addmm(b_ih, x_tm, w_ih.t()).view(steps, batch, 3 * hidden)  # [T, B, 3H]
+        x_tm, gi = input_projection(x, w_ih, b_ih)  # [T*B, F], [T, B, 3H]
+        steps, batch, hidden = *gi.shape[:2], w_hh.shape[1]
         if compiled_loops(x, batch):
             h, n, ghn = (x.new_empty(steps, batch, hidden) for _ in range(3))  # [T, B, H]
             rz = x.new_empty(steps, batch, 2 * hidden)  # [T, B, 2H]

@@ -37,7 +37,7 @@ from torch import Tensor
 from torch.amp import custom_bwd, custom_fwd
 from torch.autograd.function import once_differentiable
 
-from seqforecast.fast.functions import FLOAT32_BWD, FLOAT32_FWD, dense_copy
+from seqforecast.fast.functions import FLOAT32_BWD, FLOAT32_FWD, dense_copy, input_projection
 from seqforecast.fast.fused import take_over
 from seqforecast.fast.jit import as_numpy, compiled_loops, lazy_njit
 from seqforecast.fast.kernels import tanh
@@ -186,10 +186,8 @@ class LayerNormRNNFunction(torch.autograd.Function):
         beta: Tensor,
         eps: float,
     ) -> Tensor:
-        batch, steps, n_in = x.shape
-        hidden = w_hh.shape[0]
-        x_tm = x.transpose(0, 1).reshape(steps * batch, n_in)  # [T*B, F], time-major
-        z = torch.addmm(b, x_tm, w_ih.t()).view(steps, batch, hidden)  # [T, B, H]
+        x_tm, z = input_projection(x, w_ih, b)  # [T*B, F], [T, B, H]
+        steps, batch, _ = z.shape
         h = torch.empty_like(z)  # [T, B, H]
         if compiled_loops(z, batch):
             mean = z.new_empty(steps, batch, 1)

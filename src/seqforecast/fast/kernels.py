@@ -91,6 +91,8 @@ def matmul_add(out: np.ndarray, a: np.ndarray, w: np.ndarray) -> None:
     contiguous ``n`` (LLVM vectorises it). With 20-unit rows a loop per row spends more
     time on loop overhead than on arithmetic; blocking rows cut that.
     """
+    # duplicates: intentional unrolling (rows four at a time) for the time-major GRU layout;
+    # step_matmul_add is the unit-major tanh-RNN's, blocked over k too: see there.
     rows, inner = a.shape
     cols = w.shape[1]
     b = 0
@@ -122,6 +124,8 @@ def step_matmul_add(out: np.ndarray, a: np.ndarray, x: np.ndarray, j: int) -> No
     ``out`` must not share memory with ``x``: LLVM vectorises the loop behind a runtime
     overlap check, which one strided array with both operands in it would fail.
     """
+    # duplicates: intentional unrolling (rows and k four at a time) for the unit-major
+    # tanh-RNN layout; matmul_add is the time-major GRU's: see there.
     rows, inner = a.shape
     cols = out.shape[1]
     inner4 = inner - inner % 4

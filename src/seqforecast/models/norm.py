@@ -172,13 +172,7 @@ class WindowNorm(nn.Module):
 
 
 def wrap(
-    net: nn.Module,
-    mode: str,
-    name: str,
-    n_features: int,
-    affine: bool,
-    loss: Any,
-    season: int = 1,
+    net: nn.Module, mode: str, name: str, n_features: int, affine: bool, loss: Any, season: int = 1
 ) -> nn.Module:
     """``net`` under ``model.window_norm=mode`` for the loss object ``loss`` (its
     ``n_params`` and ``point_index``): a :class:`WindowNorm`, or ``net`` itself for ``none``

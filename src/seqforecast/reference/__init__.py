@@ -29,14 +29,7 @@ def book_figures() -> list[BookFigure]:
     """Every published figure, in file order."""
     text = resources.files(__package__).joinpath("book_ch15.csv").read_text()
     return [
-        BookFigure(
-            experiment=row["experiment"],
-            value=float(row["value"]),
-            metric=row["metric"],
-            notebook_run=row["notebook_run"],
-            cell=int(row["cell"]),
-            source=row["source"],
-        )
+        BookFigure(**{**row, "value": float(row["value"]), "cell": int(row["cell"])})
         for row in csv.DictReader(text.splitlines())
     ]
 

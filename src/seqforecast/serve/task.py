@@ -15,35 +15,24 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from seqforecast import rules
 from seqforecast.errors import ConfigError
-from seqforecast.rules import Rule, check_value, choice, int_at_least, int_between
 
 HOSTS = ("127.0.0.1", "0.0.0.0", "::")  # what LitServe binds to
+BUDGET = ("max_ahead", "max_passes", "max_values", "max_levels")  # Limits' fields
 SETTINGS = {
-    "host": choice(*HOSTS),
-    "port": int_between(1024, 65535),
-    "device": choice("auto", "cpu", "cuda"),
-    "layers": choice("fast", "plain"),
-    "workers": int_at_least(1),
-    "api_servers": int_at_least(1),
-    "max_batch_size": int_at_least(1),
-    "batch_timeout": Rule(
-        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v >= 0,
-        "a number of seconds >= 0",
-    ),
-    "timeout": Rule(
-        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v > 0,
-        "a number of seconds > 0",
-    ),
-    "max_body_mb": Rule(
-        lambda v: isinstance(v, int | float) and not isinstance(v, bool) and v > 0,
-        "a number of MiB > 0",
-    ),
-    "max_ahead": int_at_least(1),
-    "max_passes": int_at_least(1),
-    "max_values": int_at_least(1),
-    "max_levels": int_at_least(1),
-    "log_level": choice("debug", "info", "warning", "error"),
+    "host": rules.choice(*HOSTS),
+    "port": rules.int_between(1024, 65535),
+    "device": rules.choice("auto", "cpu", "cuda"),
+    "layers": rules.choice("fast", "plain"),
+    "workers": rules.int_at_least(1),
+    "api_servers": rules.int_at_least(1),
+    "max_batch_size": rules.int_at_least(1),
+    "batch_timeout": rules.Rule(rules.NON_NEGATIVE.check, "a number of seconds >= 0"),
+    "timeout": rules.Rule(rules.POSITIVE.check, "a number of seconds > 0"),
+    "max_body_mb": rules.Rule(rules.POSITIVE.check, "a number of MiB > 0"),
+    **dict.fromkeys(BUDGET, rules.int_at_least(1)),
+    "log_level": rules.choice("debug", "info", "warning", "error"),
 }
 
 
@@ -53,7 +42,7 @@ def check_settings(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError("ckpt_path is required: ckpt_path=outputs/<run>/checkpoints/best.ckpt")
     settings = {"ckpt_path": str(cfg.ckpt_path)}
     for key, rule in SETTINGS.items():
-        settings[key] = check_value(key, cfg.get(key), rule)
+        settings[key] = rules.check_value(key, cfg.get(key), rule)
     return settings
 
 
@@ -74,7 +63,8 @@ def build_server(settings: dict[str, Any]) -> Any:
         )
     accelerator = resolve_device(s["device"]).type  # cpu | cuda; one clear line without a GPU
     facts = health_facts(s["ckpt_path"], s["layers"])
-    limits = Limits(*(s[k] for k in ("max_ahead", "max_passes", "max_values", "max_levels")))
+    budget = {k: s[k] for k in BUDGET}
+    limits = Limits(**budget)
     api = ForecastAPI(
         s["ckpt_path"],
         s["layers"],
@@ -100,7 +90,6 @@ def build_server(settings: dict[str, Any]) -> Any:
         status = dict(getattr(server, "workers_setup_status", None) or {})
         return bool(status) and all(str(v) == "ready" for v in status.values())
 
-    budget = {k: s[k] for k in ("max_ahead", "max_passes", "max_values", "max_levels")}
     add_routes(server.app, {**facts, "max_batch_size": s["max_batch_size"], **budget}, ready)
     return server
 
