@@ -16,11 +16,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
 from seqforecast import load_forecaster
+from seqforecast.backtest.baselines import baseline_forecasts
 from seqforecast.backtest.neural import model_forecasts
 from seqforecast.backtest.origins import input_windows, span_cutoffs, target_rows
 from seqforecast.backtest.refit import refit_split
-from seqforecast.backtest.table import conformal_bounds, metrics_frame, model_metrics
-from seqforecast.backtest.task import Options, backtest, origin_forecasts
+from seqforecast.backtest.table import conformal_bounds, cv_frame, evaluate_frame
+from seqforecast.backtest.task import backtest
 from seqforecast.data.example import write_example
 from seqforecast.data.table import load_table
 from seqforecast.errors import ConfigError
@@ -111,23 +112,27 @@ def test_metrics_against_numpy_by_hand() -> None:
     history = np.array([1.0, 3.0, 2.0, 5.0, 4.0, 6.0])  # training rows
     actual = np.array([[2.0, 4.0], [5.0, -1.0], [0.0, 3.0]])  # [n=3, h=2]
     forecast = np.array([[1.0, 4.5], [5.0, 1.0], [0.0, 2.0]])
-    lo, hi = forecast - 1.0, forecast + 1.0
-    m = model_metrics(actual, forecast, {80: (lo, hi)}, history, season=2)
+    bounds = {80: (forecast - 1.0, forecast + 1.0)}
+    times = np.arange(6, 12).reshape(3, 2)
+    df = cv_frame("s", np.array([5, 7, 9]), times, actual, {"m": (forecast, bounds)})
+    assert list(df.columns) == ["unique_id", "ds", "cutoff", "y", "m", "m-lo-80", "m-hi-80"]
+    train = pd.DataFrame({"unique_id": "s", "ds": np.arange(6), "y": history})
+    got = evaluate_frame(df, train, ["m"], [80], season=2)
+    overall = got[got["step"] == "all"].set_index("metric")["m"]
     # Absolute errors: 1, 0.5 / 0, 2 / 0, 1.
     scale = np.mean([abs(2 - 1), abs(5 - 3), abs(4 - 2), abs(6 - 5)])  # lag-2 naive: 1.5
-    assert m["overall"]["mae"] == pytest.approx(4.5 / 6)
-    assert m["overall"]["rmse"] == pytest.approx(math.sqrt((1 + 0.25 + 4 + 1) / 6))
-    assert m["overall"]["mase"] == pytest.approx((4.5 / 6) / scale)
-    smape = [200 * 1 / 3, 200 * 0.5 / 8.5, 0, 200 * 2 / 2, 0, 200 * 1 / 5]  # 0/0 counts as 0
-    assert m["overall"]["smape"] == pytest.approx(np.mean(smape))
-    assert m["overall"]["coverage-80"] == pytest.approx(100 * 5 / 6)  # only -1 vs [0, 2] misses
+    assert overall["mae"] == pytest.approx(4.5 / 6)
+    assert overall["rmse"] == pytest.approx(math.sqrt((1 + 0.25 + 4 + 1) / 6))
+    assert overall["mase"] == pytest.approx((4.5 / 6) / scale)
+    smape = [1 / 3, 0.5 / 8.5, 0, 2 / 2, 0, 1 / 5]  # |e| / (|y| + |f|); 0/0 counts as 0
+    assert overall["smape"] == pytest.approx(np.mean(smape))
+    assert overall["coverage_level80"] == pytest.approx(5 / 6)  # only -1 vs [0, 2] misses
     # Winkler: width 2, plus 2 / 0.2 times the miss (1) for the one outside.
-    assert m["overall"]["winkler-80"] == pytest.approx((6 * 2 + 10 * 1) / 6)
-    step2 = m["per_step"][1]
-    assert step2["step"] == 2 and step2["mae"] == pytest.approx(3.5 / 3)
+    assert overall["winkler_score_level80"] == pytest.approx((6 * 2 + 10 * 1) / 6)
+    step2 = got[got["step"] == 2].set_index("metric")["m"]
+    assert step2["mae"] == pytest.approx(3.5 / 3)
     assert step2["mase"] == pytest.approx((3.5 / 3) / scale)
-    frame = metrics_frame({"m": m})
-    assert list(frame["step"]) == [1, 2, "all"]
+    assert list(got["step"].unique()) == ["all", 1, 2]
 
 
 def test_conformal_half_width_is_the_ranked_calibration_error_per_step() -> None:
@@ -177,18 +182,20 @@ def poisoned_forecasts_stay(forecaster, baselines: list[str], poison: float) -> 
     """Forecast from every test origin (2 rows apart), then again with every row after each
     origin poisoned: no model's forecast from that origin or an earlier one may move."""
     values = load_table(forecaster.data["path"], ["value"], "date").values.astype(np.float64)
-    opts = Options(None, 1, None, "never", [80], 7, baselines, 64, None)
     cutoffs = span_cutoffs(SPLIT[0] + SPLIT[1], ROWS, 10, step_size=2)
     fit_rows = np.full(len(cutoffs), SPLIT[0])
-    clean = origin_forecasts(forecaster, "rnn", values, cutoffs, 10, opts, fit_rows)
+
+    def forecasts(values: np.ndarray, n: int) -> dict[str, np.ndarray]:
+        out = {"rnn": model_forecasts(forecaster, values, cutoffs[:n], 10, 64)}
+        for b in baselines:
+            out[b] = baseline_forecasts(b, values[:, 0], cutoffs[:n], 10, 7, fit_rows[:n])[0]
+        return out
+
+    clean = forecasts(values, len(cutoffs))
     for i, c in enumerate(cutoffs):
         poisoned = values.copy()
         poisoned[c + 1 :] = poison  # every row after origin i
-        got = origin_forecasts(
-            forecaster, "rnn", poisoned, cutoffs[: i + 1], 10, opts, fit_rows[: i + 1]
-        )
-        assert list(got) == ["rnn", *baselines]
-        for model, f in got.items():
+        for model, f in forecasts(poisoned, i + 1).items():
             # Other batch sizes may round differently; a leak shows as NaN or a large change.
             want = clean[model][: i + 1]
             np.testing.assert_allclose(f, want, **scaled_tol(want, 1e-6), err_msg=model)
@@ -224,49 +231,41 @@ def test_backtest_writes_the_long_table_and_metrics_that_recompute_by_hand(
     )
     summary = backtest(cfg)
     table = pd.read_csv(out / "backtest.csv")
-    assert list(table.columns) == [
-        "model",
-        "origin",
-        "step",
-        "time",
-        "actual",
-        "forecast",
-        "lo-80",
-        "hi-80",
-        "lo-95",
-        "hi-95",
-    ]
-    assert list(table["model"].unique()) == ["rnn", "naive", "seasonal_naive", "drift"]
-    assert len(table) == 4 * 8 * 6
+    models = ["rnn", "naive", "seasonal_naive", "drift"]
+    bands = ["lo-95", "lo-80", "hi-80", "hi-95"]  # statsforecast's order
+    want = [m + s for m in models for s in ["", *(f"-{b}" for b in bands)]]
+    assert list(table.columns) == ["unique_id", "ds", "cutoff", "y", *want]
+    assert len(table) == 8 * 6 and set(table["unique_id"]) == {"value"}  # the target column
     series = pd.read_csv(load_forecaster(seq2seq, "cpu").data["path"])
     y, dates = series["value"].to_numpy(), series["date"].to_numpy()
     # The last origin's targets end at the file's last row; origins are 4 rows apart.
-    last = table[table["model"] == "naive"].tail(6)
-    np.testing.assert_array_equal(last["time"], dates[-6:])
+    last = table.tail(6)
+    np.testing.assert_array_equal(last["ds"], dates[-6:])
     # The table's values went through float32 and a CSV: float32 rounding of the series.
-    np.testing.assert_allclose(last["actual"], y[-6:], **scaled_tol(y, 1e-6))
-    np.testing.assert_allclose(last["forecast"], y[-7], **scaled_tol(y, 1e-6))  # the origin's
-    origins = table[table["model"] == "rnn"]["origin"].unique()
-    np.testing.assert_array_equal(origins, dates[ROWS - 7 - 4 * np.arange(7, -1, -1)])
+    np.testing.assert_allclose(last["y"], y[-6:], **scaled_tol(y, 1e-6))
+    np.testing.assert_allclose(last["naive"], y[-7], **scaled_tol(y, 1e-6))  # the origin's
+    np.testing.assert_array_equal(
+        table["cutoff"].unique(), dates[ROWS - 7 - 4 * np.arange(7, -1, -1)]
+    )
     # Metrics from the long table with numpy, against metrics.csv and metrics.json.
     scale = np.mean(np.abs(y[7 : SPLIT[0]] - y[: SPLIT[0] - 7]))  # training rows, lag 7
     metrics = pd.read_csv(out / "metrics.csv")
+    overall = metrics[metrics["step"] == "all"].set_index("metric")
+    step3 = metrics[metrics["step"] == "3"].set_index("metric")
     saved = json.loads((out / "metrics.json").read_text())
-    for model, rows in table.groupby("model"):
-        err = rows["actual"] - rows["forecast"]
-        inside = (rows["actual"] >= rows["lo-80"]) & (rows["actual"] <= rows["hi-80"])
-        overall = metrics[(metrics["model"] == model) & (metrics["step"] == "all")].iloc[0]
-        assert overall["mae"] == pytest.approx(np.abs(err).mean(), rel=1e-6)
-        assert overall["rmse"] == pytest.approx(np.sqrt((err**2).mean()), rel=1e-6)
-        assert overall["mase"] == pytest.approx(np.abs(err).mean() / scale, rel=1e-6)
-        assert overall["coverage-80"] == pytest.approx(100 * inside.mean())
-        assert saved["models"][model]["overall"]["mase"] == pytest.approx(overall["mase"])
-        step3 = rows[rows["step"] == 3]
-        row3 = metrics[(metrics["model"] == model) & (metrics["step"] == "3")].iloc[0]
-        assert row3["mae"] == pytest.approx(
-            np.abs(step3["actual"] - step3["forecast"]).mean(), 1e-6
-        )
+    third = table.groupby("cutoff").nth(2)  # step 3 of each origin
+    for model in models:
+        err = table["y"] - table[model]
+        inside = (table["y"] >= table[f"{model}-lo-80"]) & (table["y"] <= table[f"{model}-hi-80"])
+        assert overall.loc["mae", model] == pytest.approx(np.abs(err).mean(), rel=1e-6)
+        assert overall.loc["rmse", model] == pytest.approx(np.sqrt((err**2).mean()), rel=1e-6)
+        assert overall.loc["mase", model] == pytest.approx(np.abs(err).mean() / scale, rel=1e-6)
+        assert overall.loc["coverage_level80", model] == pytest.approx(inside.mean())
+        assert saved["models"][model]["mase"] == pytest.approx(overall.loc["mase", model])
+        mae3 = np.abs(third["y"] - third[model]).mean()
+        assert step3.loc["mae", model] == pytest.approx(mae3, rel=1e-6)
     assert summary["n_origins"] == 8 and summary["calibration_origins"] == SPLIT[1] - 6 + 1
+    assert summary["ckpt_path"] == {"rnn": str(seq2seq)} and summary["fitted_models"] == {}
     assert (out / "backtest.png").stat().st_size > 0
 
 
@@ -280,8 +279,7 @@ def test_intervals_are_calibrated_on_the_val_span(forecaster, seq2seq: Path, tmp
     errors = np.abs(y[target_rows(cal, 4)] - np.repeat(y[cal][:, None], 4, axis=1))  # naive
     rank = math.ceil((len(cal) + 1) * 0.9)
     width = np.sort(errors, axis=0)[rank - 1]  # [4]
-    naive = table[table["model"] == "naive"]
-    half = (naive["hi-90"] - naive["forecast"]).to_numpy().reshape(-1, 4)
+    half = (table["naive-hi-90"] - table["naive"]).to_numpy().reshape(-1, 4)
     np.testing.assert_allclose(half, np.broadcast_to(width, half.shape), **scaled_tol(y, 1e-6))
 
 
@@ -305,7 +303,7 @@ def test_refit_retrains_on_the_history_up_to_each_group(
     cutoffs = span_cutoffs(SPLIT[0] + SPLIT[1], ROWS, 10, 4, 10)  # rows 259, 269, 279, 289
     values = load_table(forecaster.data["path"], ["value"], "date").values  # [R, 1]
     table = pd.read_csv(out / "backtest.csv")
-    got = table[table["model"] == "rnn"]["forecast"].to_numpy().reshape(4, 10)
+    got = table["rnn"].to_numpy().reshape(4, 10)
     for k, folder in enumerate(folders):
         history = pd.read_csv(folder / "history.csv")
         c = cutoffs[2 * k]
