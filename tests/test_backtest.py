@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import CONF, compose_cfg, run_script, scaled_tol
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
@@ -22,7 +24,7 @@ from seqforecast.backtest.origins import input_windows, span_cutoffs, target_row
 from seqforecast.backtest.refit import refit_split
 from seqforecast.backtest.table import conformal_bounds, cv_frame, evaluate_frame
 from seqforecast.backtest.task import backtest
-from seqforecast.data.example import write_example
+from seqforecast.data.example import panel_frame, write_example
 from seqforecast.data.table import load_table
 from seqforecast.errors import ConfigError
 from seqforecast.train import train
@@ -37,13 +39,14 @@ def backtest_cfg(output_dir: Path, *overrides: str) -> DictConfig:
         return compose("backtest", overrides=[f"output_dir={output_dir}", *overrides])
 
 
-def trained(root: Path, *overrides: str) -> Path:
-    """A checkpoint trained one epoch on the example file at ``root / sine.csv``."""
+def trained(root: Path, *overrides: str, run: str = "run") -> Path:
+    """A checkpoint trained one epoch on the example file at ``root / sine.csv``, in
+    ``root / run``."""
     csv = root / "sine.csv"
     if not csv.exists():
         write_example(csv, rows=ROWS)
     cfg = compose_cfg(
-        root / "run",
+        root / run,
         "data=csv",
         f"data.path={csv}",
         "data.time=date",
@@ -329,6 +332,122 @@ def test_refit_split_keeps_the_original_training_rows_or_says_why_not() -> None:
         refit_split(260, 50, 30)
 
 
+# --- several checkpoints, panels --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def linear(seq2seq: Path) -> Path:
+    """A linear checkpoint (horizon 10) on the same file and split as ``seq2seq``."""
+    return trained(seq2seq.parent.parent.parent, "model=linear", "horizon=10", run="linear")
+
+
+def test_several_checkpoints_share_one_run_and_each_keeps_its_own_forecasts(
+    seq2seq: Path, linear: Path, tmp_path: Path
+) -> None:
+    args = ["n_windows=5", "step_size=3", "device=cpu", "plot=false", "levels=[80]"]
+    backtest(backtest_cfg(tmp_path / "one", f"ckpt_path={seq2seq}", *args))
+    both = backtest_cfg(tmp_path / "two", f"ckpt_path=[{seq2seq},{linear}]", *args)
+    summary = backtest(both)
+    assert summary["ckpt_path"] == {"rnn": str(seq2seq), "linear": str(linear)}
+    one, two = (pd.read_csv(tmp_path / d / "backtest.csv") for d in ("one", "two"))
+    assert list(two.columns[4:7]) == ["rnn", "rnn-lo-80", "rnn-hi-80"]
+    assert list(two.columns[7:10]) == ["linear", "linear-lo-80", "linear-hi-80"]
+    pd.testing.assert_frame_equal(two[one.columns], one)  # the rnn and baselines unchanged
+    model = load_forecaster(linear, "cpu")
+    values = load_table(model.data["path"], ["value"], "date").values  # [R, 1]
+    cutoffs = span_cutoffs(SPLIT[0] + SPLIT[1], ROWS, 10, 5, 3)
+    want = model_forecasts(model, values, cutoffs, 10).reshape(-1)
+    np.testing.assert_allclose(two["linear"], want, **scaled_tol(want, 1e-6))
+    named = backtest_cfg(tmp_path / "3", f"ckpt_path=[{seq2seq},{linear}]", "name=[a,b]", *args)
+    assert list(backtest(named)["models"]) == ["a", "b", "naive", "seasonal_naive", "drift"]
+
+
+def test_checkpoints_with_other_data_settings_are_refused_naming_both(
+    seq2seq: Path, tmp_path: Path, run_main
+) -> None:
+    ckpt = torch.load(seq2seq, map_location="cpu", weights_only=True)
+    ckpt["datamodule_hyper_parameters"]["split"] = [170, 90, 40]
+    other = tmp_path / "other.ckpt"
+    torch.save(ckpt, other)
+    proc = run_main("backtest.py", f"ckpt_path=[{seq2seq},{other}]", "device=cpu", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: checkpoints {seq2seq} and {other} differ in data.split ([180, 80, 40] vs "
+        "[170, 90, 40]); checkpoints backtested together must share their rows and split"
+    )
+
+
+@pytest.fixture(scope="module")
+def panel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A linear checkpoint on a panel: series s000..s002 of 100 daily rows, and s009 of 15 rows,
+    too short for training (skipped there) and so for the backtest."""
+    root = tmp_path_factory.mktemp("panel")
+    frame = panel_frame(series=3, rows=100, seed=7)
+    short = panel_frame(series=1, rows=15, seed=8).assign(series="s009")
+    frame = pd.concat([frame, short])
+    frame.to_csv(root / "panel.csv", index=False)
+    cfg = compose_cfg(
+        root / "run",
+        "data=csv",
+        f"data.path={root / 'panel.csv'}",
+        "data.id=series",
+        "data.time=date",
+        "data.split=[0.6,0.2,0.2]",
+        "model=linear",
+        "n_steps=8",
+        "horizon=3",
+        "trainer.max_epochs=1",
+        "trainer.log_every_n_steps=1",
+        "trainer.accelerator=cpu",
+        "trainer.enable_model_summary=false",
+        tiny=False,
+    )
+    return Path(train(cfg)["best_ckpt"])
+
+
+def test_a_panel_backtests_every_series_with_its_own_scaling_and_baselines(
+    panel: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bt"
+    summary = backtest(backtest_cfg(out, f"ckpt_path={panel}", "device=cpu", "n_windows=4"))
+    assert summary["series"] == 3 and len(summary["skipped"]) == 1
+    assert summary["skipped"][0].startswith("s009: ")
+    table = pd.read_csv(out / "backtest.csv")
+    uids = ["s000", "s001", "s002"]
+    assert list(table["unique_id"].unique()) == uids  # the series' ids
+    model = load_forecaster(panel, "cpu")
+    frame = pd.read_csv(panel.parent.parent.parent / "panel.csv")
+    metrics = pd.read_csv(out / "metrics.csv")
+    for s, uid in enumerate(uids):
+        y = frame[frame["series"] == uid]["value"].to_numpy()  # [100]
+        rows = table[table["unique_id"] == uid]
+        assert len(rows) == 4 * 3
+        c = 100 - 3 - 1  # the last origin's cutoff row
+        last = rows.tail(3)
+        np.testing.assert_allclose(last["naive"], y[c], **scaled_tol(y, 1e-6))
+        # The network, its window scaled by this series' own training statistics.
+        center, scale = model.scaler.center[s], model.scaler.scale[s]
+        x = ((y[c - 7 : c + 1] - center[0]) / scale[0]).astype(np.float32)
+        want = model.predict(x[np.newaxis])[0] * scale[0] + center[0]
+        np.testing.assert_allclose(last["linear"], want, **scaled_tol(want, 1e-5))
+        # MASE against this series' own training rows (60 of 100), lag: the season (daily: 7).
+        err, m = np.abs(rows["y"] - rows["linear"]).mean(), summary["season_length"]
+        mase = err / np.abs(y[m:60] - y[: 60 - m]).mean()
+        got = metrics[(metrics["unique_id"] == uid) & (metrics["step"] == "all")]
+        assert got.set_index("metric").loc["mase", "linear"] == pytest.approx(mase, rel=1e-5)
+    means = metrics[metrics["step"] == "all"].groupby("metric")["linear"].mean()
+    assert summary["models"]["linear"]["mae"] == pytest.approx(means["mae"])
+
+
+def test_without_utilsforecast_the_backtest_says_how_to_install(
+    seq2seq: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "utilsforecast", None)  # import utilsforecast fails
+    with pytest.raises(ConfigError, match=r"^a backtest is scored by utilsforecast: pip install"):
+        backtest(backtest_cfg(tmp_path / "bt", f"ckpt_path={seq2seq}"))
+    assert not (tmp_path / "bt").exists()
+
+
 # --- the command line -------------------------------------------------------------------------
 
 
@@ -357,6 +476,9 @@ BAD_OPTIONS = [
     (["refit=0"], r"refit=0 is not allowed: expected never or an integer >= 1"),
     (["step_size=0"], r"step_size=0 is not allowed"),
     (["input=missing.csv"], r"data file not found: missing.csv"),
+    (["name=[a,b]"], r"name=\['a', 'b'\] gives 2 names for 1 checkpoints \(ckpt_path\)"),
+    (["name=naive"], r"name='naive' is also a baseline's"),
+    (["horizon=0"], r"horizon=0 is not allowed"),
 ]
 
 
