@@ -439,6 +439,12 @@ def test_a_panel_backtests_every_series_with_its_own_scaling_and_baselines(
     assert summary["models"]["linear"]["mae"] == pytest.approx(means["mae"])
 
 
+def test_a_panel_with_refit_is_refused_in_one_line(panel: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^refit=2 retrains on one series' history; a panel"):
+        backtest(backtest_cfg(tmp_path / "bt", f"ckpt_path={panel}", "refit=2", "device=cpu"))
+    assert not (tmp_path / "bt").exists()
+
+
 def test_without_utilsforecast_the_backtest_says_how_to_install(
     seq2seq: Path, tmp_path: Path, monkeypatch
 ) -> None:
