@@ -132,6 +132,12 @@ def test_metrics_against_numpy_by_hand() -> None:
     assert overall["coverage_level80"] == pytest.approx(5 / 6)  # only -1 vs [0, 2] misses
     # Winkler: width 2, plus 2 / 0.2 times the miss (1) for the one outside.
     assert overall["winkler_score_level80"] == pytest.approx((6 * 2 + 10 * 1) / 6)
+    # Scaled CRPS: the bounds as quantiles 0.1 and 0.9; twice their mean pinball loss over
+    # the mean absolute actual.
+    e = np.stack([actual - (forecast - 1), actual - (forecast + 1)])  # [2, n, h]
+    q = np.array([0.1, 0.9])[:, None, None]
+    pinball = np.maximum(q * e, (q - 1) * e).mean()
+    assert overall["scaled_crps"] == pytest.approx(2 * pinball / np.abs(actual).mean())
     step2 = got[got["step"] == 2].set_index("metric")["m"]
     assert step2["mae"] == pytest.approx(3.5 / 3)
     assert step2["mase"] == pytest.approx((3.5 / 3) / scale)
@@ -362,6 +368,22 @@ def test_several_checkpoints_share_one_run_and_each_keeps_its_own_forecasts(
     assert list(backtest(named)["models"]) == ["a", "b", "naive", "seasonal_naive", "drift"]
 
 
+def test_several_checkpoints_refit_each_in_a_folder_of_its_own(
+    seq2seq: Path, linear: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "bt"
+    args = ["n_windows=2", "step_size=10", "refit=2", "device=cpu", "plot=false"]
+    backtest(backtest_cfg(out, f"ckpt_path=[{seq2seq},{linear}]", *args))
+    table = pd.read_csv(out / "backtest.csv")
+    values = load_table(load_forecaster(linear, "cpu").data["path"], ["value"], "date").values
+    cutoffs = span_cutoffs(SPLIT[0] + SPLIT[1], ROWS, 10, 2, 10)
+    for name in ("rnn", "linear"):
+        model = load_forecaster(out / "refits" / name / "origin-0000/checkpoints/best.ckpt", "cpu")
+        assert model.hparams["net"] == name
+        want = model_forecasts(model, values, cutoffs, 10).reshape(-1)
+        np.testing.assert_allclose(table[name], want, **scaled_tol(want, 1e-6))
+
+
 def test_checkpoints_with_other_data_settings_are_refused_naming_both(
     seq2seq: Path, tmp_path: Path, run_main
 ) -> None:
@@ -443,6 +465,11 @@ def test_a_panel_with_refit_is_refused_in_one_line(panel: Path, tmp_path: Path) 
     with pytest.raises(ConfigError, match=r"^refit=2 retrains on one series' history; a panel"):
         backtest(backtest_cfg(tmp_path / "bt", f"ckpt_path={panel}", "refit=2", "device=cpu"))
     assert not (tmp_path / "bt").exists()
+    with pytest.raises(
+        ConfigError,
+        match=r"^none of the 4 series of .*panel.csv can be backtested; the first: n_windows=50 ",
+    ):
+        backtest(backtest_cfg(tmp_path / "bt", f"ckpt_path={panel}", "n_windows=50"))
 
 
 def test_without_utilsforecast_the_backtest_says_how_to_install(

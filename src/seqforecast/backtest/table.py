@@ -4,8 +4,8 @@ The table is statsforecast's ``cross_validation`` format: one row per series, or
 step ahead, ``unique_id, ds, cutoff, y``, then per model ``<model>``, ``<model>-lo-<L>``
 (widest level first) and ``<model>-hi-<L>``. It is scored by
 ``utilsforecast.evaluation.evaluate`` (MAE, RMSE, MASE against the training rows, sMAPE,
-and per level coverage and Winkler score), per series over every origin and step
-(``step`` all) and per series and step ahead.
+per level coverage and Winkler score, and the scaled CRPS of the bounds as quantiles), per
+series over every origin and step (``step`` all) and per series and step ahead.
 
 Intervals are split-conformal per step ahead: the half-width of step ``j`` at level ``L``
 is :func:`seqforecast.scores.conformal_width` of the model's absolute errors at step ``j``
@@ -90,7 +90,7 @@ def evaluate_frame(
 
     evaluate = evaluation().evaluate
     metrics = [losses.mae, losses.rmse, partial(losses.mase, seasonality=season), losses.smape]
-    metrics += [losses.coverage, losses.winkler_score] if levels else []
+    metrics += [losses.coverage, losses.winkler_score, losses.scaled_crps] if levels else []
     level = [int(v) if float(v).is_integer() else v for v in levels]
     kw = dict(metrics=metrics, models=models, level=level or None)
     overall = evaluate(df.drop(columns="cutoff"), train_df=train, **kw).assign(step="all")

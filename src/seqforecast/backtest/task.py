@@ -274,14 +274,20 @@ def plan(
     path = str(cfg.input or data["path"])
     columns = [data["target_column"], *dict.fromkeys(c for ck in cks for c in ck.column_names[1:])]
     panel = load_panel(path, columns, data.get("time"), data.get("fill"), data.get("id") or [])
-    series, skipped = [], []
+    series, skipped, errors = [], [], []
     for s in range(len(panel.keys)):
         try:
             series.append(plan_series(panel, s, path, cks, horizon, opts))
         except SeqforecastError as err:
-            if len(panel.keys) == 1 or (not series and s == len(panel.keys) - 1):
+            if not data.get("id"):  # one series: its error is the run's
                 raise
+            errors.append(err)
             skipped.append(f"{'/'.join(panel.keys[s])}: {err}")
+    if not series:
+        raise type(errors[0])(
+            f"none of the {len(panel.keys)} series of {path} can be backtested; the first: "
+            f"{errors[0]}"
+        )
     if skipped:
         log.warning("%s: skipped %d of %d series: %s", path, len(skipped), len(panel.keys),
                     "; ".join(skipped[:3]) + (" ..." if len(skipped) > 3 else ""))  # fmt: skip
