@@ -399,6 +399,23 @@ def test_checkpoints_with_other_data_settings_are_refused_naming_both(
     )
 
 
+def test_a_checkpoint_without_the_newer_data_settings_still_backtests(
+    seq2seq: Path, tmp_path: Path
+) -> None:
+    """Checkpoints written before data.id, season and scaling_scope were stored."""
+    ckpt = torch.load(seq2seq, map_location="cpu", weights_only=True)
+    for key in ("id", "season", "scaling_scope", "future_inputs", "calendar"):
+        ckpt["datamodule_hyper_parameters"].pop(key, None)
+    old = tmp_path / "old.ckpt"
+    torch.save(ckpt, old)
+    args = ["n_windows=3", "device=cpu", "plot=false"]
+    summary = backtest(backtest_cfg(tmp_path / "old", f"ckpt_path={old}", *args))
+    assert summary["season_length"] == 1 and summary["series"] == 1
+    backtest(backtest_cfg(tmp_path / "new", f"ckpt_path={seq2seq}", "season_length=1", *args))
+    old_t, new_t = (pd.read_csv(tmp_path / d / "backtest.csv") for d in ("old", "new"))
+    pd.testing.assert_frame_equal(old_t, new_t)
+
+
 @pytest.fixture(scope="module")
 def panel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A linear checkpoint on a panel: series s000..s002 of 100 daily rows, and s009 of 15 rows,
