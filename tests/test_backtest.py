@@ -528,6 +528,7 @@ BAD_OPTIONS = [
     (["input=missing.csv"], r"data file not found: missing.csv"),
     (["name=[a,b]"], r"name=\['a', 'b'\] gives 2 names for 1 checkpoints \(ckpt_path\)"),
     (["name=naive"], r"name='naive' is also a baseline's"),
+    (["name=[a,a]"], r"name=\['a', 'a'\] is not allowed: expected a non-empty string or a list"),
     (["horizon=0"], r"horizon=0 is not allowed"),
 ]
 
