@@ -23,7 +23,7 @@ from seqforecast.backtest.neural import model_forecasts
 from seqforecast.backtest.origins import input_windows, span_cutoffs, target_rows
 from seqforecast.backtest.refit import refit_split
 from seqforecast.backtest.table import conformal_bounds, cv_frame, evaluate_frame
-from seqforecast.backtest.task import backtest
+from seqforecast.backtest.task import backtest, format_summary
 from seqforecast.data.example import panel_frame, write_example
 from seqforecast.data.table import load_table
 from seqforecast.errors import ConfigError
@@ -276,6 +276,21 @@ def test_backtest_writes_the_long_table_and_metrics_that_recompute_by_hand(
     assert summary["n_origins"] == 8 and summary["calibration_origins"] == SPLIT[1] - 6 + 1
     assert summary["ckpt_path"] == {"rnn": str(seq2seq)} and summary["fitted_models"] == {}
     assert (out / "backtest.png").stat().st_size > 0
+
+
+def test_a_statistical_model_is_fitted_once_per_backtest_and_named(
+    seq2seq: Path, tmp_path: Path, monkeypatch
+) -> None:
+    models = pytest.importorskip("statsforecast.models")
+    fits, fit = [], models.AutoETS.fit
+    monkeypatch.setattr(models.AutoETS, "fit", lambda self, y: fits.append(len(y)) or fit(self, y))
+    args = ["baselines=[auto_ets]", "season_length=30", "device=cpu", "plot=false"]
+    summary = backtest(backtest_cfg(tmp_path / "bt", f"ckpt_path={seq2seq}", *args))
+    assert fits == [SPLIT[0]]  # the training rows, once for the val and the test origins
+    # Season 30 is past AutoETS's 24: statsforecast fits no seasonal component, and says so.
+    fitted = summary["fitted_models"]["auto_ets"]["value"]
+    assert re.fullmatch(r"ETS\([AM],(N|A|Ad),N\)", fitted), fitted
+    assert f"fitted:   auto_ets {fitted} (season_length=30)" in format_summary(summary)
 
 
 def test_intervals_are_calibrated_on_the_val_span(forecaster, seq2seq: Path, tmp_path) -> None:
