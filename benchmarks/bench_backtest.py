@@ -101,7 +101,7 @@ def main() -> None:
     forecaster = load_forecaster(ckpt, device=args.device)
     data = forecaster.data
     table = read_table(csv, data, forecaster.n_steps)
-    spans = split_spans(table, data["split"], str(csv))
+    spans = split_spans(data["split"], len(table.values), str(csv), table.times)
     horizon = forecaster.horizon
     cutoffs = span_cutoffs(spans.test, spans.rows, horizon, args.origins)
     values = table.values

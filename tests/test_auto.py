@@ -235,8 +235,9 @@ def test_backtest_season_defaults_to_the_checkpoints(
     assert summary["season_length"] == season
     frame = pd.read_csv(tmp_path / "backtest.csv")
     file = pd.read_csv(monthly_run.parents[2] / "m.csv")
-    first = frame[(frame["model"] == "seasonal_naive") & (frame["step"] == 1)].iloc[0]
-    cutoff = int(np.flatnonzero(file["date"] == first["origin"])[0])
+    first = frame.iloc[0]  # the first origin, one step ahead
+    cutoff = int(np.flatnonzero(file["date"] == first["cutoff"])[0])
     # One step ahead of the first origin: the value one season before the target.
     y = file["value"].to_numpy()
-    assert first["forecast"] == pytest.approx(y[cutoff + 1 - season], abs=1e-4 * np.abs(y).max())
+    want = y[cutoff + 1 - season]
+    assert first["seasonal_naive"] == pytest.approx(want, abs=1e-4 * np.abs(y).max())

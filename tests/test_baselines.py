@@ -59,9 +59,10 @@ def test_drift_by_hand() -> None:
 
 def test_numpy_baselines_ignore_fit_rows() -> None:
     for name in ("naive", "seasonal_naive", "drift"):
-        a = baseline_forecasts(name, Y, CUTOFFS, 3, 2, np.full(5, 5))
-        b = baseline_forecasts(name, Y, CUTOFFS, 3, 2, CUTOFFS + 1)
+        a, fitted = baseline_forecasts(name, Y, CUTOFFS, 3, 2, np.full(5, 5))
+        b, _ = baseline_forecasts(name, Y, CUTOFFS, 3, 2, CUTOFFS + 1)
         np.testing.assert_array_equal(a, b)
+        assert fitted is None
 
 
 @pytest.mark.parametrize(
@@ -109,7 +110,7 @@ def test_statistical_wrapper_refit_never_equals_library_cross_validation(model: 
     h, step, n = 6, 5, 7
     cutoffs = 79 + step * np.arange(n)
     end = cutoffs[-1] + h + 1  # the library's last window ends at the frame's last row
-    ours = baseline_forecasts(model, SERIES, cutoffs, h, 12, np.full(n, 80))
+    ours, _ = baseline_forecasts(model, SERIES, cutoffs, h, 12, np.full(n, 80))
     want = library_cv(model, SERIES[:end], h, n, step, False)
     np.testing.assert_allclose(ours, want, **scaled_tol(want, 1e-6))
 
@@ -122,13 +123,32 @@ def test_statistical_wrapper_refit_every_n_equals_library_cross_validation(model
     cutoffs = 90 + step * np.arange(n)
     fit_rows = cutoffs[(np.arange(n) // every) * every] + 1  # refit at origins 0, 2, 4
     end = cutoffs[-1] + h + 1
-    ours = baseline_forecasts(model, SERIES, cutoffs, h, 12, fit_rows)
+    ours, _ = baseline_forecasts(model, SERIES, cutoffs, h, 12, fit_rows)
     want = library_cv(model, SERIES[:end], h, n, step, every)
     np.testing.assert_allclose(ours, want, **scaled_tol(want, 1e-6))
 
 
 def test_statistical_wrapper_at_its_fit_origin_equals_fit_then_predict() -> None:
     models = pytest.importorskip("statsforecast.models")
-    ours = baseline_forecasts("auto_ets", SERIES, np.array([99]), 5, 12, np.array([100]))
-    direct = models.AutoETS(season_length=12).fit(SERIES[:100]).predict(h=5)["mean"]
+    ours, fitted = baseline_forecasts("auto_ets", SERIES, np.array([99]), 5, 12, np.array([100]))
+    model = models.AutoETS(season_length=12).fit(SERIES[:100])
+    direct = model.predict(h=5)["mean"]
     np.testing.assert_allclose(ours[0], direct, **scaled_tol(direct, 1e-6))
+    assert fitted == model.model_["method"] and fitted.startswith("ETS(")
+
+
+def test_statistical_models_fit_once_per_fit_rows_and_say_what_they_fitted(monkeypatch) -> None:
+    models = pytest.importorskip("statsforecast.models")
+    fits = []
+    fit = models.AutoETS.fit
+    monkeypatch.setattr(models.AutoETS, "fit", lambda self, y: fits.append(len(y)) or fit(self, y))
+    # Val and test origins of one backtest share the training rows: one fit for all.
+    cutoffs = np.array([60, 61, 62, 90, 95])
+    _, fitted = baseline_forecasts("auto_ets", SERIES, cutoffs, 3, 52, np.full(5, 60))
+    assert fits == [60]
+    # Season 52 with 60 rows: statsforecast fits no seasonal component, and the name says so.
+    assert fitted.startswith("ETS(") and fitted.endswith(",N)")
+    _, fitted = baseline_forecasts(
+        "auto_ets", SERIES, cutoffs, 3, 12, np.array([60] * 3 + [91] * 2)
+    )
+    assert fits == [60, 60, 91]  # refit: one fit per group

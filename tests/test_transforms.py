@@ -334,12 +334,11 @@ def test_backtest_forecasts_are_in_units_and_a_non_positive_input_is_refused(
 
     backtest(cfg(tmp_path / "bt", "n_windows=4", "step_size=2"))
     table = pd.read_csv(tmp_path / "bt" / "backtest.csv")
-    rows = table[table["model"] == "linear"]
     center, scale = f.scaler.center[0], f.scaler.scale[0]
     for o in (150, 152, 154, 156):  # the last test origins, 2 rows apart (row index)
         x = (np.log(value[o - N_STEPS + 1 : o + 1]) - center) / scale
         want = np.exp(f.predict(x[None])[0].astype(np.float64) * scale + center)
-        got = rows[rows["origin"] == pd.read_csv(growing_csv)["date"][o]]["forecast"]
+        got = table[table["cutoff"] == pd.read_csv(growing_csv)["date"][o]]["linear"]
         np.testing.assert_allclose(got, want, rtol=1e-5)
     frame = growing_frame()
     frame.loc[20, "value"] = 0.0

@@ -1,5 +1,5 @@
 """Baseline forecasts from every origin at once: naive, seasonal naive, drift (numpy), plus
-the statistical models of :mod:`.statistical`, behind one registry.
+the statistical models of :mod:`.statistical` fitted once and run forward, behind one registry.
 
 Each baseline maps the target series ``y [R]`` (data units), cutoff rows ``[n]`` and a
 horizon ``h`` to forecasts ``[n, h]`` that read only ``y[: c + 1]`` for origin ``c``.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seqforecast.backtest.statistical import statistical_forecasts
+from seqforecast.backtest.statistical import fitted_model, statistical_model
 from seqforecast.names import BASELINES as BASELINES  # re-exported: the rule of baselines
 
 
@@ -49,12 +49,24 @@ def baseline_forecasts(
     horizon: int,
     season: int,
     fit_rows: np.ndarray,
-) -> np.ndarray:
-    """Forecasts ``[n, h]`` of baseline ``name`` from each cutoff of ``y [R]``.
+) -> tuple[np.ndarray, str | None]:
+    """Forecasts ``[n, h]`` of baseline ``name`` from each cutoff of ``y [R]``, and the
+    statistical model it fitted (``"ETS(A,N,N)"``; ``None`` for the numpy baselines).
 
     ``fit_rows [n]``: the rows a statistical model is fitted on for each origin (its
-    parameters; the numpy baselines have none and ignore it).
+    parameters; the numpy baselines have none and ignore it). Consecutive origins that share
+    ``fit_rows`` share one fit, which then forecasts from each origin ``c`` through the
+    library's ``forward(y[: c + 1], h)``: the fitted model run over the history up to the
+    origin, not re-estimated (statsforecast's ``cross_validation`` with ``refit`` = N).
     """
     if name in NUMPY_BASELINES:
-        return NUMPY_BASELINES[name](y, cutoffs, horizon, season)
-    return statistical_forecasts(name, y, cutoffs, horizon, season, fit_rows)
+        return NUMPY_BASELINES[name](y, cutoffs, horizon, season), None
+    y = np.asarray(y, np.float64)
+    out = np.empty((len(cutoffs), horizon))
+    model, fitted_on, fitted = None, None, {}
+    for i, (c, rows) in enumerate(zip(cutoffs, fit_rows, strict=True)):
+        if rows != fitted_on:
+            model, fitted_on = statistical_model(name, season).fit(y[:rows]), rows
+            fitted[fitted_model(model)] = None
+        out[i] = model.forward(y=y[: c + 1], h=horizon)["mean"]
+    return out, " / ".join(fitted)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from seqforecast.data.splits import resolve_split
-from seqforecast.data.table import Table
 from seqforecast.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,10 @@ class Spans:
     rows: int
 
 
-def split_spans(table: Table, split: Sequence[Any], path: str) -> Spans:
-    """The checkpoint's ``data.split`` applied to the input table's rows."""
-    n = len(table.values)
-    train, val, _ = resolve_split(split, n, f"the {n} rows of {path}", table.times)
+def split_spans(split: Sequence[Any], n: int, what: str, times: pd.Series | None) -> Spans:
+    """The checkpoint's ``data.split`` applied to ``n`` rows of one series (``what`` names
+    them in errors; ``times``: their timestamps, for a split by dates)."""
+    train, val, _ = resolve_split(split, n, what, times)
     return Spans(val=train, test=train + val, rows=n)
 
 

@@ -1,7 +1,8 @@
 """``refit=N``: retrain the checkpoint's run on the expanding history every ``N`` origins.
 
 The run's own ``config.yaml`` (beside its ``checkpoints/`` folder) is loaded, every path
-under the old run folder is moved under ``<backtest>/refits/origin-<i>/``, and its data
+under the old run folder is moved under ``<backtest>/refits/origin-<i>/`` (several
+checkpoints: ``refits/<name>/origin-<i>/``), and its data
 becomes that folder's ``history.csv``: the training columns of the rows up to origin ``i``,
 nothing after it. :func:`seqforecast.train.train` then fits it as any run. The history is
 split by counts ``[rows - V, V - W, W]``: ``V`` is the val size of the original split, so
@@ -111,6 +112,8 @@ def fit_rows(cutoffs: np.ndarray, refit: str | int, train_rows: int) -> np.ndarr
 
 def refit_forecasts(
     cfg: DictConfig,
+    ckpt_path: str,
+    folder: Path,
     forecaster: Forecaster,
     table: Table,
     cutoffs: np.ndarray,
@@ -118,18 +121,24 @@ def refit_forecasts(
     horizon: int,
     val_rows: int,
 ) -> np.ndarray:
-    """``[n, horizon]``: the checkpoint's run (``cfg.ckpt_path``) retrained on the first
-    ``rows[i]`` rows at the first origin of each group, forecasting the group's origins.
-    Each retraining runs in ``<cfg.output_dir>/refits/origin-<i>``."""
-    run_cfg = run_config(cfg.ckpt_path)
+    """``[n, horizon]``: the run of ``ckpt_path`` retrained on the first ``rows[i]`` rows of
+    ``table`` at the first origin of each group, forecasting the group's origins. Each
+    retraining runs in ``<folder>/origin-<i>``; ``cfg``: the backtest's device and layers."""
+    run_cfg = run_config(ckpt_path)
     window = forecaster.n_steps + forecaster.horizon
     out = np.empty((len(cutoffs), horizon))
     for end in np.unique(rows):
         group = rows == end
-        folder = Path(cfg.output_dir) / "refits" / f"origin-{int(np.argmax(group)):04d}"
         split = refit_split(int(end), val_rows, window)
         model = refit_forecaster(
-            run_cfg, table, forecaster.data, int(end), split, folder, cfg.device, cfg.layers
+            run_cfg,
+            table,
+            forecaster.data,
+            int(end),
+            split,
+            folder / f"origin-{int(np.argmax(group)):04d}",
+            cfg.device,
+            cfg.get("layers", "fast"),
         )
         out[group] = model_forecasts(model, table.values, cutoffs[group], horizon, cfg.batch_size)
     return out

@@ -1,17 +1,14 @@
-"""statsforecast's ``AutoARIMA`` and ``AutoETS`` as backtest baselines (the ``stats`` extra).
+"""statsforecast's ``AutoARIMA`` and ``AutoETS`` as backtest baselines (the ``stats`` extra):
+a fresh model per name, and the model a fit chose, as statsforecast names it.
 
-A model is fitted on ``y[:fit_rows]`` (its parameters: order, smoothing weights), then
-forecasts from each origin ``c`` through the library's ``forward(y[: c + 1], h)``, which
-runs the fitted model over the history up to the origin without re-estimating it. Origins
-that share ``fit_rows`` share one fit. This is statsforecast's own ``cross_validation``
-with ``refit`` = an integer: fit at the first origin of each group, ``forward`` for all.
+AutoETS may not use the season it is given: past ``season_length`` 24, or with too few rows
+for one, statsforecast fits a model without a seasonal component. :func:`fitted_model`
+says what was fitted (``ETS(A,N,N)``: no season), so the tables can show it.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-import numpy as np
 
 from seqforecast.errors import ConfigError
 from seqforecast.names import STATISTICAL
@@ -33,20 +30,10 @@ def statistical_model(name: str, season: int) -> Any:
     return classes[name](season_length=season)
 
 
-def statistical_forecasts(
-    name: str,
-    y: np.ndarray,
-    cutoffs: np.ndarray,
-    horizon: int,
-    season: int,
-    fit_rows: np.ndarray,
-) -> np.ndarray:
-    """``[n, h]`` forecasts of ``name`` from cutoffs ``[n]``, fitted on ``y[:fit_rows[i]]``."""
-    y = np.asarray(y, np.float64)
-    out = np.empty((len(cutoffs), horizon))
-    model, fitted_on = None, None
-    for i, (c, rows) in enumerate(zip(cutoffs, fit_rows, strict=True)):
-        if rows != fitted_on:
-            model, fitted_on = statistical_model(name, season).fit(y[:rows]), rows
-        out[i] = model.forward(y=y[: c + 1], h=horizon)["mean"]
-    return out
+def fitted_model(model: Any) -> str:
+    """What a fit chose: ``ETS(M,A,M)`` (error, trend, season) or ``ARIMA(p,d,q)(P,D,Q)[m]``."""
+    if "method" in model.model_:  # AutoETS
+        return str(model.model_["method"])
+    from statsforecast.arima import arima_string
+
+    return arima_string(model.model_).strip()
