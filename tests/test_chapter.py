@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from seqforecast.errors import ConfigError
-from seqforecast.models import build_net, output_steps
+from seqforecast.models import NetSettings, build_net, output_steps
 from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
 from seqforecast.models.init import keras_init_
 from seqforecast.models.norm_rnn import BatchNormRNNStack, LayerNormRNN
@@ -146,7 +146,7 @@ def _glorot_bound(fan_in: int, fan_out: int) -> float:
 def test_keras_init_recurrent_kernels(net: str) -> None:
     torch.manual_seed(0)
     kwargs = {"n_steps": 50, "n_features": 1, "horizon": 10, "target": "seq2seq"}
-    model = build_net(net, **kwargs, hidden=[64, 64], head="per_step")
+    model = build_net(NetSettings(net, **kwargs, hidden=[64, 64], head="per_step"))
     keras_init_(model)
     gates = {"rnn": 1, "ln_rnn": 1, "rnn_bn": 1, "lstm": 4, "gru": 3}[net]
     for layer, n_in in zip(model.stack.layers, (1, 64), strict=True):

@@ -41,21 +41,6 @@ class LayerNormRNN(nn.Module):
         return torch.stack(outs, dim=1), h.unsqueeze(0)  # [B, T, H], [1, B, H]
 
 
-class LayerNormRNNStack(nn.Module):
-    """Stacked :class:`LayerNormRNN` layers, all returning sequences: ``[B, T, F] -> [B, T, H]``."""
-
-    def __init__(self, n_features: int, hidden: list[int]) -> None:
-        super().__init__()
-        sizes = [n_features, *hidden]
-        self.layers = nn.ModuleList(LayerNormRNN(a, b) for a, b in pairwise(sizes))
-        self.out_features = sizes[-1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x, _ = layer(x)  # [B, T, H_in] -> [B, T, H_out]
-        return x
-
-
 class BatchNormRNNStack(nn.Module):
     """Simple RNN layers, each followed by ``BatchNorm1d`` (book cell 61).
 
@@ -70,7 +55,6 @@ class BatchNormRNNStack(nn.Module):
         sizes = [n_features, *hidden]
         self.layers = nn.ModuleList(nn.RNN(a, b, batch_first=True) for a, b in pairwise(sizes))
         self.norms = nn.ModuleList(nn.BatchNorm1d(h) for h in hidden)
-        self.out_features = sizes[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer, norm in zip(self.layers, self.norms, strict=True):

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from itertools import pairwise
 
 import torch
 from torch import nn
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+from seqforecast.models.norm_rnn import LayerNormRNN
+
+# One batch-first recurrent layer ``(n_in, n_out)``: ``[B, T, n_in] -> ([B, T, n_out], state)``.
+CELLS: dict[str, Callable[[int, int], nn.Module]] = {
+    "rnn": partial(nn.RNN, batch_first=True),
+    "lstm": partial(nn.LSTM, batch_first=True),
+    "gru": partial(nn.GRU, batch_first=True),
+    "ln_rnn": LayerNormRNN,
+}
 
 
 class RecurrentStack(nn.Module):
@@ -19,12 +29,8 @@ class RecurrentStack(nn.Module):
 
     def __init__(self, cell: str, n_features: int, hidden: list[int]) -> None:
         super().__init__()
-        rnn = CELLS[cell]
         sizes = [n_features, *hidden]
-        self.layers = nn.ModuleList(
-            rnn(n_in, n_out, batch_first=True) for n_in, n_out in pairwise(sizes)
-        )
-        self.out_features = sizes[-1]
+        self.layers = nn.ModuleList(CELLS[cell](a, b) for a, b in pairwise(sizes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
