@@ -19,7 +19,7 @@ from torch import nn
 from seqforecast.errors import ConfigError
 from seqforecast.models.baselines import Linear, Naive
 from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
-from seqforecast.models.heads import LastStepHead, PerStepHead, StateHead
+from seqforecast.models.heads import LinearHead, StateHead
 from seqforecast.models.norm_rnn import BatchNormRNNStack
 from seqforecast.models.recurrent import CELLS, RecurrentForecaster, RecurrentStack
 from seqforecast.names import CONV_NETS, HEADS, NETS
@@ -152,10 +152,8 @@ def build_net(settings: NetSettings) -> nn.Module:
                 f"to equal horizon={s.horizon}"
             )
         out: nn.Module = StateHead(per_step)
-    elif s.head == "linear":
-        out = LastStepHead(hidden[-1], s.horizon)
-    else:
-        out = PerStepHead(hidden[-1], s.horizon)
+    else:  # linear (next) or per_step (seq2seq), as checked above
+        out = LinearHead(hidden[-1], s.horizon, per_step)
     return RecurrentForecaster(stack, out)
 
 
