@@ -14,7 +14,8 @@ from seqforecast.errors import ConfigError
 from seqforecast.models import NetSettings, build_net, output_steps
 from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
 from seqforecast.models.init import keras_init_
-from seqforecast.models.norm_rnn import BatchNormRNNStack, LayerNormRNN
+from seqforecast.models.norm_rnn import LayerNormRNN
+from seqforecast.models.recurrent import RecurrentStack
 from seqforecast.module import ForecastModule
 from seqforecast.train import instantiate, train
 
@@ -45,7 +46,7 @@ def test_ln_cell_matches_numpy_recurrence() -> None:
 
 def test_batchnorm_stack_normalises_over_batch_and_time() -> None:
     torch.manual_seed(0)
-    stack = BatchNormRNNStack(1, [5, 3])
+    stack = RecurrentStack("rnn", 1, [5, 3], batch_norm=True)
     x = torch.randn(8, 7, 1)
     h = stack(x)  # training mode: batch statistics
     flat = _np(h).reshape(-1, 3)  # every (series, step) of each unit

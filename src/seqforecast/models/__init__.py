@@ -20,7 +20,6 @@ from seqforecast.errors import ConfigError
 from seqforecast.models.baselines import Linear, Naive
 from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
 from seqforecast.models.heads import LinearHead, StateHead
-from seqforecast.models.norm_rnn import BatchNormRNNStack
 from seqforecast.models.recurrent import CELLS, RecurrentForecaster, RecurrentStack
 from seqforecast.names import CONV_NETS, HEADS, NETS
 from seqforecast.rules import check, check_window
@@ -28,7 +27,7 @@ from seqforecast.rules import check, check_window
 # Recurrent stacks ``(n_features, hidden) -> [B, T, hidden[-1]]``, used under a head.
 STACKS: dict[str, Callable[[int, list[int]], nn.Module]] = {
     **{cell: partial(RecurrentStack, cell) for cell in CELLS},
-    "rnn_bn": BatchNormRNNStack,
+    "rnn_bn": partial(RecurrentStack, "rnn", batch_norm=True),
 }
 
 

@@ -25,16 +25,24 @@ class RecurrentStack(nn.Module):
 
     ``x [B, T, F] -> [B, T, hidden[-1]]``. Layers are separate modules so that
     widths may differ (the book's ``[20, 20, 1]``); ``cell`` is a key of :data:`CELLS`.
+    ``batch_norm``: each layer is followed by ``BatchNorm1d`` (book cell 61), which
+    normalises each unit over batch and time (Keras ``axis=-1``), so it runs on the
+    channels-first view ``[B, H, T]``.
     """
 
-    def __init__(self, cell: str, n_features: int, hidden: list[int]) -> None:
+    def __init__(
+        self, cell: str, n_features: int, hidden: list[int], batch_norm: bool = False
+    ) -> None:
         super().__init__()
         sizes = [n_features, *hidden]
         self.layers = nn.ModuleList(CELLS[cell](a, b) for a, b in pairwise(sizes))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(h) for h in hidden) if batch_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             x, _ = layer(x)  # [B, T, H_in] -> [B, T, H_out]
+            if self.norms is not None:  # normalised over (B, T) per unit
+                x = self.norms[i](x.transpose(1, 2)).transpose(1, 2)
         return x
 
 
