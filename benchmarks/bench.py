@@ -52,7 +52,7 @@ from torch import nn
 from seqforecast import auto
 from seqforecast.data.batches import TensorPairs, batch_loader
 from seqforecast.fast import accelerate
-from seqforecast.models import build_net, output_steps
+from seqforecast.models import NetSettings, build_net, output_steps
 from seqforecast.models.init import adam_eps
 from seqforecast.train import instantiate, set_threads, train
 
@@ -139,17 +139,9 @@ def val_mse_last(net: nn.Module, x: torch.Tensor, y: torch.Tensor, seq2seq: bool
 
 def make_net(cfg: Any, fast: bool) -> nn.Module:
     """The configured network, seeded; ``fast``: with the fast layers swapped in."""
-    m = OmegaConf.to_container(cfg.model, resolve=True)  # plain values, as build_net takes
+    settings = NetSettings.from_hparams(OmegaConf.to_container(cfg.model, resolve=True))
     torch.manual_seed(cfg.seed)
-    net_keys = ("hidden", "head", "filters", "kernel_size", "stride", "dilations")
-    net = build_net(
-        m["net"],
-        n_steps=m["n_steps"],
-        n_features=m["n_features"],
-        horizon=m["horizon"],
-        target=m["target"],
-        **{k: m[k] for k in net_keys if k in m},
-    )
+    net = build_net(settings)
     return accelerate(net) if fast else net
 
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from seqforecast.data.sine import SineDataModule
 from seqforecast.fast import accelerate
-from seqforecast.models import build_net
+from seqforecast.models import NetSettings, build_net
 
 # variant: (accelerated, SEQFORECAST_NUMBA)
 VARIANTS = {"torch": (False, "0"), "fused-torch": (True, "0"), "fused-numba": (True, "1")}
@@ -44,7 +44,7 @@ def main() -> None:
     x, y, x_val, y_val = train.x, train.y, val.x, val.y
     kw = dict(n_steps=50, n_features=1, horizon=10, target="seq2seq", hidden=[20, 20])
     torch.manual_seed(42)
-    plain = build_net("ln_rnn", head="per_step", **kw)
+    plain = build_net(NetSettings("ln_rnn", head="per_step", **kw))
     nets, opts = {}, {}
     for name, (fast, _) in VARIANTS.items():
         net = copy.deepcopy(plain)

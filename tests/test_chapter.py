@@ -11,10 +11,11 @@ import torch
 from torch import nn
 
 from seqforecast.errors import ConfigError
-from seqforecast.models import build_net, output_steps
+from seqforecast.models import NetSettings, build_net, output_steps
 from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
 from seqforecast.models.init import keras_init_
-from seqforecast.models.norm_rnn import BatchNormRNNStack, LayerNormRNN
+from seqforecast.models.norm_rnn import LayerNormRNN
+from seqforecast.models.recurrent import RecurrentStack
 from seqforecast.module import ForecastModule
 from seqforecast.train import instantiate, train
 
@@ -45,7 +46,7 @@ def test_ln_cell_matches_numpy_recurrence() -> None:
 
 def test_batchnorm_stack_normalises_over_batch_and_time() -> None:
     torch.manual_seed(0)
-    stack = BatchNormRNNStack(1, [5, 3])
+    stack = RecurrentStack("rnn", 1, [5, 3], batch_norm=True)
     x = torch.randn(8, 7, 1)
     h = stack(x)  # training mode: batch statistics
     flat = _np(h).reshape(-1, 3)  # every (series, step) of each unit
@@ -146,7 +147,7 @@ def _glorot_bound(fan_in: int, fan_out: int) -> float:
 def test_keras_init_recurrent_kernels(net: str) -> None:
     torch.manual_seed(0)
     kwargs = {"n_steps": 50, "n_features": 1, "horizon": 10, "target": "seq2seq"}
-    model = build_net(net, **kwargs, hidden=[64, 64], head="per_step")
+    model = build_net(NetSettings(net, **kwargs, hidden=[64, 64], head="per_step"))
     keras_init_(model)
     gates = {"rnn": 1, "ln_rnn": 1, "rnn_bn": 1, "lstm": 4, "gru": 3}[net]
     for layer, n_in in zip(model.stack.layers, (1, 64), strict=True):

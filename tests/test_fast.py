@@ -18,7 +18,7 @@ from seqforecast.errors import ConfigError
 from seqforecast.fast import FAST, accelerate, is_accelerated, use_layers
 from seqforecast.fast.conv import ChannelsLastWaveNet
 from seqforecast.fast.fused import FusedGRU, FusedRNN
-from seqforecast.models import CONV_NETS, STACKS, build_net
+from seqforecast.models import CONV_NETS, STACKS, NetSettings, build_net
 from seqforecast.models.init import keras_init_
 
 HEADS_TARGETS = [("linear", "next"), ("per_step", "seq2seq"), ("none", "next"), ("none", "seq2seq")]
@@ -31,19 +31,8 @@ STEPS, FEATURES, HORIZON = 12, 2, 3
 
 
 def _build(net: str, head: str = "per_step", target: str = "seq2seq") -> nn.Module:
-    return build_net(
-        net,
-        n_steps=STEPS,
-        n_features=FEATURES,
-        horizon=HORIZON,
-        target=target,
-        hidden=[4, HORIZON],
-        head=head,
-        filters=5,
-        kernel_size=4,
-        stride=2,
-        dilations=[1, 2],
-    )
+    conv = {"filters": 5, "kernel_size": 4, "stride": 2, "dilations": [1, 2]}
+    return build_net(NetSettings(net, STEPS, FEATURES, HORIZON, target, [4, HORIZON], head, **conv))
 
 
 def _plain_and_fast(net: str, head: str, target: str, dtype=torch.float32):

@@ -21,7 +21,7 @@ from seqforecast.errors import ConfigError
 from seqforecast.fast import accelerate, jit, kernels
 from seqforecast.fast.functions import GRUFunction, TanhRNNFunction
 from seqforecast.fast.fused import FusedGRU, FusedRNN
-from seqforecast.models import build_net
+from seqforecast.models import NetSettings, build_net
 from seqforecast.train import set_threads, train
 
 PAIRS = {"rnn": (FusedRNN, nn.RNN), "gru": (FusedGRU, nn.GRU)}
@@ -131,7 +131,7 @@ def test_hand_written_backward_passes_gradcheck(function, backend: str) -> None:
 def test_mixed_width_stack_equals_plain(cell: str, backend: str) -> None:
     """The book's [20, 20, 1] stack: the plain net and its accelerated copy agree."""
     kwargs = dict(n_steps=50, n_features=1, horizon=1, target="next", hidden=[20, 20, 1])
-    ref = build_net(cell, head="none", **kwargs)
+    ref = build_net(NetSettings(cell, head="none", **kwargs))
     fused = accelerate(copy.deepcopy(ref))
     assert [type(layer) for layer in fused.stack.layers] == [PAIRS[cell][0]] * 3
     assert fused.state_dict().keys() == ref.state_dict().keys()

@@ -11,7 +11,7 @@ from conftest import assert_nets_agree, scaled_tol
 from seqforecast.fast import accelerate
 from seqforecast.fast.fused_ln import FusedLayerNormRNN, LayerNormRNNFunction
 from seqforecast.fast.jit import numba_installed
-from seqforecast.models import build_net
+from seqforecast.models import NetSettings, build_net
 from seqforecast.models.norm_rnn import LayerNormRNN
 
 # (input width, hidden width, batch, steps): the chapter's first layer, 1 unit, 1 step, 1 row.
@@ -136,7 +136,7 @@ def test_backends_agree(monkeypatch) -> None:
 
 def test_accelerated_stack_equals_plain(backend: str) -> None:
     kwargs = dict(n_steps=12, n_features=1, horizon=3, target="seq2seq", hidden=[4, 3])
-    ref = build_net("ln_rnn", head="per_step", **kwargs)
+    ref = build_net(NetSettings("ln_rnn", head="per_step", **kwargs))
     fused = accelerate(copy.deepcopy(ref))
     assert [type(layer) for layer in ref.stack.layers] == [LayerNormRNN] * 2
     assert [type(layer) for layer in fused.stack.layers] == [FusedLayerNormRNN] * 2

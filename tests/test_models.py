@@ -7,7 +7,8 @@ import torch
 from conftest import MODEL_OPTIONS
 
 from seqforecast.errors import ConfigError
-from seqforecast.models import build_net
+from seqforecast.models import NetSettings, build_net
+from seqforecast.module import ForecastModule
 from seqforecast.train import instantiate
 
 # Keras parameter counts from the book's layer definitions (reference §2a), and the
@@ -51,7 +52,7 @@ def test_every_option_output_shape_and_params(make_cfg, option: str) -> None:
 
 
 def test_linear_is_an_affine_map_of_the_flat_window() -> None:
-    net = build_net("linear", n_steps=6, n_features=2, horizon=3, target="next")
+    net = build_net(NetSettings("linear", n_steps=6, n_features=2, horizon=3, target="next"))
     x = torch.randn(4, 6, 2)
     w, b = net.linear.weight, net.linear.bias
     torch.testing.assert_close(net(x), x.reshape(4, 12) @ w.T + b)
@@ -59,17 +60,15 @@ def test_linear_is_an_affine_map_of_the_flat_window() -> None:
 
 def test_naive_repeats_last_value() -> None:
     x = torch.randn(3, 8, 1)
-    vec = build_net("naive", n_steps=8, n_features=1, horizon=4, target="next")(x)
+    vec = build_net(NetSettings("naive", 8, 1, 4, "next"))(x)
     torch.testing.assert_close(vec, x[:, -1, :1].repeat(1, 4))
-    seq = build_net("naive", n_steps=8, n_features=1, horizon=4, target="seq2seq")(x)
+    seq = build_net(NetSettings("naive", 8, 1, 4, "seq2seq"))(x)
     torch.testing.assert_close(seq, x.repeat(1, 1, 4))
 
 
 def test_rnn_stack_equals_manual_recurrence() -> None:
     torch.manual_seed(0)
-    net = build_net(
-        "rnn", n_steps=5, n_features=1, horizon=2, target="seq2seq", hidden=[3], head="per_step"
-    )
+    net = build_net(NetSettings("rnn", 5, 1, 2, "seq2seq", hidden=[3], head="per_step"))
     rnn, head = net.stack.layers[0], net.head.linear
     x = torch.randn(2, 5, 1)
     h = torch.zeros(2, 3)
@@ -114,4 +113,14 @@ def test_rnn_stack_equals_manual_recurrence() -> None:
 def test_bad_model_settings_name_the_key(kwargs: dict, match: str) -> None:
     args = {"n_steps": 10, "n_features": 1, "horizon": 2, "target": "next", **kwargs}
     with pytest.raises(ConfigError, match=match):
-        build_net(**args)
+        build_net(NetSettings(**args))
+
+
+def test_net_settings_are_read_back_from_the_module_hparams() -> None:
+    """The module saves its net settings as the primitives it was given, under their own
+    names; NetSettings reads exactly those back, and the net gets the loss's wider output."""
+    module = ForecastModule(net="gru", hidden=[4], n_steps=6, horizon=2, loss="gaussian", lr=0.01)
+    assert NetSettings.from_hparams(module.hparams) == NetSettings("gru", 6, 1, 2, "next", [4])
+    assert module.net.head.linear.out_features == 2 * 2  # a mean and a scale per step
+    primitive = str | int | float | bool | list | dict | None
+    assert all(isinstance(v, primitive) for v in module.hparams.values())

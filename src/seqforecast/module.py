@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import lightning as L
@@ -14,7 +14,7 @@ from torchmetrics import MeanSquaredError
 
 from seqforecast.errors import ConfigError, NonFiniteLossError
 from seqforecast.losses import build_loss
-from seqforecast.models import build_net, output_steps
+from seqforecast.models import NetSettings, build_net, output_steps
 from seqforecast.models.init import adam_eps, keras_init_
 from seqforecast.models.norm import net_outputs, wrap
 from seqforecast.rules import PROBABILITIES, check, check_value
@@ -160,20 +160,9 @@ class ForecastModule(L.LightningModule):
         self.hparams.quantiles = self.objective.level_list  # saved resolved (mse: None)
         if window_norm != "seasonal":  # ignored: saved as 1, so a checkpoint resumes and
             self.hparams.season = 1  # compares equal whatever the run's season
-        self.net = build_net(
-            net,
-            n_steps=n_steps,
-            n_features=n_features,
-            # P values per forecast step ([B, k * P], viewed as [B, k, P]); 1 for mse.
-            horizon=horizon * self.objective.n_params,
-            target=target,
-            hidden=hidden,
-            head=head,
-            filters=filters,
-            kernel_size=kernel_size,
-            stride=stride,
-            dilations=dilations,
-        )
+        settings = NetSettings.from_hparams(self.hparams)
+        # P values per forecast step ([B, k * P], viewed as [B, k, P]); 1 for mse.
+        self.net = build_net(replace(settings, horizon=horizon * self.objective.n_params))
         if init == "keras":
             keras_init_(self.net)
         if window_norm == "seasonal" and n_steps < season:

@@ -9,16 +9,17 @@ Seq2seq nets whose output steps are not one per input step (``T' != T``) define
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from functools import partial
+from typing import Any
 
 from torch import nn
 
 from seqforecast.errors import ConfigError
 from seqforecast.models.baselines import Linear, Naive
 from seqforecast.models.conv import ConvGRU, GatedWaveNet, WaveNet
-from seqforecast.models.heads import LastStepHead, PerStepHead, StateHead
-from seqforecast.models.norm_rnn import BatchNormRNNStack, LayerNormRNNStack
+from seqforecast.models.heads import LinearHead, StateHead
 from seqforecast.models.recurrent import CELLS, RecurrentForecaster, RecurrentStack
 from seqforecast.names import CONV_NETS, HEADS, NETS
 from seqforecast.rules import check, check_window
@@ -26,8 +27,7 @@ from seqforecast.rules import check, check_window
 # Recurrent stacks ``(n_features, hidden) -> [B, T, hidden[-1]]``, used under a head.
 STACKS: dict[str, Callable[[int, list[int]], nn.Module]] = {
     **{cell: partial(RecurrentStack, cell) for cell in CELLS},
-    "ln_rnn": LayerNormRNNStack,
-    "rnn_bn": BatchNormRNNStack,
+    "rnn_bn": partial(RecurrentStack, "rnn", batch_norm=True),
 }
 
 
@@ -41,53 +41,64 @@ def output_steps(net: nn.Module, n_steps: int) -> list[int]:
     return list(range(n_steps)) if steps is None else steps(n_steps)
 
 
-def _build_conv(
-    net: str,
-    *,
-    n_steps: int,
-    n_features: int,
-    horizon: int,
-    per_step: bool,
-    hidden: Sequence[int] | None,
-    filters: int,
-    kernel_size: int,
-    stride: int,
-    dilations: Sequence[int] | None,
-) -> nn.Module:
+@dataclass(frozen=True)
+class NetSettings:
+    """The settings that shape a network, as one value: what :func:`build_net` builds from.
+
+    They are ``ForecastModule``'s arguments of the same names (their meanings are in its
+    docstring) and are saved with its other hparams as the primitives they are, never as this
+    object, so a checkpoint still loads with ``torch.load(weights_only=True)``;
+    :meth:`from_hparams` reads them back. ``horizon`` is the net's output width per step.
+    """
+
+    net: str
+    n_steps: int
+    n_features: int
+    horizon: int
+    target: str
+    hidden: Sequence[int] | None = None
+    head: str = "linear"
+    filters: int = 20
+    kernel_size: int = 4
+    stride: int = 2
+    dilations: Sequence[int] | None = None
+
+    @classmethod
+    def from_hparams(cls, hparams: Mapping[str, Any]) -> NetSettings:
+        """The settings among ``hparams`` (a module's or a config's); the others are ignored.
+
+        Args:
+            hparams: A mapping holding at least ``net``, ``n_steps``, ``n_features``,
+                ``horizon`` and ``target``.
+
+        Returns:
+            The settings, the defaults where ``hparams`` has no value.
+        """
+        return cls(**{f.name: hparams[f.name] for f in fields(cls) if f.name in hparams})
+
+
+def _build_conv(s: NetSettings, per_step: bool) -> nn.Module:
     if not per_step:
-        raise ConfigError(f"model.net={net} emits one forecast per step: it needs target=seq2seq")
-    check("model.filters", filters)
-    if net == "conv_gru":
-        check("model.kernel_size", kernel_size)
-        check("model.stride", stride)
-        if kernel_size > n_steps:
+        raise ConfigError(f"model.net={s.net} emits one forecast per step: it needs target=seq2seq")
+    check("model.filters", s.filters)
+    if s.net == "conv_gru":
+        check("model.kernel_size", s.kernel_size)
+        check("model.stride", s.stride)
+        if s.kernel_size > s.n_steps:
             raise ConfigError(
-                f"model.kernel_size={kernel_size} is longer than the window n_steps={n_steps}"
+                f"model.kernel_size={s.kernel_size} is longer than the window n_steps={s.n_steps}"
             )
-        hidden = list(check("model.hidden", hidden))
-        return ConvGRU(n_features, horizon, hidden, filters, kernel_size, stride)
-    dilations = list(check("model.dilations", dilations))
-    if net == "wavenet_gated":
-        return GatedWaveNet(n_features, horizon, filters, dilations)
-    check("model.kernel_size", kernel_size)
-    return WaveNet(n_features, horizon, filters, kernel_size, dilations)
+        hidden = list(check("model.hidden", s.hidden))
+        return ConvGRU(s.n_features, s.horizon, hidden, s.filters, s.kernel_size, s.stride)
+    dilations = list(check("model.dilations", s.dilations))
+    if s.net == "wavenet_gated":
+        return GatedWaveNet(s.n_features, s.horizon, s.filters, dilations)
+    check("model.kernel_size", s.kernel_size)
+    return WaveNet(s.n_features, s.horizon, s.filters, s.kernel_size, dilations)
 
 
-def build_net(
-    net: str,
-    *,
-    n_steps: int,
-    n_features: int,
-    horizon: int,
-    target: str,
-    hidden: Sequence[int] | None = None,
-    head: str = "linear",
-    filters: int = 20,
-    kernel_size: int = 4,
-    stride: int = 2,
-    dilations: Sequence[int] | None = None,
-) -> nn.Module:
-    """Build the network named ``net`` (one of :data:`NETS`).
+def build_net(settings: NetSettings) -> nn.Module:
+    """Build the network ``settings.net`` names (one of :data:`NETS`).
 
     ``head`` applies to recurrent nets (:data:`STACKS`): ``linear`` (last state ->
     ``[B, k]``), ``per_step`` (every state -> ``[B, T, k]``) or ``none`` (the last
@@ -100,51 +111,58 @@ def build_net(
     LN cell's step loop); :func:`seqforecast.fast.accelerate` swaps in faster layers that
     hold the same parameters. Each setting the chosen net uses is checked by its rule
     (:mod:`seqforecast.rules`); settings it does not use are ignored.
+
+    Args:
+        settings: The network's settings.
+
+    Returns:
+        The network, ``x [B, T, F] -> [B, k]`` (``target="next"``) or ``[B, T', k]``.
+
+    Raises:
+        ConfigError: A setting the net uses is not allowed, or the settings do not fit
+            together (a head that does not suit the target, a kernel longer than the window).
     """
-    check("model.net", net)
-    check_window(n_steps, horizon, target)
-    check("model.n_features", n_features)
-    per_step = target == "seq2seq"
-    if net == "naive":
-        return Naive(horizon, per_step=per_step)
-    if net == "linear":
+    s = settings
+    check("model.net", s.net)
+    check_window(s.n_steps, s.horizon, s.target)
+    check("model.n_features", s.n_features)
+    per_step = s.target == "seq2seq"
+    if s.net == "naive":
+        return Naive(s.horizon, per_step=per_step)
+    if s.net == "linear":
         if per_step:
             raise ConfigError("model.net=linear flattens the window: it needs target=next")
-        return Linear(n_steps, n_features, horizon)
-    if net in CONV_NETS:
-        return _build_conv(
-            net,
-            n_steps=n_steps,
-            n_features=n_features,
-            horizon=horizon,
-            per_step=per_step,
-            hidden=hidden,
-            filters=filters,
-            kernel_size=kernel_size,
-            stride=stride,
-            dilations=dilations,
-        )
-    check("model.head", head)
-    if head == "linear" and per_step:
+        return Linear(s.n_steps, s.n_features, s.horizon)
+    if s.net in CONV_NETS:
+        return _build_conv(s, per_step)
+    check("model.head", s.head)
+    if s.head == "linear" and per_step:
         raise ConfigError(
             "model.head=linear reads the last state only; target=seq2seq needs per_step"
         )
-    if head == "per_step" and not per_step:
+    if s.head == "per_step" and not per_step:
         raise ConfigError("model.head=per_step emits every step; target=next needs linear or none")
-    hidden = list(check("model.hidden", hidden))
-    stack = STACKS[net](n_features, hidden)
-    if head == "none":
-        if hidden[-1] != horizon:
+    hidden = list(check("model.hidden", s.hidden))
+    stack = STACKS[s.net](s.n_features, hidden)
+    if s.head == "none":
+        if hidden[-1] != s.horizon:
             raise ConfigError(
                 f"model.head=none needs the last width model.hidden[-1]={hidden[-1]} "
-                f"to equal horizon={horizon}"
+                f"to equal horizon={s.horizon}"
             )
         out: nn.Module = StateHead(per_step)
-    elif head == "linear":
-        out = LastStepHead(hidden[-1], horizon)
-    else:
-        out = PerStepHead(hidden[-1], horizon)
+    else:  # linear (next) or per_step (seq2seq), as checked above
+        out = LinearHead(hidden[-1], s.horizon, per_step)
     return RecurrentForecaster(stack, out)
 
 
-__all__ = ["CELLS", "CONV_NETS", "HEADS", "NETS", "STACKS", "build_net", "output_steps"]
+__all__ = [
+    "CELLS",
+    "CONV_NETS",
+    "HEADS",
+    "NETS",
+    "STACKS",
+    "NetSettings",
+    "build_net",
+    "output_steps",
+]

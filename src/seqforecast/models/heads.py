@@ -6,26 +6,20 @@ import torch
 from torch import nn
 
 
-class LastStepHead(nn.Module):
-    """Seq2vec head: a linear map of the last hidden state. ``[B, T, H] -> [B, k]``."""
+class LinearHead(nn.Module):
+    """A linear map of every hidden state (``per_step``: seq2seq, Keras
+    ``TimeDistributed(Dense(k))``) or of the last one (seq2vec).
 
-    def __init__(self, hidden: int, horizon: int) -> None:
+    ``[B, T, H] -> [B, T, k]`` (``per_step``) or ``[B, k]``.
+    """
+
+    def __init__(self, hidden: int, horizon: int, per_step: bool) -> None:
         super().__init__()
         self.linear = nn.Linear(hidden, horizon)
+        self.per_step = per_step
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.linear(h[:, -1])  # [B, H] -> [B, k]
-
-
-class PerStepHead(nn.Module):
-    """Seq2seq head (Keras ``TimeDistributed(Dense(k))``). ``[B, T, H] -> [B, T, k]``."""
-
-    def __init__(self, hidden: int, horizon: int) -> None:
-        super().__init__()
-        self.linear = nn.Linear(hidden, horizon)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.linear(h)  # [B, T, H] -> [B, T, k]
+        return self.linear(h if self.per_step else h[:, -1])  # [B, (T,) H] -> [B, (T,) k]
 
 
 class StateHead(nn.Module):

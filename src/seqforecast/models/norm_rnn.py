@@ -1,8 +1,6 @@
-"""Normalised recurrent stacks: the layer-normalised RNN cell and RNN layers with BatchNorm."""
+"""The layer-normalised RNN cell, one layer of it (its stack is a ``RecurrentStack``)."""
 
 from __future__ import annotations
-
-from itertools import pairwise
 
 import torch
 from torch import nn
@@ -39,41 +37,3 @@ class LayerNormRNN(nn.Module):
             h = torch.tanh(self.norm(xw[:, t] + h @ self.weight_hh_l0.T))  # [B, H]
             outs.append(h)
         return torch.stack(outs, dim=1), h.unsqueeze(0)  # [B, T, H], [1, B, H]
-
-
-class LayerNormRNNStack(nn.Module):
-    """Stacked :class:`LayerNormRNN` layers, all returning sequences: ``[B, T, F] -> [B, T, H]``."""
-
-    def __init__(self, n_features: int, hidden: list[int]) -> None:
-        super().__init__()
-        sizes = [n_features, *hidden]
-        self.layers = nn.ModuleList(LayerNormRNN(a, b) for a, b in pairwise(sizes))
-        self.out_features = sizes[-1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x, _ = layer(x)  # [B, T, H_in] -> [B, T, H_out]
-        return x
-
-
-class BatchNormRNNStack(nn.Module):
-    """Simple RNN layers, each followed by ``BatchNorm1d`` (book cell 61).
-
-    ``x [B, T, F] -> [B, T, H]``.
-
-    BatchNorm normalises each unit over batch and time (Keras ``axis=-1``), so it runs on
-    the channels-first view ``[B, H, T]``.
-    """
-
-    def __init__(self, n_features: int, hidden: list[int]) -> None:
-        super().__init__()
-        sizes = [n_features, *hidden]
-        self.layers = nn.ModuleList(nn.RNN(a, b, batch_first=True) for a, b in pairwise(sizes))
-        self.norms = nn.ModuleList(nn.BatchNorm1d(h) for h in hidden)
-        self.out_features = sizes[-1]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer, norm in zip(self.layers, self.norms, strict=True):
-            x, _ = layer(x)  # [B, T, H_in] -> [B, T, H_out]
-            x = norm(x.transpose(1, 2)).transpose(1, 2)  # normalised over (B, T) per unit
-        return x

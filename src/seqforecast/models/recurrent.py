@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from itertools import pairwise
 
 import torch
 from torch import nn
 
-CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+from seqforecast.models.norm_rnn import LayerNormRNN
+
+# One batch-first recurrent layer ``(n_in, n_out)``: ``[B, T, n_in] -> ([B, T, n_out], state)``.
+CELLS: dict[str, Callable[[int, int], nn.Module]] = {
+    "rnn": partial(nn.RNN, batch_first=True),
+    "lstm": partial(nn.LSTM, batch_first=True),
+    "gru": partial(nn.GRU, batch_first=True),
+    "ln_rnn": LayerNormRNN,
+}
 
 
 class RecurrentStack(nn.Module):
@@ -15,20 +25,24 @@ class RecurrentStack(nn.Module):
 
     ``x [B, T, F] -> [B, T, hidden[-1]]``. Layers are separate modules so that
     widths may differ (the book's ``[20, 20, 1]``); ``cell`` is a key of :data:`CELLS`.
+    ``batch_norm``: each layer is followed by ``BatchNorm1d`` (book cell 61), which
+    normalises each unit over batch and time (Keras ``axis=-1``), so it runs on the
+    channels-first view ``[B, H, T]``.
     """
 
-    def __init__(self, cell: str, n_features: int, hidden: list[int]) -> None:
+    def __init__(
+        self, cell: str, n_features: int, hidden: list[int], batch_norm: bool = False
+    ) -> None:
         super().__init__()
-        rnn = CELLS[cell]
         sizes = [n_features, *hidden]
-        self.layers = nn.ModuleList(
-            rnn(n_in, n_out, batch_first=True) for n_in, n_out in pairwise(sizes)
-        )
-        self.out_features = sizes[-1]
+        self.layers = nn.ModuleList(CELLS[cell](a, b) for a, b in pairwise(sizes))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(h) for h in hidden) if batch_norm else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             x, _ = layer(x)  # [B, T, H_in] -> [B, T, H_out]
+            if self.norms is not None:  # normalised over (B, T) per unit
+                x = self.norms[i](x.transpose(1, 2)).transpose(1, 2)
         return x
 
 
