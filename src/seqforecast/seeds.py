@@ -12,7 +12,6 @@ under ``per_seed``. ``seeds=1`` (the default) is a plain :func:`seqforecast.trai
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 from pathlib import Path
@@ -21,20 +20,11 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from seqforecast.callbacks import TrainingInterrupted
 from seqforecast.config import validate_config
 from seqforecast.errors import ConfigError, SeqforecastError
-from seqforecast.outputs import (
-    atomic_write_json,
-    atomic_write_text,
-    claim_run_dir,
-    has_checkpoint,
-    output_error,
-    read_status,
-    write_status,
-)
+from seqforecast.outputs import atomic_write_json, atomic_write_text, has_checkpoint, read_status
 from seqforecast.resume import AUTO
-from seqforecast.train import train
+from seqforecast.train import mark_failed, run_folder, train
 
 SCORES = ("val/", "test/")
 
@@ -57,16 +47,10 @@ def train_seeds(cfg: DictConfig) -> dict[str, Any]:
     try:
         validate_config(cfg)
         _check_fits(cfg, out, n)
-    except SeqforecastError as err:  # mark a fresh job folder as failed, as train does
-        if read_status(out) is None and not has_checkpoint(out):
-            _try_write_status(out, f"failed: {type(err).__name__}: {err}")
+    except SeqforecastError as err:
+        mark_failed(out, err)
         raise
-    try:
-        lock = claim_run_dir(out, resuming=cfg.get("resume") == AUTO)
-    except OSError as err:
-        raise output_error(err, out) from None
-    try:
-        write_status(out, "running")
+    with run_folder(out, resuming=cfg.get("resume") == AUTO):
         atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
         start, runs = time.perf_counter(), []
         for seed in range(cfg.seed, cfg.seed + n):
@@ -76,15 +60,6 @@ def train_seeds(cfg: DictConfig) -> dict[str, Any]:
         metrics = over_seeds(runs)
         metrics.update(wall_s=round(time.perf_counter() - start, 3), monitor=cfg.monitor)
         atomic_write_json(out / "metrics.json", metrics)
-        write_status(out, "finished")
-    except TrainingInterrupted as err:
-        _try_write_status(out, f"interrupted: {err}")
-        raise
-    except BaseException as err:
-        _try_write_status(out, f"failed: {type(err).__name__}: {err}")
-        raise
-    finally:
-        lock.release()
     return metrics
 
 
@@ -148,8 +123,3 @@ def over_seeds(runs: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
         **facts,
         "per_seed": per_seed,
     }
-
-
-def _try_write_status(out: Path, status: str) -> None:
-    with contextlib.suppress(OSError):
-        write_status(out, status)

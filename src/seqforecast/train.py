@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -186,38 +187,42 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if resume is not None:  # every check of the resume, before anything is written
             check_resume(cfg, resume, instantiate)
     except SeqforecastError as err:
-        # Mark a fresh run folder (a sweep job's, say) as failed; never touch a used one.
-        out = Path(str(cfg.output_dir))
-        if rank_zero_only.rank == 0 and read_status(out) is None and not has_checkpoint(out):
-            _try_write_status(out, f"failed: {type(err).__name__}: {err}")
+        if rank_zero_only.rank == 0:
+            mark_failed(Path(str(cfg.output_dir)), err)
         raise
     if resume is not None:
         cfg.output_dir = str(resume.parent.parent)  # continue in the checkpoint's run folder
     out = Path(cfg.output_dir)
     if rank_zero_only.rank != 0:  # a distributed worker: rank 0 owns the run folder
         return _train(cfg, out, resume)
+    with run_folder(out, resuming=resume is not None):
+        resume = adopt_staged(resume) if resume else None  # checked: finish its rename
+        return _train(cfg, out, resume)
+
+
+@contextlib.contextmanager
+def run_folder(out: Path, resuming: bool) -> Iterator[None]:
+    """Claim ``out`` for rank 0's run; its ``status`` then tells how the run ended.
+
+    Args:
+        out: The run folder.
+        resuming: The run continues a checkpoint in ``out`` (a folder it may take over).
+
+    Raises:
+        OutputError: The folder is in use, or cannot be written.
+    """
     try:
-        lock = claim_run_dir(out, resuming=resume is not None)
+        lock = claim_run_dir(out, resuming=resuming)
     except OSError as err:
         raise output_error(err, out) from None
     try:
-        return _run(cfg, out, resume)
-    finally:
-        lock.release()
-
-
-def _run(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
-    """Rank 0's run in its claimed folder: ``status`` tells how it ended."""
-    before = read_status(out)
-    if before == "running":  # claim_run_dir found its process gone
-        action = "continues it" if resume else "takes the folder over (no checkpoint there)"
-        log.warning(
-            f"{out}: its earlier run stopped without ending (status running); this run {action}"
-        )
-    try:
-        resume = adopt_staged(resume) if resume else None  # checked: finish its rename
+        if read_status(out) == "running":  # claim_run_dir found its process gone
+            action = "continues it" if resuming else "takes the folder over (no checkpoint there)"
+            log.warning(
+                f"{out}: its earlier run stopped without ending (status running); this run {action}"
+            )
         write_status(out, "running")
-        metrics = _train(cfg, out, resume)
+        yield
     except TrainingInterrupted as err:
         _try_write_status(out, f"interrupted: {err}")
         raise
@@ -228,8 +233,16 @@ def _run(cfg: DictConfig, out: Path, resume: Path | None) -> dict[str, Any]:
     except BaseException as err:
         _try_write_status(out, f"failed: {type(err).__name__}: {err}")
         raise
-    write_status(out, "finished")
-    return metrics
+    else:
+        write_status(out, "finished")
+    finally:
+        lock.release()
+
+
+def mark_failed(out: Path, err: BaseException) -> None:
+    """Mark a fresh run folder (a sweep job's, say) as failed; never touch a used one."""
+    if read_status(out) is None and not has_checkpoint(out):
+        _try_write_status(out, f"failed: {type(err).__name__}: {err}")
 
 
 def _try_write_status(out: Path, status: str) -> None:
