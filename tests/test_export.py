@@ -27,7 +27,6 @@ from seqforecast.errors import ConfigError, InputError
 from seqforecast.export import FIXED_WINDOW, PointForecast, export_model
 from seqforecast.module import ForecastModule
 from seqforecast.onnx import OnnxForecaster
-from seqforecast.predict import predict_intervals
 from seqforecast.train import instantiate, train
 
 ort = pytest.importorskip("onnxruntime")
@@ -176,7 +175,7 @@ def test_onnx_forecaster_matches_load_forecaster(tmp_path: Path) -> None:
         assert_same(onnx.predict(x, ahead, window), torch_side.predict(x, ahead, window))
     for levels in (None, [95.0]):
         p, b = onnx.predict_intervals(x, 6, levels)
-        q, c = predict_intervals(torch_side, x, 6, levels)
+        q, c = torch_side.predict_intervals(x, 6, levels)
         assert_same(p, q)
         assert_same(b, c)
         assert b.shape == (40, 6, 2 if levels is None else 1, 2)
@@ -465,7 +464,7 @@ def test_cli_export_of_a_trained_model_matches_load_forecaster(sine_run, tmp_pat
         assert_same(onnx.predict(x, ahead, window), torch_side.predict(x, ahead, window))
     assert onnx.levels == torch_side.levels == [80.0, 95.0]
     p, b = onnx.predict_intervals(x)
-    q, c = predict_intervals(torch_side, x)
+    q, c = torch_side.predict_intervals(x)
     assert_same(p, q)
     assert_same(b, c)
 

@@ -180,17 +180,13 @@ class ForecastAPI(ls.LitAPI):
         return [a if isinstance(a, Refusal) else a[0] for a in alone]
 
     def _calibration(self, job: Job) -> Any:
-        from seqforecast.predict import calibration_for
-
         key = (job.levels, job.method)
         if key not in self.calibrations:
-            self.calibrations[key] = calibration_for(self.forecaster, list(job.levels), job.method)
+            self.calibrations[key] = self.forecaster.calibration_for(list(job.levels), job.method)
         return self.calibrations[key]
 
     def _windows(self, jobs: list[Job]) -> list[dict]:
         """Requests of one group in one forward pass: ``x [sum N_i, T, F]``, split back."""
-        from seqforecast.predict import predict_intervals
-
         job, f = jobs[0], self.forecaster
         x = np.concatenate([j.x for j in jobs]) if len(jobs) > 1 else job.x  # [N, T, F]
         deadline = min(j.deadline for j in jobs)
@@ -199,7 +195,7 @@ class ForecastAPI(ls.LitAPI):
             calibration = self._calibration(job)
             levels = tuple(calibration.levels)
             parts = [
-                predict_intervals(f, chunk, job.ahead, calibration=calibration)
+                f.predict_intervals(chunk, job.ahead, calibration=calibration)
                 for chunk in _chunks(x, deadline)
             ]
             point = np.concatenate([p for p, _ in parts])  # [N, ahead]
