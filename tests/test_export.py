@@ -212,6 +212,27 @@ def test_file_model_scaling_and_timestamps_match_forecast_table(tmp_path: Path) 
             np.testing.assert_allclose(got[column], want[column], rtol=0, atol=TOL)
 
 
+def test_forecast_rows_follow_calendar_months_as_forecast_table(tmp_path: Path) -> None:
+    """One future_times for every front-end: month starts (irregular in days) go on as month
+    starts, and the torch Forecaster's forecast_rows is the ONNX one's and forecast_table's."""
+    frame = example_frame(rows=300)
+    frame["date"] = pd.date_range("2000-01-01", periods=300, freq="MS").strftime("%Y-%m-%d")
+    ckpt = file_checkpoint(tmp_path, frame)
+    export_model(ckpt, tmp_path / "out")
+    onnx, torch_side = OnnxForecaster(tmp_path / "out"), load_forecaster(ckpt, "cpu")
+    rows, times = frame[["value"]].to_numpy(), pd.to_datetime(frame["date"]).to_numpy()
+    for ahead, levels in [(5, [80.0]), (8, [])]:
+        months = pd.date_range("2025-01-01", periods=ahead, freq="MS").to_numpy()  # after 2024-12
+        want = torch_side.forecast_table(frame, ahead, levels=levels)
+        np.testing.assert_array_equal(want["date"].to_numpy(), months)
+        for forecaster in (onnx, torch_side):
+            got = forecaster.forecast_rows(rows, ahead, levels=levels, times=times)
+            assert list(got) == list(want.columns)
+            np.testing.assert_array_equal(got["date"], months)
+            for column in want.columns.drop(["step", "date"]):
+                np.testing.assert_allclose(got[column], want[column], rtol=0, atol=TOL)
+
+
 def test_torch_free_import() -> None:
     code = (
         "import sys, seqforecast.onnx; "
