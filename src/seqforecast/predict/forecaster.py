@@ -45,25 +45,13 @@ class Forecaster(ForecastCore):
     Args:
         module: The trained module; moved to ``device`` and put in eval mode.
         device: Where the network runs.
-        data: The DataModule settings of training (``datamodule_hyper_parameters``), when
-            the checkpoint has them.
-        scaler: File data: the scaler fitted on the training rows.
-        calibration: The interval widths calibrated by ``train.py``, if any.
-        series: A panel scaled per series: its training series (id values), in order.
-        features: File data: the input columns, in order.
+        **facts: What else the checkpoint holds, as :class:`~seqforecast.core.ForecastCore`
+            takes it: ``data`` (``datamodule_hyper_parameters``), ``scaler``,
+            ``calibration``, ``series`` and ``features``.
     """
 
-    def __init__(
-        self,
-        module: ForecastModule,
-        device: torch.device,
-        data: dict[str, Any] | None = None,
-        scaler: Scaler | None = None,
-        calibration: intervals.Calibration | None = None,
-        series: list[tuple[str, ...]] | None = None,
-        features: list[str] | None = None,
-    ) -> None:
-        super().__init__(dict(module.hparams), data, scaler, calibration, series, features)
+    def __init__(self, module: ForecastModule, device: torch.device, **facts: Any) -> None:
+        super().__init__(dict(module.hparams), **facts)
         self.module = module.to(device).eval()
         self.device = device
 
@@ -221,4 +209,12 @@ def load_forecaster(path: str | Path, device: str = "auto", layers: str = "fast"
     features = list(state.get("columns", [])) or None if scaler else None
     stored, read = ckpt.get(intervals.CHECKPOINT_KEY), intervals.Calibration.from_dict
     calibration = None if stored is None else read(stored, str(path), module.hparams.horizon)
-    return Forecaster(module, dev, data, scaler, calibration, series, features)
+    return Forecaster(
+        module,
+        dev,
+        data=data,
+        scaler=scaler,
+        calibration=calibration,
+        series=series,
+        features=features,
+    )

@@ -26,6 +26,7 @@ import numpy as np
 from fastapi.responses import JSONResponse
 
 from seqforecast.errors import SeqforecastError
+from seqforecast.scores import level_name
 from seqforecast.serve.requests import (
     Job,
     Limits,
@@ -210,7 +211,7 @@ class ForecastAPI(ls.LitAPI):
             answer = {**base, "forecasts": _list(point[lo:hi]), "levels": list(levels)}
             if bounds is not None:  # [N, ahead, L, 2]
                 answer["intervals"] = {
-                    _name(v): {
+                    level_name(v): {
                         "lo": _list(bounds[lo:hi, :, i, 0]),
                         "hi": _list(bounds[lo:hi, :, i, 1]),
                     }
@@ -240,8 +241,8 @@ class ForecastAPI(ls.LitAPI):
             answer["timestamps"] = [_timestamps(s[columns["time"]]) for s in series]
         if job.levels:
             answer["intervals"] = {
-                _name(v): {
-                    side: [_list(s[f"{side}-{_name(v)}"]) for s in series] for side in ("lo", "hi")
+                (name := level_name(v)): {
+                    side: [_list(s[f"{side}-{name}"]) for s in series] for side in ("lo", "hi")
                 }
                 for v in job.levels
             }
@@ -254,12 +255,6 @@ def _chunks(x: np.ndarray, deadline: float) -> Any:
         if time.monotonic() > deadline:
             raise Overdue
         yield x[lo : lo + CHUNK]
-
-
-def _name(level: float) -> str:
-    from seqforecast.scores import level_name
-
-    return level_name(level)
 
 
 def _plain(value: Any) -> Any:
