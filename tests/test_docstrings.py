@@ -41,7 +41,10 @@ FUNCTIONS = [
         )
     ),
     "core.future_times",
-    *(f"onnx.OnnxForecaster.{name}" for name in ("predict_intervals", "forward", "check_levels")),
+    *(
+        f"onnx.OnnxForecaster.{name}"
+        for name in ("predict_intervals", "forward", "scaling", "check_levels")
+    ),
     "module.ForecastModule.forecast_quantiles",
     "module.ForecastModule.predict_step",
     "data.files.FileDataModule.read",

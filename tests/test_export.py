@@ -220,6 +220,9 @@ def test_forecast_rows_follow_calendar_months_as_forecast_table(tmp_path: Path) 
     ckpt = file_checkpoint(tmp_path, frame)
     export_model(ckpt, tmp_path / "out")
     onnx, torch_side = OnnxForecaster(tmp_path / "out"), load_forecaster(ckpt, "cpu")
+    center, scale = onnx.scaling()  # global scaling: no series to name
+    np.testing.assert_array_equal(center, torch_side.scaler.center)
+    np.testing.assert_array_equal(scale, torch_side.scaler.scale)
     rows, times = frame[["value"]].to_numpy(), pd.to_datetime(frame["date"]).to_numpy()
     for ahead, levels in [(5, [80.0]), (8, [])]:
         months = pd.date_range("2025-01-01", periods=ahead, freq="MS").to_numpy()  # after 2024-12

@@ -3,8 +3,7 @@
 :class:`ForecastCore` holds what a forecast needs (the model's shapes, the data's settings,
 the training scaling, the interval calibration, a panel's series ids) and implements the
 input checks, the windows in batches, the direct forecast and the iterative loop beyond the
-horizon (:func:`iterative_forecast`, which the chapter's loop on torch tensors uses too),
-interval bounds
+horizon (:func:`iterative_forecast`, on numpy arrays or torch tensors alike), interval bounds
 (:class:`~seqforecast.intervals.Calibration`), scaling in and out of the data's units,
 table rows and future timestamps (:func:`future_times`, calendar spacing included).
 

@@ -94,7 +94,8 @@ class OnnxForecaster(ForecastCore):
         super().__init__(
             shapes, self.info.get("data"), scaler, calibration, series, self.info.get("features")
         )
-        if self.info.get("fixed_window", True):
+        self.fixed_window = bool(self.info.get("fixed_window", True))
+        if self.fixed_window:
             net = self.info["net"]
             self.fixed = f"this export of model.net={net} takes exactly {self.n_steps} steps"
 
@@ -117,6 +118,25 @@ class OnnxForecaster(ForecastCore):
                 f"says [batch, {self.horizon}] (horizon={self.horizon})"
             )
         return y
+
+    forecast = forward  # its name before the core: kept for callers of the public API
+
+    def scaling(self, series: Sequence[str] | str | None = None) -> tuple[np.ndarray, ...]:
+        """``(center [F], scale [F])`` of the training scaling: global, or (a panel scaled
+        per series) the row of the series with id values ``series``.
+
+        Args:
+            series: The id values of one training series (a string for one id column);
+                ignored when the scaling is global.
+
+        Returns:
+            ``(center [F], scale [F])``, float64.
+
+        Raises:
+            InputError: The model was scaled per series and ``series`` is not one of them.
+        """
+        i, center, scale = self.series_index(series), self.scaler.center, self.scaler.scale
+        return (center, scale) if i is None else (center[i], scale[i])
 
     def check_levels(self, levels: Sequence[float] | None, ahead: int) -> list[float]:
         """Sorted interval levels among those exported (``None``: all of them); direct only.
