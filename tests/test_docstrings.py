@@ -21,29 +21,29 @@ FUNCTIONS = [
     "predict.checkpoint.load_module",
     *(
         f"predict.forecaster.Forecaster.{name}"
-        for name in (
-            "predict",
-            "predict_steps",
-            "forecast_table",
-            "generated_data",
-            "method",
-            "check_input",
-            "check_options",
-        )
+        for name in ("predict_steps", "forecast_table", "generated_data")
     ),
-    "onnx.future_times",
     *(
-        f"onnx.OnnxForecaster.{name}"
+        f"core.ForecastCore.{name}"
         for name in (
             "predict",
             "predict_intervals",
+            "calibration_for",
+            "intervals_for",
             "forecast_rows",
-            "scaling",
-            "forecast",
+            "series_index",
             "windows",
+            "batches",
+            "method",
+            "check_input",
             "check_options",
             "check_levels",
         )
+    ),
+    "core.future_times",
+    *(
+        f"onnx.OnnxForecaster.{name}"
+        for name in ("predict_intervals", "forward", "scaling", "check_levels")
     ),
     "module.ForecastModule.forecast_quantiles",
     "module.ForecastModule.predict_step",
@@ -55,6 +55,7 @@ FUNCTIONS = [
 ]
 # Classes whose docstring documents ``__init__``'s arguments (merged into the class on the site).
 CLASSES = [
+    "core.ForecastCore",
     "predict.forecaster.Forecaster",
     "onnx.OnnxForecaster",
     "module.ForecastModule",

@@ -27,7 +27,6 @@ from seqforecast.errors import ConfigError, InputError
 from seqforecast.export import FIXED_WINDOW, PointForecast, export_model
 from seqforecast.module import ForecastModule
 from seqforecast.onnx import OnnxForecaster
-from seqforecast.predict import predict_intervals
 from seqforecast.train import instantiate, train
 
 ort = pytest.importorskip("onnxruntime")
@@ -176,7 +175,7 @@ def test_onnx_forecaster_matches_load_forecaster(tmp_path: Path) -> None:
         assert_same(onnx.predict(x, ahead, window), torch_side.predict(x, ahead, window))
     for levels in (None, [95.0]):
         p, b = onnx.predict_intervals(x, 6, levels)
-        q, c = predict_intervals(torch_side, x, 6, levels)
+        q, c = torch_side.predict_intervals(x, 6, levels)
         assert_same(p, q)
         assert_same(b, c)
         assert b.shape == (40, 6, 2 if levels is None else 1, 2)
@@ -211,6 +210,30 @@ def test_file_model_scaling_and_timestamps_match_forecast_table(tmp_path: Path) 
         np.testing.assert_array_equal(got["date"], want["date"].to_numpy())
         for column in want.columns.drop(["step", "date"]):
             np.testing.assert_allclose(got[column], want[column], rtol=0, atol=TOL)
+
+
+def test_forecast_rows_follow_calendar_months_as_forecast_table(tmp_path: Path) -> None:
+    """One future_times for every front-end: month starts (irregular in days) go on as month
+    starts, and the torch Forecaster's forecast_rows is the ONNX one's and forecast_table's."""
+    frame = example_frame(rows=300)
+    frame["date"] = pd.date_range("2000-01-01", periods=300, freq="MS").strftime("%Y-%m-%d")
+    ckpt = file_checkpoint(tmp_path, frame)
+    export_model(ckpt, tmp_path / "out")
+    onnx, torch_side = OnnxForecaster(tmp_path / "out"), load_forecaster(ckpt, "cpu")
+    center, scale = onnx.scaling()  # global scaling: no series to name
+    np.testing.assert_array_equal(center, torch_side.scaler.center)
+    np.testing.assert_array_equal(scale, torch_side.scaler.scale)
+    rows, times = frame[["value"]].to_numpy(), pd.to_datetime(frame["date"]).to_numpy()
+    for ahead, levels in [(5, [80.0]), (8, [])]:
+        months = pd.date_range("2025-01-01", periods=ahead, freq="MS").to_numpy()  # after 2024-12
+        want = torch_side.forecast_table(frame, ahead, levels=levels)
+        np.testing.assert_array_equal(want["date"].to_numpy(), months)
+        for forecaster in (onnx, torch_side):
+            got = forecaster.forecast_rows(rows, ahead, levels=levels, times=times)
+            assert list(got) == list(want.columns)
+            np.testing.assert_array_equal(got["date"], months)
+            for column in want.columns.drop(["step", "date"]):
+                np.testing.assert_allclose(got[column], want[column], rtol=0, atol=TOL)
 
 
 def test_torch_free_import() -> None:
@@ -465,7 +488,7 @@ def test_cli_export_of_a_trained_model_matches_load_forecaster(sine_run, tmp_pat
         assert_same(onnx.predict(x, ahead, window), torch_side.predict(x, ahead, window))
     assert onnx.levels == torch_side.levels == [80.0, 95.0]
     p, b = onnx.predict_intervals(x)
-    q, c = predict_intervals(torch_side, x)
+    q, c = torch_side.predict_intervals(x)
     assert_same(p, q)
     assert_same(b, c)
 

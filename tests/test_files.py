@@ -13,6 +13,7 @@ from conftest import MODEL_OPTIONS, compose_cfg, scaled_tol
 from omegaconf import DictConfig
 
 from seqforecast import load_forecaster
+from seqforecast.core import future_times
 from seqforecast.data.example import example_frame, write_example
 from seqforecast.data.files import FileDataModule
 from seqforecast.data.scaling import Scaler
@@ -21,7 +22,6 @@ from seqforecast.data.table import load_table
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.evaluate import unit_errors
 from seqforecast.module import ForecastModule
-from seqforecast.predict.tables import future_times
 from seqforecast.train import train
 
 FILE_TINY = [

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from seqforecast.core import iterative_forecast
 from seqforecast.errors import InputError
-from seqforecast.forecast import iterative_forecast
 from seqforecast.module import ForecastModule
 from seqforecast.plots import plot_forecasts, plot_learning_curves
 

@@ -25,7 +25,7 @@ from seqforecast import intervals, scores
 from seqforecast.data.example import write_example
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.module import ForecastModule
-from seqforecast.predict import load_forecaster, load_module, predict, predict_intervals
+from seqforecast.predict import load_forecaster, load_module, predict
 from seqforecast.sweep import write_summary
 from seqforecast.train import instantiate, train
 
@@ -323,7 +323,7 @@ def test_predict_calibrates_other_levels_on_the_rebuilt_val_split(seq2seq_run: P
     f = load_forecaster(ckpt, "cpu", layers="plain")
     x, y, _ = f.generated_data("val")
     residuals = np.abs(y[:, -1] - forecasts(f.module, x))
-    point, bounds = predict_intervals(f, x[:5], levels=[50])
+    point, bounds = f.predict_intervals(x[:5], levels=[50])
     w = scores.conformal_width(residuals, 50).astype(np.float32)
     np.testing.assert_allclose(bounds[:, :, 0, 1] - point, np.broadcast_to(w, (5, 10)), atol=1e-6)
 
@@ -343,7 +343,7 @@ def test_gaussian_model_intervals_at_predict_time(make_cfg, tmp_path: Path) -> N
     train(make_cfg("model=seq2vec", "model.loss=gaussian", "trainer.max_epochs=1"))
     f = load_forecaster(tmp_path / "checkpoints" / "best.ckpt", "cpu")
     x = f.generated_data("test")[0]
-    point, bounds = predict_intervals(f, x, levels=[90], method="model")
+    point, bounds = f.predict_intervals(x, levels=[90], method="model")
     with torch.no_grad():
         dist = f.module.forward_dist(torch.from_numpy(x)).double().numpy()  # [16, 10, 2]
     z = statistics.NormalDist().inv_cdf(0.95)

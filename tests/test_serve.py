@@ -25,7 +25,6 @@ from conftest import compose_cfg, scaled_tol, script_command, script_env
 from seqforecast import load_forecaster
 from seqforecast.data.example import write_example
 from seqforecast.errors import InputError
-from seqforecast.predict import predict_intervals
 from seqforecast.serve import parse_request
 from seqforecast.serve.requests import FIELDS, Limits, TooMuchWork
 
@@ -437,7 +436,7 @@ def test_a_mixed_batch_answers_each_request_as_alone(generated_ckpt: Path, monke
     growing = f.predict(b, 23, "growing")
     assert_forecasts(answers[4]["forecasts"], growing)
     assert answers[4]["method"].startswith("iterative, growing window")
-    point, bounds = predict_intervals(f, a)
+    point, bounds = f.predict_intervals(a)
     assert answers[5]["levels"] == [80.0, 95.0]
     assert_forecasts(answers[5]["forecasts"], point)
     lo = np.array(answers[5]["intervals"]["80"]["lo"], dtype=np.float64)
@@ -592,7 +591,7 @@ def test_windows_direct_iterative_and_intervals_match_load_forecaster(
         want = f.predict(x, 25, window)
         assert_forecasts(got.json()["forecasts"], want)
     answer = server.post({"windows": x.tolist(), "ahead": 6}).json()
-    point, bounds = predict_intervals(f, x, 6)  # the checkpoint's levels: [80, 95]
+    point, bounds = f.predict_intervals(x, 6)  # the checkpoint's levels: [80, 95]
     assert_forecasts(answer["forecasts"], point)
     for i, level in enumerate(("80", "95")):
         for k, side in enumerate(("lo", "hi")):

@@ -15,10 +15,10 @@ import pytest
 import torch
 from conftest import MODEL_OPTIONS, compose_cfg, scaled_tol
 
+from seqforecast.core import iterative_forecast
 from seqforecast.errors import ConfigError
 from seqforecast.export import export_model
 from seqforecast.fast import accelerate, is_accelerated
-from seqforecast.forecast import iterative_forecast
 from seqforecast.models.baselines import Linear
 from seqforecast.models.norm import EPS, WindowNorm
 from seqforecast.module import ForecastModule

@@ -61,7 +61,7 @@ def _check_train(cfg: DictConfig) -> None:
 
 
 def _check_predict(cfg: DictConfig) -> None:
-    from seqforecast.forecast import check_max_ahead
+    from seqforecast.core import check_max_ahead
 
     max_ahead = check("max_ahead", cfg.get("max_ahead"))
     if isinstance(cfg.get("ahead"), int):

@@ -34,18 +34,20 @@ import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from seqforecast import scores
 from seqforecast.errors import ConfigError, InputError
-from seqforecast.losses import interval_pairs
-from seqforecast.module import ForecastModule
 from seqforecast.names import INTERVALS
 from seqforecast.outputs import atomic_open
 from seqforecast.rules import check
+
+if TYPE_CHECKING:  # torch is imported where a module runs: the ONNX forecaster has none
+    import torch
+
+    from seqforecast.module import ForecastModule
 
 CHECKPOINT_KEY = "intervals"
 SHIFT_ALPHA = 0.01  # the one-sided binomial test's level behind test/coverage_shift-L
@@ -62,9 +64,10 @@ def check_levels(levels: Sequence[float] | None) -> list[float]:
     return sorted(check("levels", levels) or [])
 
 
-def check_method(module: ForecastModule, method: str, levels: Sequence[float]) -> None:
-    """``method`` fits ``module``: ``model``/``cqr`` need a probabilistic model whose
-    quantiles bound every level (a quantile model: only the pairs among its own levels)."""
+def check_method(module: Any, method: str, levels: Sequence[float]) -> None:
+    """``method`` fits ``module`` (a ``ForecastModule`` or a forecaster: its ``hparams``):
+    ``model``/``cqr`` need a probabilistic model whose quantiles bound every level (a
+    quantile model: only the pairs among its own levels)."""
     check("intervals", method)
     if method == "conformal" or not levels:
         return
@@ -76,7 +79,9 @@ def check_method(module: ForecastModule, method: str, levels: Sequence[float]) -
             "model.loss=quantile or gaussian"
         )
     if loss == "quantile":
-        own = module.hparams.quantiles
+        from seqforecast.losses import interval_pairs
+
+        own = module.hparams["quantiles"]
         missing = [lv for lv in levels if not set(central(lv)) <= set(own)]
         if missing:
             have = [p[2] for p in interval_pairs(own)]
@@ -95,10 +100,18 @@ def forecast_batch(
     point = module.forecast(batch).double().cpu().numpy()  # [B, k]
     if method == "conformal" or not levels:
         return point, None
+    return point, model_bounds(module, batch, levels)
+
+
+def model_bounds(
+    module: ForecastModule, batch: torch.Tensor, levels: Sequence[float]
+) -> np.ndarray:
+    """The model's own bounds of ``batch [B, T, F]`` at ``levels``: float64 ``[B, k, L, 2]``,
+    its quantiles ``0.5 -/+ L / 200``."""
     quantiles = sorted({q for lv in levels for q in central(lv)})
     pick = [[quantiles.index(q) for q in central(lv)] for lv in levels]  # [L, 2]
     q = module.forecast_quantiles(batch, quantiles).double().cpu().numpy()  # [B, k, Q]
-    return point, q[..., pick]  # [B, k, L, 2]
+    return q[..., pick]  # [B, k, L, 2]
 
 
 def forecast(
@@ -109,6 +122,8 @@ def forecast(
     batch_size: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`forecast_batch` of windows ``x [N, T, F]``, ``batch_size`` at a time."""
+    import torch
+
     module.eval()
     parts = []
     with torch.inference_mode():
@@ -287,28 +302,6 @@ class LargestScores:
         return np.sort(self.buffer[: self.fill], axis=0)
 
 
-def stream(
-    module: ForecastModule,
-    batches: Iterable[tuple[int, torch.Tensor]],
-    n: int,
-    ahead: int,
-    calibration: Calibration,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Forecasts and bounds of ``n`` windows arriving as ``(first row, batch [b, T, F])``:
-    float32 ``[n, ahead]`` and ``[n, ahead, L, 2]``, filled batch by batch."""
-    levels, method = calibration.levels, calibration.method
-    point = np.empty((n, ahead), np.float32)
-    bounds = np.empty((n, ahead, len(levels), 2), np.float32)
-    module.eval()
-    with torch.inference_mode():
-        for lo, batch in batches:
-            p, m = forecast_batch(module, batch, levels, method)
-            p, m = p[:, :ahead], None if m is None else m[:, :ahead]
-            point[lo : lo + len(p)] = p
-            bounds[lo : lo + len(p)] = calibration.bounds(p, m)
-    return point, bounds
-
-
 def score(y: np.ndarray, bounds: np.ndarray, levels: Sequence[float], prefix: str = "") -> dict:
     """``{prefix}coverage-L``, ``width-L``, ``winkler-L`` of ``bounds [N, a, L, 2]`` for
     ``y [N, a]`` (:func:`seqforecast.scores.interval_scores`)."""
@@ -323,6 +316,8 @@ def last_step(y: np.ndarray, target: str) -> np.ndarray:
 
 def store(path: str | Path, calibration: Calibration) -> None:
     """Add the calibration to the checkpoint at ``path``, rewritten atomically."""
+    import torch
+
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     ckpt[CHECKPOINT_KEY] = calibration.to_dict()
     with atomic_open(path) as f:
@@ -426,6 +421,8 @@ def _split_forecasts(
     """One split's eval batches (``eval_batches``), forecast: the direct forecasts ``[b, k]``
     (:func:`forecast_batch`), the model's bounds (or ``None``), the values ``[b, k]`` and each
     window's series (or ``None``)."""
+    import torch
+
     module.eval()
     for x, y, series in datamodule.eval_batches(stage):
         with torch.inference_mode():

@@ -1,9 +1,11 @@
 """``OnnxForecaster``: an exported model (:mod:`seqforecast.export`) run with onnxruntime and
-numpy only, as :class:`~seqforecast.predict.forecaster.Forecaster` runs the checkpoint (same
-numbers up to float32 rounding): direct, iterative (the one loop of
-:func:`seqforecast.forecast.iterative_forecast`, on numpy arrays), conformal intervals from
-the sidecar's widths, the training scaler in and out for file models. Importing it imports
-neither torch, Lightning nor pandas; onnxruntime is imported when a model is loaded.
+numpy only. It supplies the forward pass (one ONNX run) and how an export loads (the model,
+its sidecar ``model.json`` and their checks); the forecasts are the numpy core's,
+:class:`seqforecast.core.ForecastCore`, as for the torch
+:class:`~seqforecast.predict.forecaster.Forecaster` (same numbers up to float32 rounding):
+direct, iterative, conformal intervals from the sidecar's widths, the training scaler in and
+out for file models. Importing it imports neither torch, Lightning nor pandas; onnxruntime
+is imported when a model is loaded.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from seqforecast.core import ForecastCore, check_direct
+from seqforecast.data.scaling import Scaler
 from seqforecast.data.transforms import TargetTransform
 from seqforecast.errors import ConfigError, InputError
-from seqforecast.forecast import check_ahead, check_direct, iterative_forecast
+from seqforecast.intervals import Calibration
 from seqforecast.names import TARGETS
-from seqforecast.scores import level_name
 
 MODEL, SIDECAR = "model.onnx", "model.json"
 REQUIRED = ("format", "input", "output", "n_steps", "horizon", "target", "n_features", "net")
@@ -28,35 +31,7 @@ METADATA = "seqforecast"  # the model's own copy of the sidecar's shapes (seqfor
 METADATA_KEYS = ("n_steps", "horizon", "n_features", "target", "fixed_window")
 
 
-def future_times(times: np.ndarray, ahead: int) -> np.ndarray:
-    """The ``ahead`` times after the last of ``times`` (numbers or ``datetime64``) at their
-    one constant step; anything else (irregular steps, calendar months) is an error.
-
-    Args:
-        times: At least 3 evenly spaced numbers or ``datetime64`` values, in order.
-        ahead: How many future times.
-
-    Returns:
-        ``[ahead]`` times, of the dtype of ``times``.
-
-    Raises:
-        InputError: ``times`` are too few, not numbers or dates, or not evenly spaced.
-    """
-    times = np.asarray(times)
-    dates = np.issubdtype(times.dtype, np.datetime64)
-    if times.ndim != 1 or len(times) < 3 or not (dates or np.issubdtype(times.dtype, np.number)):
-        raise InputError(f"times must be >= 3 numbers or datetime64 values; got {times!r:.80}")
-    steps = np.diff(times)
-    same = (steps == steps[0]).all() if dates else np.allclose(steps, steps[0])
-    if not (same and steps[0] > steps[0] * 0):
-        raise InputError(
-            f"times are not evenly spaced (steps from {steps.min()} to {steps.max()}); future "
-            "timestamps need one constant step (use the torch Forecaster for calendar spacing)"
-        )
-    return times[-1] + steps[0] * np.arange(1, ahead + 1)
-
-
-class OnnxForecaster:
+class OnnxForecaster(ForecastCore):
     """``model.onnx`` + ``model.json`` from ``folder``: ``predict`` (windows, scaled for file
     models, ``[N, n_steps(, F)] -> [N, ahead]``), ``predict_intervals`` (bounds
     ``[N, ahead, L, 2]``), ``forecast_rows`` (past a file model's rows, in the data's units).
@@ -106,24 +81,25 @@ class OnnxForecaster:
             ) from None
         check_graph(self.session, self.info, model)
         self.input_name = self.info["input"]["name"]
-        self.n_steps, self.horizon = int(self.info["n_steps"]), int(self.info["horizon"])
-        self.n_features, self.target = int(self.info["n_features"]), self.info["target"]
+        state = self.info.get("data_state") or {}
+        # The kind only matters for fitting; the target transform is absent before transforms.
+        scaler = state.get("scaler") and Scaler.from_dict({"kind": "none", **state["scaler"]})
+        cal, calibration = self.info.get("intervals"), None
+        if cal is not None:  # conformal widths [L, k]
+            levels = [float(v) for v in cal["levels"]]
+            widths = np.asarray(cal["widths"], np.float64)
+            calibration = Calibration("conformal", levels, widths, int(cal.get("n_calibration", 0)))
+        series = [tuple(map(str, k)) for k in state.get("series", [])]
+        shapes = {k: self.info[k] for k in ("n_steps", "horizon", "target", "n_features", "net")}
+        super().__init__(
+            shapes, self.info.get("data"), scaler, calibration, series, self.info.get("features")
+        )
         self.fixed_window = bool(self.info.get("fixed_window", True))
-        self.data: dict[str, Any] | None = self.info.get("data")
-        scaler = (self.info.get("data_state") or {}).get("scaler") or {}
-        self.center, self.scale = (scaler.get(k) for k in ("center", "scale"))  # [F] | [S, F]
-        # The target transform before the scaling (absent: none, as before data.transform).
-        self.transform = TargetTransform.from_dict(scaler.get("transform", {"name": "none"}))
-        cal = self.info.get("intervals")
-        self.levels: list[float] = [] if cal is None else [float(v) for v in cal["levels"]]
-        self.widths = None if cal is None else np.asarray(cal["widths"], np.float64)  # [L, k]
+        if self.fixed_window:
+            net = self.info["net"]
+            self.fixed = f"this export of model.net={net} takes exactly {self.n_steps} steps"
 
-    @property
-    def file_data(self) -> bool:
-        """Whether the model was trained on a file, with a scaler (``data=csv``)."""
-        return self.center is not None and self.data is not None and "path" in self.data
-
-    def forecast(self, x: np.ndarray) -> np.ndarray:
+    def forward(self, x: np.ndarray) -> np.ndarray:
         """The model's direct forecast: float32 ``[B, T, F] -> [B, k]`` (one ONNX run).
 
         Args:
@@ -143,97 +119,24 @@ class OnnxForecaster:
             )
         return y
 
-    def check_options(self, ahead: int, window: str) -> None:
-        """``ahead`` and ``window`` are valid and fit this model (same rules as the
-        torch Forecaster, plus: a fixed-window export cannot grow its window).
+    forecast = forward  # its name before the core: kept for callers of the public API
+
+    def scaling(self, series: Sequence[str] | str | None = None) -> tuple[np.ndarray, ...]:
+        """``(center [F], scale [F])`` of the training scaling: global, or (a panel scaled
+        per series) the row of the series with id values ``series``.
 
         Args:
-            ahead: Steps to forecast (>= 1; past the horizon only for univariate models).
-            window: ``sliding`` or ``growing``.
-
-        Raises:
-            ConfigError: A value is not allowed, or does not fit this export.
-        """
-        check_ahead(ahead, window, self.horizon, self.n_features)
-        if ahead > self.horizon and window == "growing" and self.fixed_window:
-            raise ConfigError(
-                f"window=growing feeds inputs longer than n_steps={self.n_steps}, but this "
-                f"export of model.net={self.info['net']} takes exactly {self.n_steps} steps; "
-                "use window=sliding"
-            )
-
-    def windows(self, x: np.ndarray) -> np.ndarray:
-        """Windows ``[N, T]`` or ``[N, T, F]``, checked (shape, numbers, finite) -> float32
-        ``[N, T, F]``.
-
-        Args:
-            x: Windows ``[N, n_steps]`` (univariate models) or ``[N, n_steps, F]``.
+            series: The id values of one training series (a string for one id column);
+                ignored when the scaling is global.
 
         Returns:
-            float32 ``[N, n_steps, F]``, contiguous.
+            ``(center [F], scale [F])``, float64.
 
         Raises:
-            InputError: The shape or dtype does not fit the model, or a window holds NaN or inf.
+            InputError: The model was scaled per series and ``series`` is not one of them.
         """
-        x = np.asarray(x)
-        expected = f"[n_series, {self.n_steps}, {self.n_features}]"
-        if self.n_features == 1:
-            expected = f"[n_series, {self.n_steps}] or {expected}"
-        shape, f = x.shape, self.n_features
-        if not (len(shape) in (2, 3) and shape[0] >= 1 and shape[1] == self.n_steps) or (
-            shape[2:] != (f,) if len(shape) == 3 else f != 1
-        ):
-            raise InputError(
-                f"input windows have shape {shape}; this model expects {expected} "
-                f"(n_steps={self.n_steps}, n_features={self.n_features})"
-            )
-        if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-            raise InputError(f"input windows have dtype {x.dtype}; expected numbers")
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        x = x[..., np.newaxis] if x.ndim == 2 else x
-        bad = ~np.isfinite(x).all(axis=(1, 2))
-        if bad.any():
-            raise InputError(
-                f"input window {int(np.argmax(bad))} holds NaN or inf; expected finite numbers"
-            )
-        return x
-
-    def predict(
-        self,
-        x: np.ndarray,
-        ahead: int | None = None,
-        window: str = "sliding",
-        batch_size: int = 1024,
-    ) -> np.ndarray:
-        """Forecast ``ahead`` steps (default: the horizon) after each window:
-        ``[N, T(, F)] -> float32 [N, ahead]``, direct or iterative, ``batch_size`` at a time.
-
-        Args:
-            x: Windows ``[N, n_steps]`` or ``[N, n_steps, F]``, scaled as in training.
-            ahead: Steps to forecast; ``None``: the horizon. More forecasts iteratively.
-            window: Iterative input: ``sliding`` or ``growing`` (not for fixed-window exports).
-            batch_size: Windows per ONNX run.
-
-        Returns:
-            float32 ``[N, ahead]``.
-
-        Raises:
-            ConfigError: ``ahead``, ``window`` or ``batch_size`` is not allowed for this model.
-            InputError: ``x`` has the wrong shape or dtype, or holds NaN or inf.
-        """
-        ahead = self.horizon if ahead is None else ahead
-        self.check_options(ahead, window)
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-        x = self.windows(x)
-        out = np.empty((len(x), ahead), dtype=np.float32)
-        for lo in range(0, len(x), batch_size):
-            batch = x[lo : lo + batch_size]  # [b, T, F]
-            if ahead <= self.horizon:
-                out[lo : lo + len(batch)] = self.forecast(batch)[:, :ahead]
-            else:
-                out[lo : lo + len(batch)] = iterative_forecast(self.forecast, batch, ahead, window)
-        return out
+        i, center, scale = self.series_index(series), self.scaler.center, self.scaler.scale
+        return (center, scale) if i is None else (center[i], scale[i])
 
     def check_levels(self, levels: Sequence[float] | None, ahead: int) -> list[float]:
         """Sorted interval levels among those exported (``None``: all of them); direct only.
@@ -252,7 +155,7 @@ class OnnxForecaster:
         levels = self.levels if levels is None else sorted(float(v) for v in levels)
         if not levels:
             return []
-        if self.widths is None:
+        if self.calibration is None:
             why = self.info.get("intervals_note") or "the checkpoint held no calibrated intervals"
             raise ConfigError(f"levels={levels}: this export has no interval widths ({why})")
         missing = [lv for lv in levels if lv not in self.levels]
@@ -288,121 +191,7 @@ class OnnxForecaster:
         levels = self.check_levels(levels, ahead)
         if not levels:
             raise ConfigError("predict_intervals needs levels; this export has none")
-        point = self.predict(x, ahead)
-        rows = [self.levels.index(lv) for lv in levels]
-        w = self.widths[rows][:, :ahead].T  # [ahead, L]
-        p = point.astype(np.float64)[..., np.newaxis]  # [N, ahead, 1]
-        return point, np.stack([p - w, p + w], axis=-1).astype(np.float32)
-
-    def forecast_rows(
-        self,
-        rows: np.ndarray,
-        ahead: int | None = None,
-        window: str = "sliding",
-        levels: Sequence[float] = (),
-        times: np.ndarray | None = None,
-        series: Sequence[str] | str | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Forecast ``ahead`` steps past the last of a file model's complete ``rows [R, F]``
-        (the data's units, the sidecar's ``features`` order, ``R >= n_steps``): the last
-        ``n_steps`` scaled, forecast, mapped back. Returns ``step``, the target column,
-        ``lo-L``/``hi-L`` per level and, given ``times`` (one per row), the future times.
-        ``series``: the id values of a panel scaled per series. Models with known-future
-        inputs or calendar features are refused (scale and window those for :meth:`predict`).
-
-        Args:
-            rows: The series' rows ``[R, F]`` in the data's units, ``R >= n_steps``.
-            ahead: Steps to forecast; ``None``: the horizon.
-            window: Iterative input past the horizon: ``sliding`` or ``growing``.
-            levels: Interval levels in percent among the exported ones; ``()``: none.
-            times: One time per row (numbers or ``datetime64``, evenly spaced), or ``None``.
-            series: A panel scaled per series: the id values of the rows' series.
-
-        Returns:
-            Column name -> ``[ahead]`` values, in the data's units.
-
-        Raises:
-            InputError: Not a file model, unknown ``series``, or ``rows``/``times`` that do
-                not fit the model.
-            ConfigError: A model with known-future inputs or calendar features, or
-                ``ahead``, ``window`` or ``levels`` not allowed.
-        """
-        if not self.file_data:
-            raise InputError("this model was not trained on a file (data=csv): use predict")
-        extra = [k for k in ("future_inputs", "calendar") if self.data.get(k)]
-        if extra:
-            raise ConfigError(
-                f"this model uses data.{extra[0]}={self.data[extra[0]]}: forecast_rows does not "
-                "build known-future features; pass scaled windows to predict()"
-            )
-        center, scale = self.scaling(series)
-        ahead = self.horizon if ahead is None else ahead
-        self.check_options(ahead, window)
-        levels = self.check_levels(levels, ahead)
-        rows = np.asarray(rows)
-        if rows.ndim != 2 or rows.shape[1] != self.n_features or len(rows) < self.n_steps:
-            raise InputError(
-                f"rows have shape {rows.shape}; this model needs [>= {self.n_steps}, "
-                f"{self.n_features}] (columns {self.info.get('features')})"
-            )
-        recent = np.asarray(rows[-self.n_steps :], dtype=np.float32)  # [T, F], as a table holds
-        recent = recent.astype(np.float64)
-        if self.transform.positive:
-            first = len(rows) - self.n_steps  # the rows' place among those given
-
-            def row(i: int) -> str:
-                return f"row {first + i + 1} of {len(rows)}"
-
-            self.transform.check(recent[:, 0], "rows: the target column (feature 0)", row)
-            recent[:, 0] = self.transform.forward(recent[:, 0])
-        scaled = ((recent - center) / scale).astype(np.float32)
-        x = self.windows(scaled[np.newaxis])  # [1, T, F]
-        if levels:
-            point, bounds = self.predict_intervals(x, ahead, levels)
-        else:
-            point, bounds = self.predict(x, ahead, window), None
-        result: dict[str, np.ndarray] = {"step": np.arange(1, ahead + 1)}
-        time = self.data.get("time")
-        if time and times is not None:
-            if len(times) != len(rows):
-                raise InputError(f"times has {len(times)} values for {len(rows)} rows")
-            result[time] = future_times(times, ahead)
-
-        def inverse(y: np.ndarray) -> np.ndarray:  # scaled target -> the data's units, float64
-            return self.transform.inverse(np.asarray(y, np.float64) * scale[0] + center[0])
-
-        result[self.data["target_column"]] = inverse(point[0])
-        for i, level in enumerate(levels):
-            result[f"lo-{level_name(level)}"] = inverse(bounds[0, :, i, 0])
-            result[f"hi-{level_name(level)}"] = inverse(bounds[0, :, i, 1])
-        return result
-
-    def scaling(self, series: Sequence[str] | str | None = None) -> tuple[np.ndarray, ...]:
-        """``(center [F], scale [F])`` of the training scaling: global, or (a panel scaled
-        per series) the row of the series with id values ``series``.
-
-        Args:
-            series: The id values of one training series (a string for one id column);
-                ignored when the scaling is global.
-
-        Returns:
-            ``(center [F], scale [F])``, float64.
-
-        Raises:
-            InputError: The model was scaled per series and ``series`` is not one of them.
-        """
-        center, scale = np.asarray(self.center, np.float64), np.asarray(self.scale, np.float64)
-        if center.ndim == 1:
-            return center, scale
-        known = [tuple(map(str, k)) for k in (self.info.get("data_state") or {}).get("series", [])]
-        key = (series,) if isinstance(series, str) else tuple(map(str, series or ()))
-        if key not in known:
-            raise InputError(
-                f"series {list(key)} is not among the {len(known)} series this model was "
-                "trained on (it was scaled per series); pass series=<id values> of one of them"
-            )
-        i = known.index(key)
-        return center[i], scale[i]
+        return super().predict_intervals(x, ahead, levels)
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Prediction: load a checkpoint (one safe loader), forecast, read inputs and write outputs.
 
 - :mod:`.checkpoint`: read a checkpoint with ``weights_only=True`` and build its module.
-- :mod:`.forecaster`: :class:`Forecaster` (numpy windows in, direct or iterative forecasts out).
-- :mod:`.intervals`: prediction intervals (the checkpoint's calibration, or one made now).
+- :mod:`.forecaster`: :class:`Forecaster`, the torch forward pass under the numpy core
+  (:mod:`seqforecast.core`: direct and iterative forecasts, intervals, scaling).
+- :mod:`.tables`: forecasts past the end of each series of a table like the training file.
 - :mod:`.training_data`: the data a checkpoint was trained on, rebuilt from its settings.
 - :mod:`.files`: input windows read, predictions, errors and the figure written.
 - :mod:`.task`: ``predict(cfg)``, the task function behind ``scripts/predict.py``.
@@ -14,18 +15,15 @@ gives the checkpoint's ``ForecastModule``.
 from seqforecast.predict.checkpoint import load_module, read_checkpoint
 from seqforecast.predict.files import NpyRows, read_input
 from seqforecast.predict.forecaster import Forecaster, load_forecaster
-from seqforecast.predict.intervals import calibration_for, predict_intervals
 from seqforecast.predict.task import format_summary, predict
 
 __all__ = [
     "Forecaster",
     "NpyRows",
-    "calibration_for",
     "format_summary",
     "load_forecaster",
     "load_module",
     "predict",
-    "predict_intervals",
     "read_checkpoint",
     "read_input",
 ]

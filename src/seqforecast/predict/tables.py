@@ -13,19 +13,17 @@ scaled globally forecasts any id).
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from seqforecast.core import future_times
 from seqforecast.data.lazy import Windows
 from seqforecast.data.panel import calendar_features, load_panel, series_label
 from seqforecast.data.table import read_frame
 from seqforecast.errors import InputError
-from seqforecast.predict.intervals import predict_intervals
-from seqforecast.scores import level_name
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -118,7 +116,7 @@ def forecast_table(
     x = _windows(forecaster, rows, s)  # [S, n, F']
     bounds = None
     if levels:
-        point, bounds = predict_intervals(forecaster, x, ahead, levels, method)  # [S, a, L, 2]
+        point, bounds = forecaster.predict_intervals(x, ahead, levels, method)  # [S, a, L, 2]
     else:
         point = forecaster.predict(x, ahead, window)  # [S, a]
     forecaster.last_history = np.stack(recents)  # [S, T]
@@ -142,10 +140,14 @@ def _check_future_ids(
     orphans = [series_label(ids, k) for k in future if tuple(k) not in known]
     if orphans:
         raise InputError(
-            f"input {name}: future rows (target empty) for series {orphans[:5]}"
-            f"{' ...' if len(orphans) > 5 else ''}, which have no rows with the target; "
-            "each series to forecast needs its history in the table"
+            f"input {name}: future rows (target empty) for series {_few(orphans)}, which "
+            "have no rows with the target; each series to forecast needs its history in the table"
         )
+
+
+def _few(labels: list[str]) -> str:
+    """The first five ``labels`` as a list, ``...`` after them when there are more."""
+    return f"{labels[:5]}{' ...' if len(labels) > 5 else ''}"
 
 
 def _series_index(
@@ -159,10 +161,9 @@ def _series_index(
     unknown = [series_label(ids, k) for k in keys if tuple(k) not in known]
     if unknown:
         raise InputError(
-            f"input {name}: series {unknown[:5]}{' ...' if len(unknown) > 5 else ''} were not "
-            f"among the {len(known)} series this model was trained on (data.scaling_scope="
-            "series keeps each series' own scaling); forecast known ids, or train with "
-            "data.scaling_scope=global"
+            f"input {name}: series {_few(unknown)} were not among the {len(known)} series "
+            "this model was trained on (data.scaling_scope=series keeps each series' own "
+            "scaling); forecast known ids, or train with data.scaling_scope=global"
         )
     return np.array([known[tuple(k)] for k in keys])
 
@@ -229,45 +230,5 @@ def _long(
     result["step"] = np.tile(np.arange(1, ahead + 1), len(keys))
     if s["time"] and all(t is not None for t in stamps):
         result[s["time"]] = np.concatenate([t.to_numpy()[:ahead] for t in stamps])
-    result[s["target"]] = forecaster.scaler.inverse(point, 0, index).ravel()
-    for i, level in enumerate(sorted(levels)):  # positive scale: lo stays below hi
-        result[f"lo-{level_name(level)}"] = forecaster.scaler.inverse(
-            bounds[..., i, 0], 0, index
-        ).ravel()
-        result[f"hi-{level_name(level)}"] = forecaster.scaler.inverse(
-            bounds[..., i, 1], 0, index
-        ).ravel()
-    return pd.DataFrame(result)
-
-
-def future_times(times: pd.Series, ahead: int, column: str) -> pd.Series:
-    """The ``ahead`` timestamps after the last one, at the column's regular spacing.
-
-    Dates use ``pd.infer_freq`` (days, hours, month starts, ...); numbers need one
-    constant step. Irregular spacing is an :class:`InputError`.
-    """
-    import pandas as pd
-
-    if len(times) < 3:
-        raise InputError(
-            f"time column {column!r} has {len(times)} rows; inferring its spacing needs >= 3"
-        )
-    if pd.api.types.is_datetime64_any_dtype(times):
-        with warnings.catch_warnings():
-            # pandas 3 announces an offset instead of a string; date_range takes either.
-            warnings.simplefilter("ignore")
-            freq = pd.infer_freq(pd.DatetimeIndex(times))
-        if freq is None:
-            raise InputError(
-                f"time column {column!r} is irregularly spaced (steps "
-                f"{sorted({str(s) for s in times.diff().iloc[1:]})[:4]}); future timestamps "
-                "need a regular spacing"
-            )
-        return pd.Series(pd.date_range(times.iloc[-1], periods=ahead + 1, freq=freq)[1:])
-    steps = np.diff(times.to_numpy(dtype=np.float64))
-    if not np.allclose(steps, steps[0]):
-        raise InputError(
-            f"time column {column!r} is irregularly spaced (steps from {steps.min():g} to "
-            f"{steps.max():g}); future timestamps need a regular spacing"
-        )
-    return pd.Series(times.iloc[-1] + steps[0] * np.arange(1, ahead + 1))
+    units = forecaster.to_units(point, bounds, sorted(levels), index)  # [S, a] each
+    return pd.DataFrame({**result, **{c: v.ravel() for c, v in units.items()}})

@@ -15,8 +15,8 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from seqforecast import intervals, scores
+from seqforecast.core import check_max_ahead
 from seqforecast.errors import ConfigError, InputError
-from seqforecast.forecast import check_max_ahead
 from seqforecast.memory import limit
 from seqforecast.outputs import atomic_write_json, atomic_write_text
 from seqforecast.predict.files import (
@@ -28,7 +28,6 @@ from seqforecast.predict.files import (
     write_predictions,
 )
 from seqforecast.predict.forecaster import Forecaster, load_forecaster
-from seqforecast.predict.intervals import calibration_for, check_direct, predict_intervals
 from seqforecast.predict.training_data import FILE_NEEDS_INPUT
 from seqforecast.rules import check
 
@@ -53,30 +52,6 @@ def _check_count(cfg: DictConfig, key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ConfigError(f"{key} must be an integer >= 0, got {value!r}")
     return value
-
-
-def resolve_intervals(
-    cfg: DictConfig, forecaster: Forecaster, ahead: int
-) -> intervals.Calibration | None:
-    """The calibration of ``cfg.levels`` by ``cfg.intervals`` (``None``: no intervals).
-
-    ``levels: null`` takes the checkpoint's levels when the forecast is direct (an
-    iterative one has none); levels asked for with ``ahead`` past the horizon are refused.
-    """
-    method = cfg.get("intervals")
-    if method is not None:
-        check("intervals", method)
-    levels = cfg.get("levels")
-    if levels is None:
-        if ahead > forecaster.horizon or not forecaster.levels:
-            return None
-    else:
-        levels = OmegaConf.to_container(levels) if OmegaConf.is_config(levels) else levels
-        levels = check("levels", levels)
-        if not levels:
-            return None
-        check_direct(forecaster, ahead, levels)
-    return calibration_for(forecaster, levels, method)
 
 
 def _summary(
@@ -111,21 +86,24 @@ def predict(cfg: DictConfig) -> dict[str, Any]:
 def _predict(cfg: DictConfig) -> dict[str, Any]:
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: ckpt_path=outputs/<run>/checkpoints/best.ckpt")
+    n_plot = _check_count(cfg, "plot")
     max_ahead = check("max_ahead", cfg.max_ahead)
     if isinstance(cfg.ahead, int):  # before the checkpoint loads; ahead's own rule comes after
         check_max_ahead(cfg.ahead, max_ahead, "predict's")
     names = check_names(cfg.names)
-    n_plot = _check_count(cfg, "plot")
     forecaster = load_forecaster(cfg.ckpt_path, cfg.device, cfg.get("layers", "fast"))
     ahead = forecaster.horizon if cfg.ahead is None else cfg.ahead
     check_max_ahead(ahead, max_ahead, "predict's")
     forecaster.check_options(ahead, cfg.window, cfg.batch_size)
-    calibration = resolve_intervals(cfg, forecaster, ahead)
+    levels = cfg.get("levels")
+    levels = OmegaConf.to_container(levels) if OmegaConf.is_config(levels) else levels
+    calibration = forecaster.intervals_for(ahead, levels, cfg.get("intervals"))
+    file_data = forecaster.file_data
     # Written once the settings are known to fit the checkpoint: a refused run leaves nothing.
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    if forecaster.file_data:
+    if file_data:
         return predict_file(forecaster, cfg, ahead, out, names, n_plot, calibration)
     y, settings = None, None
     if cfg.input:
@@ -142,13 +120,8 @@ def _predict(cfg: DictConfig) -> dict[str, Any]:
         predictions = forecaster.predict(x, ahead, cfg.window, cfg.batch_size, cfg.progress)
     else:
         levels = calibration.levels
-        predictions, bounds = predict_intervals(
-            forecaster,
-            x,
-            ahead,
-            batch_size=cfg.batch_size,
-            progress=cfg.progress,
-            calibration=calibration,
+        predictions, bounds = forecaster.predict_intervals(
+            x, ahead, batch_size=cfg.batch_size, progress=cfg.progress, calibration=calibration
         )
     summary = _summary(cfg, forecaster, source, len(predictions), ahead, start)
     write_predictions(out, names["predictions"], predictions)

@@ -26,6 +26,7 @@ import numpy as np
 from fastapi.responses import JSONResponse
 
 from seqforecast.errors import SeqforecastError
+from seqforecast.scores import level_name
 from seqforecast.serve.requests import (
     Job,
     Limits,
@@ -180,17 +181,13 @@ class ForecastAPI(ls.LitAPI):
         return [a if isinstance(a, Refusal) else a[0] for a in alone]
 
     def _calibration(self, job: Job) -> Any:
-        from seqforecast.predict import calibration_for
-
         key = (job.levels, job.method)
         if key not in self.calibrations:
-            self.calibrations[key] = calibration_for(self.forecaster, list(job.levels), job.method)
+            self.calibrations[key] = self.forecaster.calibration_for(list(job.levels), job.method)
         return self.calibrations[key]
 
     def _windows(self, jobs: list[Job]) -> list[dict]:
         """Requests of one group in one forward pass: ``x [sum N_i, T, F]``, split back."""
-        from seqforecast.predict import predict_intervals
-
         job, f = jobs[0], self.forecaster
         x = np.concatenate([j.x for j in jobs]) if len(jobs) > 1 else job.x  # [N, T, F]
         deadline = min(j.deadline for j in jobs)
@@ -199,7 +196,7 @@ class ForecastAPI(ls.LitAPI):
             calibration = self._calibration(job)
             levels = tuple(calibration.levels)
             parts = [
-                predict_intervals(f, chunk, job.ahead, calibration=calibration)
+                f.predict_intervals(chunk, job.ahead, calibration=calibration)
                 for chunk in _chunks(x, deadline)
             ]
             point = np.concatenate([p for p, _ in parts])  # [N, ahead]
@@ -214,7 +211,7 @@ class ForecastAPI(ls.LitAPI):
             answer = {**base, "forecasts": _list(point[lo:hi]), "levels": list(levels)}
             if bounds is not None:  # [N, ahead, L, 2]
                 answer["intervals"] = {
-                    _name(v): {
+                    level_name(v): {
                         "lo": _list(bounds[lo:hi, :, i, 0]),
                         "hi": _list(bounds[lo:hi, :, i, 1]),
                     }
@@ -244,8 +241,8 @@ class ForecastAPI(ls.LitAPI):
             answer["timestamps"] = [_timestamps(s[columns["time"]]) for s in series]
         if job.levels:
             answer["intervals"] = {
-                _name(v): {
-                    side: [_list(s[f"{side}-{_name(v)}"]) for s in series] for side in ("lo", "hi")
+                (name := level_name(v)): {
+                    side: [_list(s[f"{side}-{name}"]) for s in series] for side in ("lo", "hi")
                 }
                 for v in job.levels
             }
@@ -258,12 +255,6 @@ def _chunks(x: np.ndarray, deadline: float) -> Any:
         if time.monotonic() > deadline:
             raise Overdue
         yield x[lo : lo + CHUNK]
-
-
-def _name(level: float) -> str:
-    from seqforecast.scores import level_name
-
-    return level_name(level)
 
 
 def _plain(value: Any) -> Any:

@@ -19,9 +19,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
+from seqforecast.core import MAX_AHEAD, WINDOWS, check_ahead, check_direct
 from seqforecast.data.table import FLOAT32_MAX
 from seqforecast.errors import ConfigError, InputError
-from seqforecast.forecast import MAX_AHEAD, WINDOWS, check_ahead, check_direct
 from seqforecast.rules import INTERVALS, LEVELS, check_value
 
 if TYPE_CHECKING:
