@@ -153,3 +153,14 @@ def test_script_refusal_is_one_line_and_leaves_no_folder(tmp_path: Path, run_mai
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: input=nowhere.csv: no such file"]
     assert not (tmp_path / "outputs").exists()
+
+
+def test_script_trains_networks_inside_its_hydra_app(tmp_path: Path, run_main) -> None:
+    csv = write_monthly(tmp_path / "m.csv")
+    args = ["pool=[linear_seasonal]", "horizon=6", "seeds=1", "epochs=1", "hydra.run.dir=out"]
+    result = run_main("forecast.py", f"input={csv}", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "chosen: median of the best 3" in result.stdout
+    f = pd.read_csv(tmp_path / "out" / "forecast.csv")
+    assert len(f) == 6 and np.isfinite(f["auto"]).all()
+    assert (tmp_path / "out" / "forecast.png").stat().st_size > 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -171,6 +172,7 @@ def _fit(panel: Panel, overrides: list[str], settings: dict, folder: Path):
     """Train a one-step model on all of ``panel``'s rows but the last 2 (the trainer's own
     validation and test windows, unused: fixed epochs, final weights); its forecaster."""
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
     from seqforecast import load_forecaster
     from seqforecast.cli import CONF
@@ -185,7 +187,9 @@ def _fit(panel: Panel, overrides: list[str], settings: dict, folder: Path):
     else:  # the series end together (checked): the last two dates
         last = max(panel.frames, key=len)[panel.time]
         split = f"['{last.iloc[-2]}','{last.iloc[-1]}']"
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+    # Inside scripts/forecast.py, Hydra is set up on conf/ already: compose from it.
+    within = GlobalHydra.instance().is_initialized()
+    with nullcontext() if within else initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose(
             "train",
             overrides=[
