@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 Forecasts = dict[str, np.ndarray]  # "val" [S, n_val, h], "future" [S, h], "test" [S, n, h];
 # statistical models also "val-lo"/"val-hi", "test-lo"/"test-hi" at LEVEL
+MIN_WINDOWS = 8  # training windows a season-long input window must leave
 LEVEL = 80  # the statistical models' own interval, scored as validation coverage
 
 
@@ -152,6 +153,8 @@ def network_forecasts(
     # One window length for both trainings, from the shorter (validation) history.
     train_rows = int(hist.rows.min()) - span - 2  # 2 rows: the trainer's val and test windows
     n_steps = max(1, min(max(2 * season, 2 * horizon, 8), (train_rows - 1) // 2))
+    if n_steps < season <= train_rows - MIN_WINDOWS:  # window_norm=seasonal reads a season
+        n_steps = season
     runs: list[Forecasts] = []
     for seed in range(settings["seeds"]):
         common = [*NETWORKS[name], f"seed={seed}", f"n_steps={n_steps}", f"season={season}"]
