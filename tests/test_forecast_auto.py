@@ -164,3 +164,33 @@ def test_script_trains_networks_inside_its_hydra_app(tmp_path: Path, run_main) -
     f = pd.read_csv(tmp_path / "out" / "forecast.csv")
     assert len(f) == 6 and np.isfinite(f["auto"]).all()
     assert (tmp_path / "out" / "forecast.png").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_panel_network_trains_one_global_model(tmp_path: Path) -> None:
+    csv = write_monthly(tmp_path / "p.csv", rows=48, ids=("a", "b"))
+    cfg = make(
+        tmp_path,
+        f"input={csv}",
+        "data.id=store",
+        "pool=[linear_seasonal]",
+        "horizon=3",
+        "seeds=1",
+        "epochs=1",
+    )
+    summary = forecast(cfg)
+    assert summary["skipped"] == {}
+    f = pd.read_csv(tmp_path / "out" / "forecast.csv")
+    assert list(f["unique_id"]) == ["a"] * 3 + ["b"] * 3
+    assert np.isfinite(f["linear_seasonal"]).all()
+    # one training per fit for the whole panel: validation and final
+    assert len(list((tmp_path / "out" / "runs" / "linear_seasonal" / "seed0").iterdir())) == 2
+
+
+def test_panel_networks_refuse_series_ending_apart(tmp_path: Path) -> None:
+    csv = write_monthly(tmp_path / "p.csv", ids=("a", "b"))
+    table = pd.read_csv(csv)
+    table.drop(table.index[-1]).to_csv(csv, index=False)  # b ends a month early
+    cfg = make(tmp_path, f"input={csv}", "data.id=store", "pool=[linear_seasonal]", "horizon=3")
+    with pytest.raises(InputError, match="series ending together"):
+        forecast(cfg)

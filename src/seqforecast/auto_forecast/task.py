@@ -54,7 +54,8 @@ def forecast(cfg: DictConfig) -> dict[str, Any]:
     _check_panel_ends(panel, [n for n in pool if n in NETWORKS])
     log.info("season %d (%s), horizon %d, pool %s", season, why, horizon, pool)
     if any(n in NETWORKS for n in pool):  # each training's checkpoint lines: many, not news
-        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+        for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     settings = {
         "seeds": cfg.seeds,
         "epochs": cfg.epochs,
