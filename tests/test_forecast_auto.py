@@ -152,6 +152,11 @@ def test_script_refusal_is_one_line_and_leaves_no_folder(tmp_path: Path, run_mai
     result = run_main("forecast.py", "input=nowhere.csv", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: input=nowhere.csv: no such file"]
+    result = run_main("forecast.py", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: input is required: input=<a .csv or .parquet table>"
+    ]
     assert not (tmp_path / "outputs").exists()
 
 

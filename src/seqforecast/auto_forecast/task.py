@@ -129,6 +129,8 @@ def forecast(cfg: DictConfig) -> dict[str, Any]:
 
 
 def _check_settings(cfg: DictConfig) -> None:
+    if OmegaConf.is_missing(cfg, "input") or not cfg.input:
+        raise ConfigError("input is required: input=<a .csv or .parquet table>")
     for key in ("n_val", "seeds", "epochs", "top_k", "n_jobs"):
         value = cfg[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
