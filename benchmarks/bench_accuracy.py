@@ -35,6 +35,13 @@ Protocol, per series (a panel: per series of the panel), with horizon ``h`` and 
   trains a one-step model (``horizon=1``) and forecasts ``h`` steps iteratively; its interval
   is split-conformal from its own forecasts at the 6 VAL origins (per step ``j``: the
   ``ceil((n + 1) * 0.8)``-th smallest ``|error|``, ``n = 6``).
+- ``auto`` (in ``--configs``): the automatic forecast of ``scripts/forecast.py`` with its
+  default pool, run on TRAIN + VAL (its validation origins are the 6 VAL origins, its
+  members refitted on TRAIN + VAL) and scored at the TEST origins (``test=h + 5``), with
+  ``--auto-seeds`` seeds and ``--auto-epochs`` epochs per network candidate. Two rows come
+  from the one run: ``auto`` (the median of the best 3 by VAL MASE, its conformal interval)
+  and ``auto/best1`` (the single candidate of lowest VAL MASE, per dataset; its own interval
+  where it has one, statistical models only).
 - ``n_steps`` (``--n-steps rule``): ``max(2 m, 2 h, 8)``, at most ``(TRAIN - k) // 2`` with
   ``k`` the model's horizon, so a short series still gives more training windows than
   ``n_steps``; ``--n-steps auto`` passes ``n_steps=auto`` instead, an integer fixes it.
@@ -107,6 +114,7 @@ CONFIGS: dict[str, list[str]] = {
     ],
 }
 DEFAULT_CONFIGS = ["linear", "linear+last", "linear+revin", "gru", "gru+revin"]
+AUTO = "auto"  # scripts/forecast.py's automatic forecast (run_auto); also gives "auto/best1"
 STATS = ["SeasonalNaive", "AutoETS", "AutoARIMA", "AutoTheta"]
 MAX_ARIMA_SEASON = 24
 PANEL_IDS = {"aus_arrivals": "origin", "aus_accommodation": "state", "us_employment": "series"}
@@ -385,6 +393,61 @@ def run_network(
     res.notes.append(f"{s.name} {config}: n_steps={steps}, {fc.method(s.horizon)}")
 
 
+def run_auto(
+    s: Series, parts: dict[str, pd.DataFrame], work: Path, args: argparse.Namespace, res: Result
+) -> None:
+    """The automatic forecast chosen on TRAIN + VAL, scored at the 6 TEST origins: rows
+    ``auto`` and ``auto/best1`` (its best single candidate by VAL MASE)."""
+    from seqforecast.auto_forecast.task import forecast
+
+    folder = work / f"{s.name}-auto"
+    folder.mkdir(parents=True, exist_ok=True)
+    csv = folder / f"{s.name}.csv"  # its stem names a single series, as read_series does
+    frames = [g.assign(**{s.id: key}) if s.id else g for key, g in parts.items()]
+    pd.concat(frames).to_csv(csv, index=False)
+    span = s.horizon + N_ORIGINS - 1
+    overrides = [
+        f"input={csv}",
+        f"data.time={s.time}",
+        f"data.target={s.target}",
+        f"data.id={s.id}" if s.id else "data.id=null",
+        f"season={s.season}",
+        f"horizon={s.horizon}",
+        f"n_val={N_ORIGINS}",
+        f"test={span}",
+        f"seeds={args.auto_seeds}",
+        f"epochs={args.auto_epochs}",
+        f"output_dir={folder / 'out'}",
+        "plot=false",
+    ]
+    start = time.perf_counter()
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("forecast", overrides=overrides)
+    summary = forecast(cfg)
+    res.seconds[AUTO] = res.seconds.get(AUTO, 0.0) + time.perf_counter() - start
+    ranked = {k: v for k, v in summary["val_mase"].items() if k != AUTO and v is not None}
+    best = min(ranked, key=ranked.get)
+    test = pd.read_csv(folder / "out" / "test.csv")
+    val = pd.read_csv(folder / "out" / "validation.csv")
+    val = val[val["metric"] == "mase"].set_index("unique_id")
+    for key, g in parts.items():
+        y = g[s.target].to_numpy(np.float64)
+        t = test[test["unique_id"].astype(str) == key]
+        actual = t["y"].to_numpy().reshape(N_ORIGINS, s.horizon)
+        train_rows = y[: spans(len(y), s.horizon)[0]]
+        for row, model in ((AUTO, AUTO), (f"{AUTO}/best1", best)):
+            f = t[model].to_numpy().reshape(N_ORIGINS, s.horizon)
+            res.mase.setdefault(row, {})[key] = mase(actual, f, train_rows, s.season)
+            res.val_mase.setdefault(row, {})[key] = float(val.loc[key, model])
+            lo, hi = f"{model}-lo-{LEVEL}", f"{model}-hi-{LEVEL}"
+            res.coverage.setdefault(row, {})[key] = (
+                coverage(actual.reshape(-1), t[lo].to_numpy(), t[hi].to_numpy())
+                if lo in t
+                else math.nan
+            )
+    res.notes.append(f"{s.name} auto: {summary['members']}, best single {best}")
+
+
 # ---------------------------------------------------------------- the table
 
 
@@ -487,6 +550,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--patience", type=int, default=20)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--auto-seeds", type=int, default=3, help="auto: seeds per network")
+    parser.add_argument("--auto-epochs", type=int, default=100, help="auto: epochs per training")
     parser.add_argument("--n-steps", default="rule", help="rule | auto | an integer")
     parser.add_argument(
         "--max-series", type=int, default=12, help="per panel, evenly from the sorted ids; 0: all"
@@ -508,9 +573,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def check_args(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     configs = [c for c in args.configs.split(",") if c]
-    bad = [c for c in configs if c not in CONFIGS]
+    bad = [c for c in configs if c not in CONFIGS and c != AUTO]
     if bad:
-        raise ConfigError(f"--configs {bad} unknown; expected some of {list(CONFIGS)}")
+        raise ConfigError(f"--configs {bad} unknown; expected some of {[*CONFIGS, AUTO]}")
     stats = [m for m in args.stats.split(",") if m]
     bad = [m for m in stats if m not in STATS]
     if bad:
@@ -554,11 +619,15 @@ def run(args: argparse.Namespace) -> None:
         run_stats(s, parts, use, res)
         for config in configs:
             try:
+                if config == AUTO:
+                    run_auto(s, parts, work, args, res)
+                    continue
                 run_network(s, parts, config, work, args, res)
             except SeqforecastError as err:  # e.g. a window too short for the season: no score
                 res.notes.append(f"{s.name} {config}: not run ({err})")
         print(f"done {s.name} ({len(parts)} series) at {time.perf_counter() - wall:.0f} s")
-    models = [*configs, *stats]
+    models = [m for c in configs for m in ([AUTO, f"{AUTO}/best1"] if c == AUTO else [c])]
+    models += stats
     main_rows = table_rows(results, catalog, models, per_series=False)
     shown = table_rows(results, catalog, models, args.per_series)
     table = pd.concat([shown, summary_rows(main_rows, results, catalog, models)])

@@ -128,3 +128,29 @@ def test_quick_without_the_data_folder_runs_on_synthetic_series(
     assert sorted(set(table["series"])) == ["example_a", "example_b"]
     assert sorted(set(table["model"])) == ["AutoETS", "SeasonalNaive", "linear", "linear+last"]
     assert np.isfinite(table["mase"]).all() and table["coverage_80"].between(0, 100).all()
+
+
+@pytest.mark.slow
+def test_auto_rows_score_the_chosen_forecast_at_the_test_origins(tmp_path: Path) -> None:
+    data = bench["write_example"](tmp_path / "data")
+    (s,) = bench["read_catalog"](data, ["example_a"])
+    parts = bench["read_series"](s, 0)
+    args = bench["parse_args"](["--auto-seeds", "1", "--auto-epochs", "1"])
+    res = bench["Result"]()
+    bench["run_stats"](s, parts, ["SeasonalNaive"], res)
+    bench["run_auto"](s, parts, tmp_path / "work", args, res)
+    # statsforecast's SeasonalNaive (the bench's row) and the auto run's own numpy one agree
+    test = pd.read_csv(tmp_path / "work" / "example_a-auto" / "out" / "test.csv")
+    y = parts["example_a"]["value"].to_numpy()
+    train = y[: bench["spans"](len(y), s.horizon)[0]]
+    actual = test["y"].to_numpy().reshape(6, s.horizon)
+    for row, column in (("SeasonalNaive", "seasonal_naive"), ("auto", "auto")):
+        f = test[column].to_numpy().reshape(6, s.horizon)
+        assert res.mase[row]["example_a"] == pytest.approx(
+            bench["mase"](actual, f, train, s.season), rel=1e-9
+        )
+    assert res.mase["auto"]["example_a"] != res.mase["SeasonalNaive"]["example_a"]
+    best = res.notes[-1].split("best single ")[1]
+    f = test[best].to_numpy().reshape(6, s.horizon)
+    expected = bench["mase"](actual, f, train, s.season)
+    assert res.mase["auto/best1"]["example_a"] == pytest.approx(expected, rel=1e-9)

@@ -194,6 +194,12 @@ RULES = [
         "trainings of one epoch (its multirun is a process of its own)",
     ),
     Rule(
+        "forecast",
+        _script("scripts/forecast.py"),
+        "run",
+        "in this process with quick settings appended (seeds=1 epochs=1)",
+    ),
+    Rule(
         "script",
         lambda a: (
             a[0] == "python"
@@ -580,6 +586,9 @@ def run_command(cmd: Command, page: Page, session_run: dict[str, Path], monkeypa
         _record(args, page, cmd)
     elif name == "reproduce":
         args = [*argv[2:], *REPRODUCE_QUICK]
+        status, output = _in_process(argv[1], args, page.folder, monkeypatch, capfd)
+    elif name == "forecast":
+        args = [*argv[2:], "seeds=1", "epochs=1"]
         status, output = _in_process(argv[1], args, page.folder, monkeypatch, capfd)
     elif name == "benchmark":
         extra = list(BENCH_QUICK.get(argv[1], []))
