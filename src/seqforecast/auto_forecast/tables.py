@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from seqforecast.auto_forecast.validate import LEVEL, Panel
+from seqforecast.core import future_times
 from seqforecast.errors import InputError
 
 TIMES_SEEN = 8  # the last rows whose spacing gives the future times
@@ -64,17 +65,8 @@ def times(panel: Panel, s: int, rows: np.ndarray) -> np.ndarray:
     """The times of rows ``rows`` (any shape) of series ``s``, past its end too."""
     times = panel.frames[s][panel.time] if panel.time else pd.Series(np.arange(panel.rows[s]))
     extra = int(rows.max()) + 1 - len(times)
-    if extra > 0:  # (predict.tables.future_times does this too, but imports torch: seconds)
-        if pd.api.types.is_datetime64_any_dtype(times):
-            freq = pd.infer_freq(pd.DatetimeIndex(times[-TIMES_SEEN:]))
-            if freq is None:
-                raise InputError(
-                    f"data.time={panel.time!r}: irregular spacing at the end of series "
-                    f"{panel.ids[s]!r}; future times need a regular one"
-                )
-            later = pd.date_range(times.iloc[-1], periods=extra + 1, freq=freq)[1:]
-        else:
-            later = times.iloc[-1] + (times.iloc[-1] - times.iloc[-2]) * np.arange(1, extra + 1)
+    if extra > 0:  # the spacing of the last rows, as predict's tables
+        later = future_times(times.iloc[-TIMES_SEEN:].reset_index(drop=True), extra, panel.time)
         times = pd.concat([times, pd.Series(later)])
     return times.to_numpy()[rows]
 
