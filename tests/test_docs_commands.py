@@ -378,10 +378,18 @@ def _fill(cmd: Command, page: Page, session_run: dict[str, Path]) -> list[str]:
     return argv
 
 
+_last_start = [0]  # the second the last in-process command started
+
+
 def _in_process(target: str, argv: list[str], cwd: Path, monkeypatch, capfd) -> tuple[int, str]:
     """Run ``python <target> <argv>`` (a path, ``-m module`` or ``-c code``) in this process,
     in ``cwd``; its exit status and output."""
     capfd.readouterr()
+    # Hydra's default run folder (outputs/<date>/<H-M-S>) has one-second resolution; in-process
+    # commands can start within one second of each other, as nobody typing them can: wait.
+    if int(time.time()) == _last_start[0]:
+        time.sleep(1.01 - time.time() % 1)
+    _last_start[0] = int(time.time())
     code: int | str | None = 0
     with monkeypatch.context() as m, _fresh_process_state():
         m.chdir(cwd)
