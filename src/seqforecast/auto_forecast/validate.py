@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from seqforecast.auto_forecast.pool import NETWORKS, SEASONAL_NAIVE, STATS
+from seqforecast.backtest import baselines
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,13 @@ def cutoffs(ends: np.ndarray, horizon: int, n: int) -> np.ndarray:
 
 
 def seasonal_naive(panel: Panel, horizon: int, n_val: int, test: int, season: int) -> Forecasts:
-    """The value a season before each target (``y[c + 1 - m + (j mod m)]``, step ``j``)."""
+    """Seasonal naive per series: the backtest's ``baselines.seasonal_naive``."""
     hist = panel.rows - test
-    steps = np.arange(horizon) % season + 1 - season  # [h]
 
     def at(c: np.ndarray) -> np.ndarray:  # [S, n] cutoffs -> [S, n, h]
-        return np.stack([v[c[s][:, np.newaxis] + steps] for s, v in enumerate(panel.values)])
+        return np.stack(
+            [baselines.seasonal_naive(v, c[s], horizon, season) for s, v in enumerate(panel.values)]
+        )
 
     out = {"val": at(cutoffs(hist, horizon, n_val)), "future": at(hist[:, np.newaxis] - 1)[:, 0]}
     if test:
