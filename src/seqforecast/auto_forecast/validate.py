@@ -100,9 +100,7 @@ def stat_forecasts(
     by ``cross_validation(refit=True)``, the future by ``forecast`` on the history."""
     from statsforecast import StatsForecast, models
 
-    classes = {"auto_ets": models.AutoETS, "auto_arima": models.AutoARIMA}
-    classes["auto_theta"] = models.AutoTheta
-    chosen = [classes[n](season_length=season, alias=n) for n in names]
+    chosen = [getattr(models, STATS[n])(season_length=season, alias=n) for n in names]
     sf = StatsForecast(models=chosen, freq=1, n_jobs=n_jobs)
     hist = panel.head(test).long()
     level = [LEVEL]
