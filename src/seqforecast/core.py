@@ -12,13 +12,16 @@ The seam: a front-end supplies only how it loads and
 - ``forward(x)``: float32 scaled windows ``[B, T, F]`` (numpy) in, the network's direct
   forecast ``[B, k]`` out (numpy float32);
 - for ``intervals=model|cqr``, ``forward_bounds(x, levels, method)``: the model's own
-  quantile bounds ``[B, k, L, 2]`` (float64).
+  quantile bounds ``[B, k, L, 2]`` (float64);
+- optionally ``forward_series(x, series)``: ``forward`` told each window's row of a panel's
+  per-series scaling (``series``: ``[B]`` indices, one index, or ``None`` when unknown), for a
+  front-end that must see the data's units (an ensemble's statistical members).
 
 :class:`~seqforecast.predict.forecaster.Forecaster` runs a checkpoint with torch,
 :class:`~seqforecast.onnx.OnnxForecaster` an export with onnxruntime, and the HTTP service
-(:mod:`seqforecast.serve.api`) calls the methods here; an ensemble plugs in the same way, as
-a subclass whose ``forward`` combines its members'. This module imports neither torch nor
-pandas (pandas when future timestamps are asked for).
+(:mod:`seqforecast.serve.api`) calls the methods here, and
+:class:`~seqforecast.ensemble.EnsembleForecaster` combines its members' in ``forward_series``.
+This module imports neither torch nor pandas (pandas when future timestamps are asked for).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ WINDOWS = ("sliding", "growing")
 # ahead/horizon forward passes, so a slip of the keyboard (ahead=100000) would run for minutes.
 MAX_AHEAD = 1000
 A = TypeVar("A")  # torch.Tensor or np.ndarray
+Series = np.ndarray | int | None  # windows' rows of a per-series scaling: [N], one, unknown
 
 
 def _cat(parts: list[A], axis: int) -> A:
@@ -155,6 +159,10 @@ class ForecastCore:
     def forward(self, x: np.ndarray) -> np.ndarray:
         """The network's direct forecast: float32 ``[B, T, F] -> [B, k]`` (the front-end's)."""
         raise NotImplementedError
+
+    def forward_series(self, x: np.ndarray, series: Series = None) -> np.ndarray:
+        """``forward`` of windows whose per-series scaling rows are ``series`` (unused here)."""
+        return self.forward(x)
 
     def forward_bounds(self, x: np.ndarray, levels: Sequence[float], method: str) -> np.ndarray:
         """The model's own bounds ``[B, k, L, 2]`` at ``levels`` (``model``/``cqr`` only)."""
@@ -283,6 +291,7 @@ class ForecastCore:
         window: str = "sliding",
         batch_size: int = 1024,
         progress: bool = False,
+        series: Series = None,
     ) -> np.ndarray:
         """Forecast ``ahead`` steps (default: the trained horizon) after each window.
 
@@ -300,6 +309,8 @@ class ForecastCore:
                 (the whole extended input).
             batch_size: Windows per forward pass.
             progress: Show a progress bar over the windows.
+            series: The windows' rows of a per-series scaling (``[N]`` or one index), for
+                :meth:`forward_series`; ``None``: global or unknown.
 
         Returns:
             float32 ``[N, ahead]``.
@@ -322,10 +333,15 @@ class ForecastCore:
         )
         out = np.empty((len(x), ahead), dtype=np.float32)
         for lo, batch in self.batches(x, batch_size, progress):
+            rows = _rows(series, lo, len(batch))
             if ahead <= self.horizon:
-                y = self.forward(batch)[:, :ahead]  # [b, ahead]
+                y = self.forward_series(batch, rows)[:, :ahead]  # [b, ahead]
             else:
-                y = iterative_forecast(self.forward, batch, ahead, window)  # [b, ahead]
+
+                def step(w: np.ndarray, rows: Series = rows) -> np.ndarray:
+                    return self.forward_series(w, rows)
+
+                y = iterative_forecast(step, batch, ahead, window)  # [b, ahead]
             out[lo : lo + len(batch)] = y
         return out
 
@@ -338,6 +354,7 @@ class ForecastCore:
         batch_size: int = 1024,
         progress: bool = False,
         calibration: intervals.Calibration | None = None,
+        series: Series = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The direct forecast and its interval bounds, ``batch_size`` windows at a time.
 
@@ -349,6 +366,7 @@ class ForecastCore:
             batch_size: Windows per forward pass.
             progress: Show a progress bar over the windows.
             calibration: The widths to use; ``None``: :meth:`calibration_for` ``levels``.
+            series: The windows' rows of a per-series scaling (:meth:`predict`).
 
         Returns:
             ``(point [N, ahead], bounds [N, ahead, L, 2])`` (lo, hi), float32.
@@ -372,7 +390,7 @@ class ForecastCore:
         point = np.empty((len(x), ahead), np.float32)
         bounds = np.empty((len(x), ahead, len(levels), 2), np.float32)
         for lo, batch in self.batches(x, batch_size, progress):
-            p = self.forward(batch)[:, :ahead]  # [b, ahead]
+            p = self.forward_series(batch, _rows(series, lo, len(batch)))[:, :ahead]  # [b, a]
             own = None
             if method != "conformal" and levels:
                 own = self.forward_bounds(batch, levels, method)[:, :ahead]  # [b, ahead, L, 2]
@@ -564,9 +582,9 @@ class ForecastCore:
         self.scaler.target.check(recent[:, 0], "rows: the target column (feature 0)", row)
         x = self.windows(self.scaler.transform(recent, index)[np.newaxis])  # [1, T, F]
         if levels:
-            point, bounds = self.predict_intervals(x, ahead, levels)
+            point, bounds = self.predict_intervals(x, ahead, levels, series=index)
         else:
-            point, bounds = self.predict(x, ahead, window), None
+            point, bounds = self.predict(x, ahead, window, series=index), None
         result: dict[str, np.ndarray] = {"step": np.arange(1, ahead + 1)}
         time = self.data.get("time")
         if time and times is not None:
@@ -577,6 +595,11 @@ class ForecastCore:
             result[time] = future_times(pd.Series(times), ahead, time).to_numpy()
         units = self.to_units(point[0], None if bounds is None else bounds[0], levels, index)
         return {**result, **units}
+
+
+def _rows(series: Series, lo: int, n: int) -> Series:
+    """The part of ``series`` (per window, one index, or ``None``) of windows ``lo..lo+n``."""
+    return series[lo : lo + n] if isinstance(series, np.ndarray) else series
 
 
 def future_times(times: Any, ahead: int, column: str) -> Any:

@@ -33,6 +33,7 @@ from torch import nn
 import seqforecast
 from seqforecast import intervals
 from seqforecast.data.files import FileDataModule
+from seqforecast.ensemble import MANIFEST, is_ensemble, read_manifest
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.module import ForecastModule
 from seqforecast.outputs import atomic_open
@@ -259,6 +260,8 @@ def export_model(
     fmt = check_format(format, dynamo)
     if not isinstance(overwrite, bool):
         raise ConfigError(f"overwrite must be true or false, got {overwrite!r}")
+    if is_ensemble(ckpt_path):
+        return export_ensemble(ckpt_path, out_dir, fmt, dynamo, overwrite)
     out = Path(out_dir)
     found = existing_export(out)
     if found and not overwrite:
@@ -284,6 +287,38 @@ def export_model(
     return [out / FORMATS[fmt], out / SIDECAR]
 
 
+def export_ensemble(
+    folder: str | Path, out_dir: str | Path, fmt: str, dynamo: bool, overwrite: bool
+) -> list[Path]:
+    """An ensemble folder as its network members' exports (``members/<name>/<i>/``, each a
+    model file and its sidecar, :func:`export_model`) plus the manifest pointing at them;
+    statistical members stay names (refitted at each forecast). Returns ``[manifest]``.
+
+    ``OnnxForecaster`` (:func:`seqforecast.onnx.load_onnx`) loads the result as an ensemble.
+    """
+    if fmt != "onnx":
+        raise ConfigError(f"format={fmt}: an ensemble exports as ONNX members only (format=onnx)")
+    folder, out = Path(folder), Path(out_dir)
+    folder = folder.parent if folder.name == MANIFEST else folder
+    manifest = read_manifest(folder)
+    if (out / MANIFEST).exists() and not overwrite:
+        raise ConfigError(
+            f"{out} already holds an export ({MANIFEST}); pick another folder "
+            "(hydra.run.dir=...) or pass overwrite=true to replace it"
+        )
+    for member in manifest["members"]:
+        if "checkpoints" in member:
+            files = []
+            for i, ckpt in enumerate(member["checkpoints"]):
+                dest = Path("members") / member["name"] / str(i)
+                export_model(folder / ckpt, out / dest, fmt, dynamo, overwrite)
+                files.append(dest.as_posix())
+            member["checkpoints"] = files
+    with atomic_open(out / MANIFEST) as f:
+        f.write((json.dumps(manifest, indent=1) + "\n").encode())
+    return [out / MANIFEST]
+
+
 def export(cfg: DictConfig) -> dict[str, Any]:
     """The task behind ``scripts/export.py``: export ``cfg.ckpt_path`` into ``cfg.output_dir``.
 
@@ -298,4 +333,4 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         cfg.get("dynamo", False),
         cfg.get("overwrite", False),
     )
-    return {"files": [str(p) for p in paths], "sidecar": json.loads(paths[1].read_text())}
+    return {"files": [str(p) for p in paths], "sidecar": json.loads(paths[-1].read_text())}

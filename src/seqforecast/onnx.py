@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from seqforecast.core import ForecastCore, check_direct
+from seqforecast.core import ForecastCore, Series, check_direct
 from seqforecast.data.scaling import Scaler
 from seqforecast.data.transforms import TargetTransform
 from seqforecast.errors import ConfigError, InputError
@@ -168,7 +168,11 @@ class OnnxForecaster(ForecastCore):
         return levels
 
     def predict_intervals(
-        self, x: np.ndarray, ahead: int | None = None, levels: Sequence[float] | None = None
+        self,
+        x: np.ndarray,
+        ahead: int | None = None,
+        levels: Sequence[float] | None = None,
+        series: Series = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The direct forecast float32 ``[N, ahead]`` and its conformal bounds float32
         ``[N, ahead, L, 2]`` (lo, hi): the point -/+ the exported width of each level and step.
@@ -177,6 +181,7 @@ class OnnxForecaster(ForecastCore):
             x: Windows ``[N, n_steps]`` or ``[N, n_steps, F]``, scaled as in training.
             ahead: Steps to forecast (at most the horizon); ``None``: the horizon.
             levels: Levels in percent among the exported ones; ``None``: all of them.
+            series: The windows' rows of a per-series scaling (``ForecastCore.predict``).
 
         Returns:
             ``(point [N, ahead], bounds [N, ahead, L, 2])``, float32.
@@ -191,7 +196,30 @@ class OnnxForecaster(ForecastCore):
         levels = self.check_levels(levels, ahead)
         if not levels:
             raise ConfigError("predict_intervals needs levels; this export has none")
-        return super().predict_intervals(x, ahead, levels)
+        return super().predict_intervals(x, ahead, levels, series=series)
+
+
+def load_onnx(path: str | Path, threads: int | None = None) -> ForecastCore:
+    """An :class:`OnnxForecaster` of an export's folder, or of an exported ensemble (its
+    manifest, ``ensemble.json``, beside members exported so) an
+    :class:`~seqforecast.ensemble.EnsembleForecaster` of them.
+
+    Args:
+        path: The export's folder (or its ``model.onnx``), or an exported ensemble's folder.
+        threads: onnxruntime's intra-op threads per member; ``None``: its default.
+
+    Returns:
+        The forecaster.
+
+    Raises:
+        ConfigError: ``threads`` is not allowed, or onnxruntime is not installed.
+        InputError: A sidecar, model or the manifest is missing or malformed.
+    """
+    from seqforecast.ensemble import is_ensemble, load_ensemble
+
+    if is_ensemble(path):
+        return load_ensemble(path, lambda member: OnnxForecaster(member, threads))
+    return OnnxForecaster(path, threads)
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:

@@ -27,5 +27,5 @@ def model_forecasts(
     """
     scaled = forecaster.scaler.transform(values, series)  # [R, F] float32
     x = input_windows(scaled, cutoffs, forecaster.n_steps)  # [n, n_steps, F]
-    y = forecaster.predict(x, horizon, batch_size=batch_size)  # [n, h] scaled
+    y = forecaster.predict(x, horizon, batch_size=batch_size, series=series)  # [n, h] scaled
     return forecaster.scaler.inverse(y, series=series)  # [n, h]

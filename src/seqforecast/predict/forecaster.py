@@ -179,14 +179,16 @@ class Forecaster(ForecastCore):
 
 
 def load_forecaster(path: str | Path, device: str = "auto", layers: str = "fast") -> Forecaster:
-    """A :class:`Forecaster` from a ``train.py`` checkpoint, on ``device`` (auto|cpu|cuda).
+    """A :class:`Forecaster` from a ``train.py`` checkpoint, on ``device`` (auto|cpu|cuda);
+    from an ensemble folder, an :class:`~seqforecast.ensemble.EnsembleForecaster` of its
+    members loaded so.
 
     The checkpoint is read with ``weights_only=True`` onto the CPU; no device or
     accelerator setting is taken from it. ``layers`` (fast|plain) picks the layer
     implementation, as in training (:func:`seqforecast.fast.use_layers`).
 
     Args:
-        path: A ``.ckpt`` file written by ``train.py``.
+        path: A ``.ckpt`` file written by ``train.py``, or an ensemble folder.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         layers: ``fast`` (fused layers) or ``plain`` (the torch modules); same weights.
 
@@ -198,6 +200,10 @@ def load_forecaster(path: str | Path, device: str = "auto", layers: str = "fast"
         ConfigError: ``device`` or ``layers`` is not allowed (``cuda`` without a GPU).
         InputError: The file is missing, unsafe, damaged or not a seqforecast checkpoint.
     """
+    from seqforecast.ensemble import is_ensemble, load_ensemble
+
+    if is_ensemble(path):
+        return load_ensemble(path, lambda member: load_forecaster(member, device, layers))
     dev = resolve_device(device)
     ckpt = read_checkpoint(path)
     module = build_module(ckpt, path)

@@ -116,9 +116,11 @@ def forecast_table(
     x = _windows(forecaster, rows, s)  # [S, n, F']
     bounds = None
     if levels:
-        point, bounds = forecaster.predict_intervals(x, ahead, levels, method)  # [S, a, L, 2]
+        point, bounds = forecaster.predict_intervals(
+            x, ahead, levels, method, series=index
+        )  # [S, a, L, 2]
     else:
-        point = forecaster.predict(x, ahead, window)  # [S, a]
+        point = forecaster.predict(x, ahead, window, series=index)  # [S, a]
     forecaster.last_history = np.stack(recents)  # [S, T]
     return _long(forecaster, s, panel.keys, index, stamps, point, bounds, levels, ahead)
 

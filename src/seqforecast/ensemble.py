@@ -1,0 +1,392 @@
+"""Ensembles as one artifact: a folder of member checkpoints and a manifest, ``ensemble.json``.
+
+An ensemble's members are named candidates, each either
+
+- a **network**: one or more ``train.py`` checkpoints (a seed ensemble) whose forecasts are
+  averaged; every checkpoint of the folder shares its data settings and training scaling;
+- a **statistical model**: a statsforecast class named in :data:`STATISTICAL` (or
+  ``SeasonalNaive``), refitted on each window's history in the data's units at every forecast.
+  Only its name and season are stored: nothing pickled, so no code from the folder runs at load.
+
+The manifest holds the members, their ``weights`` and the rule ``combine`` (``mean``: the
+weighted mean; ``median``: the median of the members, weights unused), the ``horizon`` of the
+combination's direct forecast, the window length it reads (``n_steps``: at least every
+network's; the history a statistical member is fitted on), the season, the conformal
+``intervals`` calibrated on the combination's own errors and, for an ensemble of statistical
+members alone, the data settings and scaling a checkpoint would hold.
+
+:class:`EnsembleForecaster` is a :class:`~seqforecast.core.ForecastCore`: checks, batches,
+the iterative loop past the horizon, intervals and tables are the core's, so ``predict.py``,
+``backtest.py``, the service and the Python API load an ensemble folder wherever they load a
+checkpoint (:func:`seqforecast.load_forecaster`), and ``export.py`` writes it as ONNX members
+plus the manifest for :class:`~seqforecast.onnx.OnnxForecaster` (:func:`load_ensemble` with
+its loader). Members are combined in the model's scale; the median is the same in the data's
+units (the scaling is monotone), the mean too when ``data.transform=none`` (affine).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqforecast import intervals
+from seqforecast.core import ForecastCore, Series, iterative_forecast
+from seqforecast.data.scaling import Scaler
+from seqforecast.errors import ConfigError, InputError, OutputError
+from seqforecast.outputs import atomic_open
+
+MANIFEST = "ensemble.json"
+FORMAT, VERSION = "seqforecast-ensemble", 1
+COMBINES = ("mean", "median")
+SEASONAL_NAIVE = "SeasonalNaive"  # numpy, in the model's scale (a copy of a past value)
+STATISTICAL = ("AutoETS", "AutoARIMA", "AutoTheta", "AutoCES", SEASONAL_NAIVE)
+# Data settings a seed or a window length may change; every other one members must share.
+PER_RUN = ("n_steps", "horizon", "target_kind", "batch_size", "eval_batch_size", "shuffle_seed")
+Loader = Callable[[Path], ForecastCore]  # a member's file -> its forecaster
+
+
+def is_ensemble(path: str | Path) -> bool:
+    """Whether ``path`` is an ensemble folder (or its manifest)."""
+    path = Path(path)
+    return (path / MANIFEST).is_file() or (path.name == MANIFEST and path.is_file())
+
+
+class EnsembleForecaster(ForecastCore):
+    """Members' forecasts combined: the core's forecasts of a :data:`MANIFEST` folder.
+
+    Args:
+        manifest: The checked manifest (:func:`read_manifest`).
+        networks: Per network member (in manifest order), its loaded checkpoints.
+        folder: The ensemble's folder (in messages).
+    """
+
+    def __init__(
+        self, manifest: dict[str, Any], networks: dict[str, list[ForecastCore]], folder: Path
+    ) -> None:
+        self.manifest, self.networks, self.folder = manifest, networks, folder
+        self.members = manifest["members"]
+        self.weights = np.array([float(m.get("weight", 1.0)) for m in self.members])
+        self.combine = manifest["combine"]
+        nets = [fc for group in networks.values() for fc in group]
+        first = nets[0] if nets else None
+        n_features = first.n_features if first else 1
+        stats = [m["name"] for m in self.members if "model" in m]
+        if stats and n_features != 1:
+            raise InputError(
+                f"{folder}: statistical members {stats} forecast one series, but the networks "
+                f"take n_features={n_features} inputs"
+            )
+        n_steps = max([int(manifest.get("n_steps") or 1), *(fc.n_steps for fc in nets)])
+        hparams = {
+            "n_steps": n_steps,
+            "horizon": int(manifest["horizon"]),
+            "target": "next",
+            "n_features": n_features,
+            "net": "ensemble",
+            "season": int(manifest.get("season") or 1),
+        }
+        if first is not None:
+            data, scaler, series, features = first.data, first.scaler, first.series, first.features
+        else:
+            state = manifest.get("data_state") or {}
+            data = manifest.get("data")
+            scaler = Scaler.from_dict(state["scaler"]) if state.get("scaler") else None
+            series = [tuple(map(str, k)) for k in state.get("series", [])] or None
+            features = list(state.get("columns", [])) or None
+        stored = manifest.get("intervals")
+        where = str(folder / MANIFEST)
+        calibration = None
+        if stored is not None:
+            calibration = intervals.Calibration.from_dict(stored, where, hparams["horizon"])
+        super().__init__(hparams, data, scaler, calibration, series, features)
+        self.season = hparams["season"]
+        self.fixed = f"an ensemble reads exactly n_steps={n_steps} steps"
+        self.device = getattr(first, "device", "cpu")
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """The combination of windows scaled globally: :meth:`forward_series` of ``None``."""
+        return self.forward_series(x, None)
+
+    def forward_series(self, x: np.ndarray, series: Series = None) -> np.ndarray:
+        """Each member's forecast ``[B, k]`` of the last steps of ``x [B, T, F]`` it reads,
+        combined by the manifest's rule (float32, in the model's scale)."""
+        k = self.horizon
+        out = []
+        for member in self.members:
+            name = member["name"]
+            if name in self.networks:
+                group = [_direct(fc, x[:, -fc.n_steps :], k) for fc in self.networks[name]]
+                out.append(np.mean(group, axis=0))
+            else:
+                out.append(self.statistical(member, x[..., 0], k, series))
+        stacked = np.stack(out)  # [M, B, k]
+        if self.combine == "median":
+            return np.median(stacked, axis=0).astype(np.float32)
+        w = self.weights / self.weights.sum()
+        return np.tensordot(w, stacked, axes=1).astype(np.float32)
+
+    def statistical(
+        self, member: dict[str, Any], x: np.ndarray, k: int, series: Series
+    ) -> np.ndarray:
+        """A statistical member's ``[B, k]`` forecast (model scale) of the targets ``x [B, T]``,
+        refitted on each window in the data's units."""
+        model, season = member["model"], int(member.get("season") or self.season)
+        if model == SEASONAL_NAIVE:  # copies of past values: the same in any monotone scale
+            j = np.arange(1, k + 1)
+            return x[:, x.shape[1] - 1 + j - season * ((j - 1) // season + 1)]
+        if self.scaler is not None and self.scaler.per_series and series is None:
+            raise InputError(
+                f"ensemble member {member['name']!r} is fitted in the data's units, and this "
+                "ensemble is scaled per series: forecast through a table (predict.py "
+                "input=<csv>, forecast_table, forecast_rows) or a backtest, which know the series"
+            )
+        units = x if self.scaler is None else self.scaler.inverse(x, 0, series)  # [B, T]
+        fit = _statsforecast(model)
+        y = np.stack([fit(season).forecast(y=row, h=k)["mean"] for row in units])  # [B, k]
+        if self.scaler is None:
+            return y
+        return self.scaler.transform(y[..., np.newaxis], series)[..., 0]
+
+    def forecast_table(
+        self,
+        path: Any,
+        ahead: int | None = None,
+        window: str = "sliding",
+        levels: Sequence[float] = (),
+        method: str | None = None,
+    ) -> Any:
+        """Forecast past the last row of each series of a table like the training file
+        (:meth:`seqforecast.predict.Forecaster.forecast_table`)."""
+        from seqforecast.predict import tables
+
+        if not self.file_data:
+            raise InputError(f"{self.folder}: this ensemble was not trained on a file (data=csv)")
+        ahead = self.horizon if ahead is None else ahead
+        self.check_options(ahead, window, 1)
+        return tables.forecast_table(self, path, ahead, window, levels, method)
+
+    def generated_data(self, *args: Any, **kwargs: Any) -> Any:
+        """The generated series of the networks' training (their first checkpoint's)."""
+        nets = [fc for group in self.networks.values() for fc in group]
+        if not nets:
+            raise InputError(f"{self.folder}: an ensemble of statistical members has no data")
+        return nets[0].generated_data(*args, **kwargs)
+
+
+def _direct(fc: ForecastCore, x: np.ndarray, k: int) -> np.ndarray:
+    """``fc``'s ``k``-step forecast ``[B, k]`` of windows ``x``: iterative past its horizon."""
+    if k <= fc.horizon:
+        return fc.forward(x)[:, :k]
+    return iterative_forecast(fc.forward, x, k, "sliding")
+
+
+def _statsforecast(model: str) -> Callable[[int], Any]:
+    """statsforecast's class ``model`` (one of :data:`STATISTICAL`) as ``season -> model``."""
+    try:
+        from statsforecast import models
+    except ImportError:  # the stats extra
+        raise ConfigError(
+            f"the ensemble's member {model} needs statsforecast: pip install 'seqforecast[stats]'"
+        ) from None
+    cls = getattr(models, model)
+    return lambda season: cls(season_length=season)
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The folder's manifest, checked: format, rule, horizon, members and their files."""
+    path = folder / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"ensemble manifest not found: {path}") from None
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path} is not a JSON manifest ({err})") from None
+
+    def bad(key: str, expected: str) -> InputError:
+        got = manifest.get(key) if isinstance(manifest, dict) else manifest
+        return InputError(f"{path}: {key}={got!r} is not allowed; expected {expected}")
+
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise bad("format", repr(FORMAT))
+    if manifest.get("version") != VERSION:
+        raise bad("version", f"{VERSION} (written by this version of seqforecast)")
+    if manifest.get("combine") not in COMBINES:
+        raise bad("combine", f"one of {list(COMBINES)}")
+    h = manifest.get("horizon")
+    if not isinstance(h, int) or isinstance(h, bool) or h < 1:
+        raise bad("horizon", "an integer >= 1")
+    members = manifest.get("members")
+    if not isinstance(members, list) or not members:
+        raise bad("members", "a non-empty list")
+    names = set()
+    for i, m in enumerate(members):
+        what = f"{path}: members[{i}]"
+        if not isinstance(m, dict) or not isinstance(m.get("name"), str) or m["name"] in names:
+            raise InputError(f"{what} needs a unique name")
+        names.add(m["name"])
+        weight = m.get("weight", 1.0)
+        if not isinstance(weight, int | float) or isinstance(weight, bool) or not weight >= 0:
+            raise InputError(f"{what} ({m['name']}): weight={weight!r}; expected a number >= 0")
+        if ("model" in m) == ("checkpoints" in m):
+            raise InputError(f"{what} ({m['name']}) needs either checkpoints or model")
+        if "model" in m and m["model"] not in STATISTICAL:
+            raise InputError(f"{what}: model={m['model']!r}; expected one of {list(STATISTICAL)}")
+        files = m.get("checkpoints", ["-"])
+        if not isinstance(files, list) or not files:
+            raise InputError(f"{what} ({m['name']}): checkpoints must be a non-empty list")
+        for file in files if "checkpoints" in m else []:
+            _member_file(folder, file, what)
+    if not sum(float(m.get("weight", 1.0)) for m in members) > 0:
+        raise bad("members", "weights that are not all 0")
+    return manifest
+
+
+def _member_file(folder: Path, file: Any, what: str) -> Path:
+    """A member's file, relative to and inside ``folder``, present."""
+    if not isinstance(file, str) or not file:
+        raise InputError(f"{what}: checkpoints holds {file!r}; expected file names")
+    path = folder / file
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise InputError(f"{what}: {file} points outside the ensemble's folder {folder}")
+    if not path.exists():
+        raise InputError(f"{what}: member file not found: {path}")
+    return path
+
+
+def load_ensemble(path: str | Path, load_member: Loader) -> EnsembleForecaster:
+    """The ensemble of folder ``path`` (or its manifest), its checkpoints read by
+    ``load_member`` (``load_forecaster`` on a device, or ``OnnxForecaster`` for an export).
+
+    Raises:
+        InputError: The manifest or a member is missing or malformed, or the networks do not
+            share their data settings and scaling.
+    """
+    folder = Path(path)
+    folder = folder.parent if folder.name == MANIFEST else folder
+    manifest = read_manifest(folder)
+    networks = {
+        m["name"]: [load_member(folder / f) for f in m["checkpoints"]]
+        for m in manifest["members"]
+        if "checkpoints" in m
+    }
+    check_shared([(f"{n}[{i}]", fc) for n, g in networks.items() for i, fc in enumerate(g)])
+    for name, group in networks.items():
+        if any(fc.target != "next" and fc.horizon < manifest["horizon"] for fc in group):
+            raise InputError(
+                f"{folder}: member {name!r} is a seq2seq model of horizon < "
+                f"{manifest['horizon']}, whose forecasts cannot be fed back"
+            )
+    return EnsembleForecaster(manifest, networks, folder)
+
+
+def check_shared(members: list[tuple[str, ForecastCore]]) -> None:
+    """Members forecast the same data the same way: equal data settings (but for
+    :data:`PER_RUN`), features, series and training scaling; else one line naming two."""
+    if not members:
+        return
+    a, facts = members[0][0], _facts(members[0][1])
+    for b, fc in members[1:]:
+        for key, value in _facts(fc).items():
+            if value != facts.get(key):
+                raise InputError(
+                    f"ensemble members {a} and {b} differ in {key} ({facts.get(key)!r} vs "
+                    f"{value!r}); members must share their data settings and scaling"
+                )
+
+
+def _facts(fc: ForecastCore) -> dict[str, Any]:
+    data = {k: v for k, v in (fc.data or {}).items() if k not in PER_RUN}
+    scaler = fc.scaler.to_dict() if fc.scaler is not None else None
+    return {**{f"data.{k}": v for k, v in data.items()}, "scaler": scaler,
+            "features": fc.features, "series": fc.series}  # fmt: skip
+
+
+def save_ensemble(
+    folder: str | Path,
+    members: dict[str, Sequence[str | Path] | str],
+    horizon: int,
+    combine: str = "mean",
+    weights: dict[str, float] | None = None,
+    season: int | None = None,
+    n_steps: int | None = None,
+    calibration: intervals.Calibration | None = None,
+    data: dict[str, Any] | None = None,
+    scaler: Scaler | None = None,
+    series: list[tuple[str, ...]] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write an ensemble folder: each network member's checkpoints copied in, the manifest.
+
+    Args:
+        folder: The ensemble's folder (created).
+        members: Name -> checkpoint paths (a network, its seeds averaged) or the name of a
+            statistical model (one of :data:`STATISTICAL`).
+        horizon: Steps of the combination's direct forecast.
+        combine: ``mean`` (weighted) or ``median``.
+        weights: Name -> weight (``mean``); ``None``: equal.
+        season: The data's season (statistical members, seasonal naive).
+        n_steps: The window the ensemble reads (at least each network's); ``None``: theirs.
+        calibration: Conformal widths of the combination, in the model's scale.
+        data: Statistical members alone: the data settings a checkpoint would hold.
+        scaler: Statistical members alone: the training scaling.
+        series: Statistical members alone, scaled per series: the series' id values.
+        overwrite: Replace an ensemble already in ``folder``.
+
+    Returns:
+        The manifest's path.
+
+    Raises:
+        ConfigError: A setting is not allowed.
+        OutputError: ``folder`` holds an ensemble and ``overwrite`` is false.
+    """
+    folder = Path(folder)
+    if (folder / MANIFEST).exists() and not overwrite:
+        raise OutputError(f"{folder} already holds an ensemble; pass overwrite=true to replace it")
+    if combine not in COMBINES:
+        raise ConfigError(f"combine={combine!r}; expected one of {list(COMBINES)}")
+    entries = []
+    for name, what in members.items():
+        entry: dict[str, Any] = {"name": name, "weight": float((weights or {}).get(name, 1.0))}
+        if isinstance(what, str):
+            if what not in STATISTICAL:
+                raise ConfigError(f"member {name}: {what!r} is not one of {list(STATISTICAL)}")
+            entry |= {"model": what, **({"season": season} if season else {})}
+        else:
+            files = []
+            for i, src in enumerate(what):
+                dest = Path("members") / name / f"{i}{Path(src).suffix or '.ckpt'}"
+                (folder / dest).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, folder / dest)
+                files.append(dest.as_posix())
+            entry["checkpoints"] = files
+        entries.append(entry)
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "combine": combine,
+        "horizon": int(horizon),
+        "members": entries,
+    }
+    if season:
+        manifest["season"] = int(season)
+    if n_steps:
+        manifest["n_steps"] = int(n_steps)
+    if calibration is not None:
+        manifest["intervals"] = calibration.to_dict()
+    if data is not None:
+        manifest["data"] = data
+        state: dict[str, Any] = {}
+        if scaler is not None:
+            state["scaler"] = scaler.to_dict()
+        if series:
+            state["series"] = [list(k) for k in series]
+        manifest["data_state"] = state
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_open(folder / MANIFEST) as f:
+        f.write(json.dumps(manifest, indent=1).encode())
+    return folder / MANIFEST

@@ -1,0 +1,170 @@
+"""Ensembles as one artifact (seqforecast.ensemble): a folder of members and a manifest that
+predict, backtest, export and the Python API load like a checkpoint; combinations checked
+against the members' own forecasts, statistical members against statsforecast by hand."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from conftest import scaled_tol
+from test_backtest import ROWS, SPLIT, backtest_cfg, trained
+
+from seqforecast import load_forecaster
+from seqforecast.backtest.neural import model_forecasts
+from seqforecast.backtest.origins import span_cutoffs
+from seqforecast.backtest.task import backtest
+from seqforecast.data.table import load_table
+from seqforecast.ensemble import MANIFEST, EnsembleForecaster, save_ensemble
+from seqforecast.errors import InputError, OutputError
+
+H, SEASON = 5, 7
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two seeds of a linear model and one GRU (horizon 5) on the 300-row example file."""
+    root = tmp_path_factory.mktemp("ens")
+    seeds = [trained(root, "model=linear", f"horizon={H}", f"seed={s}", run=f"{s}") for s in (1, 2)]
+    gru = trained(root, "model=gru", f"horizon={H}", "model.hidden=[4]", run="gru")
+    return [*seeds, gru]
+
+
+def values(fc) -> np.ndarray:
+    return load_table(fc.data["path"], ["value"], "date").values  # [R, 1]
+
+
+def test_a_seed_ensemble_forecasts_the_weighted_mean_of_its_members(ckpts, tmp_path) -> None:
+    a, b, gru = ckpts
+    save_ensemble(tmp_path / "e", {"lin": [a, b], "gru": [gru]}, H, weights={"lin": 3, "gru": 1})
+    ens = load_forecaster(tmp_path / "e", "cpu")
+    assert isinstance(ens, EnsembleForecaster) and (ens.n_steps, ens.horizon) == (20, H)
+    fa, fb, fg = (load_forecaster(p, "cpu").forecast_table(values_path(p)) for p in ckpts)
+    want = 0.75 * (fa["value"] + fb["value"]) / 2 + 0.25 * fg["value"]
+    got = ens.forecast_table(values_path(a))
+    np.testing.assert_allclose(got["value"], want, **scaled_tol(want, 1e-5))
+    pd.testing.assert_series_equal(got["date"], fa["date"])
+    # The checkpoints were copied in: the folder is the artifact, whatever happens to the runs.
+    manifest = json.loads((tmp_path / "e" / MANIFEST).read_text())
+    assert manifest["members"][0]["checkpoints"] == ["members/lin/0.ckpt", "members/lin/1.ckpt"]
+    assert (tmp_path / "e/members/lin/1.ckpt").read_bytes() == b.read_bytes()
+
+
+def values_path(ckpt: Path) -> str:
+    return load_forecaster(ckpt, "cpu").data["path"]
+
+
+def test_the_median_with_statistical_members_refitted_in_the_data_units(ckpts, tmp_path) -> None:
+    from statsforecast.models import AutoETS
+
+    a = ckpts[0]
+    members = {"lin": [a], "ets": "AutoETS", "snaive": "SeasonalNaive"}
+    save_ensemble(tmp_path / "e", members, H, combine="median", season=SEASON, n_steps=60)
+    ens = load_forecaster(tmp_path / "e", "cpu")
+    assert ens.n_steps == 60  # the statistical members' history, longer than the net's window
+    rows = values(ens)
+    got = ens.forecast_rows(rows)["value"]
+    lin = load_forecaster(a, "cpu").forecast_rows(rows)["value"]
+    history = rows[-60:, 0].astype(np.float32).astype(np.float64)  # as a window holds it
+    ets = AutoETS(season_length=SEASON).forecast(y=history, h=H)["mean"]
+    j = np.arange(1, H + 1)
+    snaive = history[59 + j - SEASON * ((j - 1) // SEASON + 1)]
+    want = np.median([lin, ets, snaive], axis=0)
+    np.testing.assert_allclose(got, want, **scaled_tol(want, 1e-4, 1e-5))
+
+
+def test_a_backtest_of_an_ensemble_folder_forecasts_as_its_members(ckpts, tmp_path) -> None:
+    a, b, _ = ckpts
+    save_ensemble(tmp_path / "e", {"lin": [a, b]}, H)
+    args = ["n_windows=4", "step_size=2", "device=cpu", "plot=false", "levels=[80]"]
+    summary = backtest(backtest_cfg(tmp_path / "bt", f"ckpt_path={tmp_path / 'e'}", *args))
+    assert summary["method"] == {"ensemble": f"direct ({H}-step model)"}
+    table = pd.read_csv(tmp_path / "bt" / "backtest.csv")
+    cutoffs = span_cutoffs(SPLIT[0] + SPLIT[1], ROWS, H, 4, 2)
+    fa, fb = (load_forecaster(p, "cpu") for p in (a, b))
+    want = sum(model_forecasts(f, values(f), cutoffs, H) for f in (fa, fb)).reshape(-1) / 2
+    np.testing.assert_allclose(table["ensemble"], want, **scaled_tol(want, 1e-5))
+
+
+def test_export_writes_onnx_members_and_the_manifest_that_load_as_one(ckpts, tmp_path) -> None:
+    pytest.importorskip("onnxruntime")
+    from seqforecast.export import export_model
+    from seqforecast.onnx import load_onnx
+
+    a, b, gru = ckpts
+    save_ensemble(tmp_path / "e", {"lin": [a, b], "gru": [gru]}, H, combine="median")
+    files = export_model(tmp_path / "e", tmp_path / "onnx")
+    assert files == [tmp_path / "onnx" / MANIFEST]
+    onnx = load_onnx(tmp_path / "onnx")
+    torch_ens = load_forecaster(tmp_path / "e", "cpu")
+    rows = values(torch_ens)
+    want = torch_ens.forecast_rows(rows)["value"]
+    np.testing.assert_allclose(onnx.forecast_rows(rows)["value"], want, **scaled_tol(want, 1e-4))
+    with pytest.raises(Exception, match="already holds an export"):
+        export_model(tmp_path / "e", tmp_path / "onnx")
+
+
+def test_members_with_other_data_settings_are_refused_naming_both(ckpts, tmp_path) -> None:
+    ckpt = torch.load(ckpts[0], map_location="cpu", weights_only=True)
+    ckpt["datamodule_hyper_parameters"]["split"] = [170, 90, 40]
+    other = tmp_path / "other.ckpt"
+    torch.save(ckpt, other)
+    save_ensemble(tmp_path / "e", {"lin": [ckpts[0]], "other": [other]}, H)
+    with pytest.raises(InputError) as err:
+        load_forecaster(tmp_path / "e", "cpu")
+    assert str(err.value) == (
+        "ensemble members lin[0] and other[0] differ in data.split ([180, 80, 40] vs "
+        "[170, 90, 40]); members must share their data settings and scaling"
+    )
+
+
+def _edit(folder: Path, change) -> None:
+    manifest = json.loads((folder / MANIFEST).read_text())
+    change(manifest)
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+BAD = {
+    "combine": (lambda m: m.update(combine="vote"), "combine='vote' is not allowed"),
+    "format": (lambda m: m.update(format="other"), "format='other' is not allowed"),
+    "horizon": (lambda m: m.update(horizon=0), "horizon=0 is not allowed"),
+    "members": (lambda m: m.update(members=[]), "members=[] is not allowed"),
+    "model": (lambda m: m["members"][1].update(model="Prophet"), "model='Prophet'; expected"),
+    "weight": (lambda m: m["members"][0].update(weight=-1), "weight=-1; expected a number >= 0"),
+    "outside": (
+        lambda m: m["members"][0].update(checkpoints=["../../x.ckpt"]),
+        "points outside the ensemble's folder",
+    ),
+    "missing": (
+        lambda m: m["members"][0].update(checkpoints=["members/lin/9.ckpt"]),
+        "member file not found",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_a_bad_manifest_is_one_line_naming_the_key(ckpts, tmp_path, case) -> None:
+    save_ensemble(tmp_path / "e", {"lin": [ckpts[0]], "ets": "AutoETS"}, H, season=SEASON)
+    change, words = BAD[case]
+    _edit(tmp_path / "e", change)
+    with pytest.raises(InputError, match=re.escape(words)) as err:
+        load_forecaster(tmp_path / "e", "cpu")
+    assert "\n" not in str(err.value) and str(tmp_path / "e") in str(err.value)
+
+
+def test_an_ensemble_is_not_written_over_nor_left_half_written(ckpts, tmp_path) -> None:
+    save_ensemble(tmp_path / "e", {"lin": [ckpts[0]]}, H)
+    before = (tmp_path / "e" / MANIFEST).read_bytes()
+    with pytest.raises(OutputError, match="already holds an ensemble"):
+        save_ensemble(tmp_path / "e", {"lin": [ckpts[1]]}, H)
+    assert (tmp_path / "e" / MANIFEST).read_bytes() == before
+    shutil.rmtree(tmp_path / "e")
+    with pytest.raises(Exception, match="not one of"):
+        save_ensemble(tmp_path / "e", {"x": "Prophet"}, H)
+    assert not (tmp_path / "e" / MANIFEST).exists()
