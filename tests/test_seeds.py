@@ -16,7 +16,7 @@ from seqforecast.resume import same_settings
 from seqforecast.seeds import over_seeds, train_seeds
 from seqforecast.sweep import collect, columns, summarize
 
-FAST = ["model=linear", "trainer.max_epochs=2", "levels=null"]
+FAST = ["model=linear", "trainer.max_epochs=2", "levels=[80]"]
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,26 @@ def job(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A seeds=2 job (seeds 7 and 8) on tiny data, trained once for the module."""
     out = tmp_path_factory.mktemp("sweep") / "0"
     return out, train_seeds(compose_cfg(out, *FAST, "seed=7", "seeds=2"))
+
+
+def test_the_seeds_are_saved_as_one_ensemble_of_their_mean_with_its_own_intervals(job) -> None:
+    from seqforecast import load_forecaster
+    from seqforecast.ensemble import EnsembleForecaster
+
+    out, metrics = job
+    assert metrics["ensemble"] == str(out / "ensemble")
+    ens = load_forecaster(out / "ensemble", "cpu")
+    assert isinstance(ens, EnsembleForecaster)
+    seeds = [load_forecaster(r["best_ckpt"], "cpu") for r in metrics["per_seed"]]
+    x, y, _ = seeds[0].generated_data("val")  # [N, T, 1], y [N, k]
+    mean = (seeds[0].predict(x) + seeds[1].predict(x)) / 2
+    np.testing.assert_allclose(ens.predict(x), mean, rtol=1e-5, atol=1e-6)
+    # Conformal widths of the mean's own val errors, by hand: the ceil((n + 1) 0.8)-th smallest.
+    errors = np.sort(np.abs(y.reshape(len(y), -1)[:, -mean.shape[1] :] - mean), axis=0)
+    rank = int(np.ceil((len(errors) + 1) * 0.8))
+    want = errors[rank - 1]
+    assert ens.levels == [80]
+    np.testing.assert_allclose(ens.calibration.widths[0], want, rtol=1e-5, atol=1e-6)
 
 
 def test_each_seed_is_a_run_of_its_own_and_the_job_reports_the_mean(job, tmp_path) -> None:

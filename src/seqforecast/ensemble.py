@@ -386,7 +386,11 @@ def save_ensemble(
         if series:
             state["series"] = [list(k) for k in series]
         manifest["data_state"] = state
-    folder.mkdir(parents=True, exist_ok=True)
+    return write_manifest(folder, manifest)
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
+    """``folder``'s manifest, replaced whole (a temporary file renamed into place)."""
     with atomic_open(folder / MANIFEST) as f:
-        f.write(json.dumps(manifest, indent=1).encode())
+        f.write((json.dumps(manifest, indent=1) + "\n").encode())
     return folder / MANIFEST

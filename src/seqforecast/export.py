@@ -33,7 +33,7 @@ from torch import nn
 import seqforecast
 from seqforecast import intervals
 from seqforecast.data.files import FileDataModule
-from seqforecast.ensemble import MANIFEST, is_ensemble, read_manifest
+from seqforecast.ensemble import MANIFEST, is_ensemble, read_manifest, write_manifest
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.module import ForecastModule
 from seqforecast.outputs import atomic_open
@@ -314,9 +314,7 @@ def export_ensemble(
                 export_model(folder / ckpt, out / dest, fmt, dynamo, overwrite)
                 files.append(dest.as_posix())
             member["checkpoints"] = files
-    with atomic_open(out / MANIFEST) as f:
-        f.write((json.dumps(manifest, indent=1) + "\n").encode())
-    return [out / MANIFEST]
+    return [write_manifest(out, manifest)]
 
 
 def export(cfg: DictConfig) -> dict[str, Any]:

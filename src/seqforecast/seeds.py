@@ -7,7 +7,11 @@ settings (docs/sweeps.md). With ``seeds=N`` (N > 1) one job trains its configura
 predict, backtest and ``resume=auto`` work on each as on any run). The job folder's
 ``metrics.json`` holds each score's mean over the seeds under its own name (``val/mse_last``:
 the value a sweeper minimises), its sample std as ``<name> std``, and every seed's scores
-under ``per_seed``. ``seeds=1`` (the default) is a plain :func:`seqforecast.train.train`.
+under ``per_seed``. The seeds' best checkpoints are also saved as one seed ensemble,
+``ensemble/`` (:mod:`seqforecast.ensemble`: their mean; with ``levels``, conformal intervals
+calibrated on the mean's own errors on the val windows), which predict, backtest, export and
+the service load like a checkpoint. ``seeds=1`` (the default) is a plain
+:func:`seqforecast.train.train`.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ def train_seeds(cfg: DictConfig) -> dict[str, Any]:
             run.seed, run.seeds, run.output_dir = seed, 1, str(out / f"seed-{seed}")
             runs.append((seed, train(run)))
         metrics = over_seeds(runs)
+        metrics["ensemble"] = str(seed_ensemble(cfg, out, runs))
         metrics.update(wall_s=round(time.perf_counter() - start, 3), monitor=cfg.monitor)
         atomic_write_json(out / "metrics.json", metrics)
     return metrics
@@ -89,6 +94,33 @@ def _check_fits(cfg: DictConfig, out: Path, n: int) -> None:
             f"output_dir {out} holds a single run's checkpoints; seeds={n} would put its runs "
             "in seed-<s>/ beside them: choose another hydra.run.dir"
         )
+
+
+def seed_ensemble(cfg: DictConfig, out: Path, runs: list[tuple[int, dict[str, Any]]]) -> Path:
+    """The seeds' best checkpoints saved as ``out/ensemble`` (their mean) and, with
+    ``cfg.levels``, its conformal widths from the val windows of the first seed's data."""
+    from seqforecast import intervals
+    from seqforecast.config import instantiate
+    from seqforecast.ensemble import read_manifest, save_ensemble, write_manifest
+    from seqforecast.predict import load_forecaster
+
+    folder = out / "ensemble"
+    ckpts = [m["best_ckpt"] for _, m in runs]
+    first = load_forecaster(ckpts[0], "cpu")
+    save_ensemble(folder, {first.hparams["net"]: ckpts}, first.horizon, overwrite=True)
+    levels = intervals.check_levels(list(cfg.get("levels") or []))
+    if levels:
+        ensemble = load_forecaster(folder, "cpu")
+        run = OmegaConf.load(out / f"seed-{runs[0][0]}" / "config.yaml")  # settings resolved
+        data = instantiate(run.data)
+        data.setup()
+        batches = (
+            (ensemble.predict(x.numpy(), series=s), None, y) for x, y, s in data.eval_batches("val")
+        )
+        cal = intervals.calibrate_batches(batches, len(data.splits["val"]), levels, "conformal")
+        manifest = read_manifest(folder)
+        write_manifest(folder, {**manifest, "intervals": cal.to_dict()})
+    return folder
 
 
 def over_seeds(runs: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
