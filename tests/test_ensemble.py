@@ -168,3 +168,73 @@ def test_an_ensemble_is_not_written_over_nor_left_half_written(ckpts, tmp_path) 
     with pytest.raises(Exception, match="not one of"):
         save_ensemble(tmp_path / "e", {"x": "Prophet"}, H)
     assert not (tmp_path / "e" / MANIFEST).exists()
+
+
+# --- scripts/forecast.py's choice as one artifact ---------------------------------------------
+
+
+def test_the_automatic_forecast_is_saved_as_an_ensemble_that_forecasts_the_same(tmp_path) -> None:
+    from test_forecast_auto import STATS, make, write_monthly
+
+    from seqforecast.auto_forecast.task import forecast
+
+    csv = write_monthly(tmp_path / "m.csv")
+    summary = forecast(make(tmp_path, f"input={csv}", STATS, "horizon=6", "top_k=2"))
+    assert summary["model"] == str(tmp_path / "out" / "model")
+    manifest = json.loads((tmp_path / "out/model" / MANIFEST).read_text())
+    assert [m["name"] for m in manifest["members"]] == summary["members"]
+    assert {m.get("model") for m in manifest["members"]} == {"AutoETS", "SeasonalNaive"}
+    assert manifest["combine"] == "median" and manifest["n_steps"] == 60  # the whole history
+    want = pd.read_csv(tmp_path / "out" / "forecast.csv")
+    got = load_forecaster(tmp_path / "out" / "model", "cpu").forecast_table(str(csv), levels=[80])
+    # AutoETS is refitted on the float32 windows every forecaster reads, which moves its
+    # optimum by ~1e-4 relative (seasonal naive copies values: exact).
+    for ours, theirs in (("value", "auto"), ("lo-80", "auto-lo-80"), ("hi-80", "auto-hi-80")):
+        np.testing.assert_allclose(got[ours], want[theirs], rtol=1e-3)
+
+
+def test_a_panel_choice_forecasts_each_series_and_pools_its_calibration(tmp_path) -> None:
+    from test_forecast_auto import make, write_monthly
+
+    from seqforecast.auto_forecast.task import forecast
+
+    csv = write_monthly(tmp_path / "p.csv", rows=48, ids=("a", "b"))
+    pool = "pool=[seasonal_naive]"
+    forecast(make(tmp_path, f"input={csv}", "data.id=store", pool, "horizon=3", "top_k=1"))
+    ens = load_forecaster(tmp_path / "out" / "model", "cpu")
+    assert ens.series == [("a",), ("b",)] and ens.scaler.per_series and ens.n_steps == 12
+    want = pd.read_csv(tmp_path / "out" / "forecast.csv")
+    got = ens.forecast_table(str(csv), levels=[80])
+    np.testing.assert_allclose(got["value"], want["auto"], **scaled_tol(want["auto"], 1e-6))
+    # By hand: seasonal naive's errors at the 6 validation cutoffs over each series' std,
+    # pooled (12 per step); the 80 % width is their ceil(13 * 0.8) = 11th smallest.
+    frame, j = pd.read_csv(csv), np.arange(1, 4)
+    cuts = np.arange(48 - 3 - 6, 48 - 3)[:, None]  # [6, 1]
+    scaled, stds = [], []
+    for key in ("a", "b"):
+        y = frame.loc[frame["store"] == key, "value"].to_numpy()
+        stds.append(y.std())
+        scaled.append((y[cuts + j] - y[cuts + j - 12]) / y.std())  # [6, 3]
+    width = np.sort(np.abs(np.concatenate(scaled)), axis=0)[10]  # [3]
+    np.testing.assert_allclose(ens.calibration.widths[0], width, **scaled_tol(width, 1e-6))
+    half = (got["value"] - got["lo-80"]).to_numpy().reshape(2, 3)
+    want_half = np.outer(stds, width)
+    np.testing.assert_allclose(half, want_half, **scaled_tol(want_half, 1e-5))
+
+
+def test_predict_and_the_service_read_an_ensemble_folder(ckpts, tmp_path) -> None:
+    from test_predict import predict_cfg
+
+    from seqforecast.predict.task import predict
+    from seqforecast.serve.api import health_facts
+
+    a, b, _ = ckpts
+    save_ensemble(tmp_path / "e", {"lin": [a, b]}, H)
+    ens = load_forecaster(tmp_path / "e", "cpu")
+    csv = values_path(a)
+    predict(predict_cfg(tmp_path / "p", f"ckpt_path={tmp_path / 'e'}", f"input={csv}", "plot=0"))
+    table = pd.read_csv(tmp_path / "p" / "predictions.csv")
+    want = ens.forecast_table(csv)["value"]
+    np.testing.assert_allclose(table["value"], want, **scaled_tol(want, 1e-6))
+    facts = health_facts(str(tmp_path / "e"))
+    assert (facts["net"], facts["horizon"], facts["n_steps"]) == ("ensemble", H, 20)

@@ -46,7 +46,11 @@ COMBINES = ("mean", "median")
 SEASONAL_NAIVE = "SeasonalNaive"  # numpy, in the model's scale (a copy of a past value)
 STATISTICAL = ("AutoETS", "AutoARIMA", "AutoTheta", "AutoCES", SEASONAL_NAIVE)
 # Data settings a seed or a window length may change; every other one members must share.
-PER_RUN = ("n_steps", "horizon", "target_kind", "batch_size", "eval_batch_size", "shuffle_seed")
+# The file's path too: the rows are compared through the scaling fitted on them (a copy of
+# the file, or a moved one, holds the same rows).
+PER_RUN = (
+    "n_steps", "horizon", "target_kind", "batch_size", "eval_batch_size", "shuffle_seed", "path"
+)  # fmt: skip
 Loader = Callable[[Path], ForecastCore]  # a member's file -> its forecaster
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from seqforecast.auto import infer_season
+from seqforecast.auto_forecast.artifact import write_model
 from seqforecast.auto_forecast.combine import combine, conformal, members
 from seqforecast.auto_forecast.pool import NETWORKS, resolve_pool
 from seqforecast.auto_forecast.tables import future_table, long_table, read_panel, targets, times
@@ -122,6 +123,11 @@ def forecast(cfg: DictConfig) -> dict[str, Any]:
         test_scores.to_csv(out / "test_scores.csv", index=False)
         summary["test_mase"] = {n: _num(v) for n, v in mean_mase(test_scores).items()}
         choice["test_mase"] = summary["test_mase"]
+    model, _ = write_model(
+        out / "model", hist, chosen, out / "runs", season, horizon, cfg.data.target,
+        val_actual, val_auto, levels,
+    )  # fmt: skip
+    choice["model"] = summary["model"] = str(model.parent)
     (out / "choice.json").write_text(json.dumps(choice, indent=1))
     if cfg.plot:
         plot(hist, forecast_table, levels, out / "forecast.png")

@@ -171,6 +171,14 @@ def network_forecasts(
     return {k: np.mean([r[k] for r in runs], axis=0) for k in runs[0]}
 
 
+def final_checkpoints(folder: Path, name: str) -> list[Path]:
+    """The checkpoints of network ``name``'s trainings on the whole history, one per seed."""
+    found = sorted((folder / name).glob("seed*/final/run/checkpoints/*.ckpt"))
+    if not found:
+        raise FileNotFoundError(f"no final checkpoint of {name} under {folder}")
+    return found
+
+
 def _fit(panel: Panel, overrides: list[str], settings: dict, folder: Path):
     """Train a one-step model on all of ``panel``'s rows but the last 2 (the trainer's own
     validation and test windows, unused: fixed epochs, final weights); its forecaster."""
