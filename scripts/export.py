@@ -14,11 +14,7 @@ def main(cfg: DictConfig) -> None:
     from seqforecast.export import export
 
     summary = export(cfg)
-    info = summary["sidecar"]
-    print(
-        f"exported: {info['net']} ({info['target']}, n_steps={info['n_steps']}, "
-        f"horizon={info['horizon']}) as {info['format']}, {info['forecast']} forecast"
-    )
+    print(summary["description"])
     for path in summary["files"]:
         print(f"  {path}")
 

@@ -320,7 +320,8 @@ def export_ensemble(
 def export(cfg: DictConfig) -> dict[str, Any]:
     """The task behind ``scripts/export.py``: export ``cfg.ckpt_path`` into ``cfg.output_dir``.
 
-    Returns ``{"files": [...], "sidecar": {...}}``.
+    Returns ``{"files": [...], "sidecar": {...}, "description": "exported: ..."}`` (an
+    ensemble: ``"manifest"`` instead of ``"sidecar"``).
     """
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise ConfigError("ckpt_path is required: ckpt_path=outputs/<run>/checkpoints/best.ckpt")
@@ -331,4 +332,13 @@ def export(cfg: DictConfig) -> dict[str, Any]:
         cfg.get("dynamo", False),
         cfg.get("overwrite", False),
     )
-    return {"files": [str(p) for p in paths], "sidecar": json.loads(paths[-1].read_text())}
+    info = json.loads(paths[-1].read_text())
+    if paths[-1].name == MANIFEST:
+        names = ", ".join(m["name"] for m in info["members"])
+        line = f"exported: an ensemble ({info['combine']} of {names}; horizon={info['horizon']})"
+        return {"files": [str(p) for p in paths], "manifest": info, "description": line}
+    line = (
+        f"exported: {info['net']} ({info['target']}, n_steps={info['n_steps']}, "
+        f"horizon={info['horizon']}) as {info['format']}, {info['forecast']} forecast"
+    )
+    return {"files": [str(p) for p in paths], "sidecar": info, "description": line}
