@@ -90,6 +90,13 @@ def test_a_backtest_of_an_ensemble_folder_forecasts_as_its_members(ckpts, tmp_pa
     fa, fb = (load_forecaster(p, "cpu") for p in (a, b))
     want = sum(model_forecasts(f, values(f), cutoffs, H) for f in (fa, fb)).reshape(-1) / 2
     np.testing.assert_allclose(table["ensemble"], want, **scaled_tol(want, 1e-5))
+    # Two ensembles (and a checkpoint) in one run: each named after the folder holding it.
+    save_ensemble(tmp_path / "j2" / "ensemble", {"lin": [b]}, H)
+    both = f"ckpt_path=[{tmp_path / 'e'},{tmp_path / 'j2' / 'ensemble'},{a}]"
+    summary = backtest(backtest_cfg(tmp_path / "bt2", both, *args))
+    assert list(summary["models"])[:3] == [f"ensemble-{tmp_path.name}", "ensemble-j2", "linear"]
+    two = pd.read_csv(tmp_path / "bt2" / "backtest.csv")
+    np.testing.assert_allclose(two[f"ensemble-{tmp_path.name}"], table["ensemble"], rtol=1e-6)
 
 
 def test_export_writes_onnx_members_and_the_manifest_that_load_as_one(ckpts, tmp_path) -> None:

@@ -92,7 +92,7 @@ class EnsembleForecaster(ForecastCore):
             "target": "next",
             "n_features": n_features,
             "net": "ensemble",
-            "season": int(manifest.get("season") or 1),
+            "season": int(manifest.get("season") or (first.season if first else 1)),
         }
         if first is not None:
             data, scaler, series, features = first.data, first.scaler, first.series, first.features

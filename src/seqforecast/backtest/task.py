@@ -167,12 +167,17 @@ def load_checkpoints(cfg: DictConfig, opts: Options) -> list[Checkpoint]:
 
 
 def _auto_names(loaded: list[tuple[str, Forecaster]], baselines: list[str]) -> list[str]:
-    """Each checkpoint's network (``rnn``); the run folder's name is added where networks
-    repeat, and ``_ckpt`` where a baseline has the name."""
+    """Each checkpoint's network (``rnn``; ``ensemble``); the run folder's name is added where
+    networks repeat (an ensemble folder's: the folder holding it), and ``_ckpt`` where a
+    baseline has the name."""
     nets = [str(f.hparams["net"]) for _, f in loaded]
+    runs = [Path(p).resolve().parent for p, _ in loaded]
+    runs = [
+        run if Path(p).is_dir() else run.parent for run, (p, _) in zip(runs, loaded, strict=True)
+    ]
     names = [
-        f"{net}-{Path(path).resolve().parent.parent.name}" if nets.count(net) > 1 else net
-        for net, (path, _) in zip(nets, loaded, strict=True)
+        f"{net}-{run.name}" if nets.count(net) > 1 else net
+        for net, run in zip(nets, runs, strict=True)
     ]
     if len(set(names)) < len(names):
         names = [f"{name}-{i + 1}" for i, name in enumerate(names)]
