@@ -22,7 +22,7 @@ from seqforecast.backtest.origins import span_cutoffs
 from seqforecast.backtest.task import backtest
 from seqforecast.data.table import load_table
 from seqforecast.ensemble import MANIFEST, EnsembleForecaster, save_ensemble
-from seqforecast.errors import InputError, OutputError
+from seqforecast.errors import ConfigError, InputError, OutputError
 
 H, SEASON = 5, 7
 
@@ -245,3 +245,23 @@ def test_predict_and_the_service_read_an_ensemble_folder(ckpts, tmp_path) -> Non
     np.testing.assert_allclose(table["value"], want, **scaled_tol(want, 1e-6))
     facts = health_facts(str(tmp_path / "e"))
     assert (facts["net"], facts["horizon"], facts["n_steps"]) == ("ensemble", H, 20)
+
+
+def test_intervals_are_calibrated_on_the_combinations_own_val_errors(ckpts, tmp_path) -> None:
+    a, b, _ = ckpts
+    save_ensemble(tmp_path / "e", {"lin": [a, b]}, H)
+    ens = load_forecaster(tmp_path / "e", "cpu")
+    assert ens.levels == []
+    cal = ens.calibration_for([80], "conformal")
+    # By hand: the val windows' cutoffs (targets within rows 180..259), the members' mean.
+    cutoffs = np.arange(SPLIT[0] - 1, SPLIT[0] + SPLIT[1] - H)  # 179..254
+    fa, fb = (load_forecaster(p, "cpu") for p in (a, b))
+    y = values(fa)[:, 0]
+    mean = sum(model_forecasts(f, values(f), cutoffs, H) for f in (fa, fb)) / 2  # [76, H]
+    errors = np.sort(np.abs(y[cutoffs[:, None] + np.arange(1, H + 1)] - mean), axis=0)
+    rank = int(np.ceil((len(cutoffs) + 1) * 0.8))
+    scale = fa.scaler.scale[0]  # widths are in the model's scale
+    np.testing.assert_allclose(cal.widths[0] * scale, errors[rank - 1], rtol=1e-5)
+    assert cal.n_calibration == len(cutoffs)
+    with pytest.raises(ConfigError, match="^intervals=cqr reads the model's own quantiles"):
+        ens.calibration_for([80], "cqr")  # its members' quantiles are not combined

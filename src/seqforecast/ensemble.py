@@ -27,6 +27,7 @@ units (the scaling is monotone), the mean too when ``data.transform=none`` (affi
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -52,6 +53,7 @@ PER_RUN = (
     "n_steps", "horizon", "target_kind", "batch_size", "eval_batch_size", "shuffle_seed", "path"
 )  # fmt: skip
 Loader = Callable[[Path], ForecastCore]  # a member's file -> its forecaster
+log = logging.getLogger(__name__)
 
 
 def is_ensemble(path: str | Path) -> bool:
@@ -155,6 +157,26 @@ class EnsembleForecaster(ForecastCore):
         if self.scaler is None:
             return y
         return self.scaler.transform(y[..., np.newaxis], series)[..., 0]
+
+    def calibrate(self, levels: list[float], method: str) -> intervals.Calibration:
+        """Conformal widths of ``levels`` calibrated now on the val windows of the networks'
+        data (rebuilt from their stored settings, the file read again), forecast by the
+        combination: its own errors, never a member's.
+
+        Raises:
+            InputError: No network holds the data, or it cannot be rebuilt or read.
+        """
+        if not self.networks or self.data is None:
+            return super().calibrate(levels, method)
+        from seqforecast.predict.training_data import datamodule_of
+
+        data = datamodule_of(self.data, self.n_steps, self.horizon)
+        n = len(data.splits["val"])
+        log.info(f"calibrating the ensemble's intervals at levels={levels} on {n} val windows")
+        batches = (
+            (self.predict(x.numpy(), series=s), None, y) for x, y, s in data.eval_batches("val")
+        )
+        return intervals.calibrate_batches(batches, n, levels, "conformal")
 
     def forecast_table(
         self,

@@ -98,28 +98,19 @@ def _check_fits(cfg: DictConfig, out: Path, n: int) -> None:
 
 def seed_ensemble(cfg: DictConfig, out: Path, runs: list[tuple[int, dict[str, Any]]]) -> Path:
     """The seeds' best checkpoints saved as ``out/ensemble`` (their mean) and, with
-    ``cfg.levels``, its conformal widths from the val windows of the first seed's data."""
-    from seqforecast import intervals
-    from seqforecast.config import instantiate
+    ``cfg.levels``, its conformal widths on the val windows (``EnsembleForecaster.calibrate``)."""
     from seqforecast.ensemble import read_manifest, save_ensemble, write_manifest
+    from seqforecast.intervals import check_levels
     from seqforecast.predict import load_forecaster
 
     folder = out / "ensemble"
     ckpts = [m["best_ckpt"] for _, m in runs]
     first = load_forecaster(ckpts[0], "cpu")
     save_ensemble(folder, {first.hparams["net"]: ckpts}, first.horizon, overwrite=True)
-    levels = intervals.check_levels(list(cfg.get("levels") or []))
+    levels = check_levels(list(cfg.get("levels") or []))
     if levels:
-        ensemble = load_forecaster(folder, "cpu")
-        run = OmegaConf.load(out / f"seed-{runs[0][0]}" / "config.yaml")  # settings resolved
-        data = instantiate(run.data)
-        data.setup()
-        batches = (
-            (ensemble.predict(x.numpy(), series=s), None, y) for x, y, s in data.eval_batches("val")
-        )
-        cal = intervals.calibrate_batches(batches, len(data.splits["val"]), levels, "conformal")
-        manifest = read_manifest(folder)
-        write_manifest(folder, {**manifest, "intervals": cal.to_dict()})
+        cal = load_forecaster(folder, "cpu").calibration_for(levels, "conformal")
+        write_manifest(folder, {**read_manifest(folder), "intervals": cal.to_dict()})
     return folder
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from seqforecast.data.files import FileDataModule
 from seqforecast.data.sine import SineDataModule
 from seqforecast.data.splits import STAGES
 from seqforecast.data.table import Table, load_table, read_frame
@@ -96,6 +97,32 @@ def rebuild_series(
         origin = f"overridden: {given}" if given else "as stored"
         raise type(err)(f"rebuilding the checkpoint's generated data ({origin}): {err}") from None
     return x, y, settings
+
+
+def datamodule_of(data: dict[str, Any], n_steps: int, horizon: int) -> Any:
+    """The DataModule of the stored settings ``data`` (generated or file data), with windows
+    of ``n_steps`` rows and ``horizon`` values after each (``next`` targets): the training
+    rows and splits of a checkpoint, seen by a model of another window (an ensemble).
+
+    Raises:
+        InputError: The settings are not a DataModule's, or its file cannot be read.
+    """
+    file = "target_column" in data
+    cls = FileDataModule if file else SineDataModule
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    settings = {k: v for k, v in data.items() if k in accepted}
+    settings.update(n_steps=n_steps, horizon=horizon)
+    if file and not settings.get("id"):  # stored as [] for one series
+        settings["id"] = None
+    settings.update(
+        {"target": data["target_column"], "target_kind": "next"} if file else {"target": "next"}
+    )
+    try:
+        module = cls(**settings)
+        module.setup()
+    except (TypeError, OSError) as err:
+        raise InputError(f"the stored data settings cannot be rebuilt: {err}") from None
+    return module
 
 
 def read_table(path: str | Path, data: dict[str, Any], n_steps: int) -> Table:
