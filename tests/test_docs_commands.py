@@ -207,6 +207,7 @@ RULES = [
             in {
                 "scripts/predict.py",
                 "scripts/export.py",
+                "scripts/ensemble.py",
                 "scripts/backtest.py",
                 "scripts/summarize.py",
             }

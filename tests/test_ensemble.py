@@ -265,3 +265,48 @@ def test_intervals_are_calibrated_on_the_combinations_own_val_errors(ckpts, tmp_
     assert cal.n_calibration == len(cutoffs)
     with pytest.raises(ConfigError, match="^intervals=cqr reads the model's own quantiles"):
         ens.calibration_for([80], "cqr")  # its members' quantiles are not combined
+
+
+# --- scripts/ensemble.py -----------------------------------------------------------------------
+
+
+def ensemble_cfg(output_dir: Path, *overrides: str):
+    from conftest import CONF
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("ensemble", overrides=[f"output_dir={output_dir}", *overrides])
+
+
+def test_the_script_saves_checkpoints_as_one_calibrated_ensemble(ckpts, tmp_path) -> None:
+    from seqforecast.ensemble import build
+
+    a, b, gru = ckpts
+    members = f"members={{lin:[{a},{b}],gru:{gru}}}"
+    summary = build(ensemble_cfg(tmp_path / "e", members, "weights={lin:3,gru:1}", "levels=[80]"))
+    assert summary["description"] == (
+        f"ensemble: mean of lin (2 checkpoints), gru (1 checkpoint); horizon {H}"
+    )
+    ens = load_forecaster(tmp_path / "e", "cpu")
+    assert ens.levels == [80] and list(ens.weights) == [3.0, 1.0]
+    save_ensemble(tmp_path / "same", {"lin": [a, b], "gru": [gru]}, H, weights={"lin": 3})
+    same = load_forecaster(tmp_path / "same", "cpu")
+    assert same.calibration_for([80]).widths.tolist() == ens.calibration.widths.tolist()
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        ([], "members is required"),
+        (["members={ets:AutoETS}"], "members: no network checkpoint"),
+        (["members={a:[]}"], "members.a=[]: expected checkpoints or a model name"),
+        (["members={a:AutoETS}", "horizon=0"], "horizon=0 is not allowed"),
+        (["members={a:nothere.ckpt}"], "checkpoint not found: nothere.ckpt"),
+    ],
+)
+def test_the_script_refuses_in_one_line(tmp_path, run_main, overrides, words) -> None:
+    proc = run_main("ensemble.py", *overrides, "hydra.run.dir=out", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: ") and words in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / MANIFEST).exists()

@@ -420,3 +420,88 @@ def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
     with atomic_open(folder / MANIFEST) as f:
         f.write((json.dumps(manifest, indent=1) + "\n").encode())
     return folder / MANIFEST
+
+
+def build(cfg: Any) -> dict[str, Any]:
+    """The task behind ``scripts/ensemble.py`` (``conf/ensemble.yaml``): ``cfg.members`` saved
+    as one ensemble in ``cfg.output_dir``, its conformal widths at ``cfg.levels`` calibrated
+    on the combination's own val errors (:meth:`EnsembleForecaster.calibrate`).
+
+    Args:
+        cfg: ``members``, ``combine``, ``weights``, ``horizon``, ``season``, ``n_steps``,
+            ``levels``, ``overwrite`` and ``output_dir``.
+
+    Returns:
+        ``{"folder", "manifest", "description"}``.
+
+    Raises:
+        ConfigError: A setting is not allowed, or no member is a network.
+        InputError: A checkpoint is missing or unsafe, or the members do not share their data.
+        OutputError: ``output_dir`` holds an ensemble and ``overwrite`` is false.
+    """
+    from omegaconf import OmegaConf
+
+    from seqforecast.intervals import check_levels
+    from seqforecast.predict import load_forecaster
+
+    if OmegaConf.is_missing(cfg, "members"):
+        raise ConfigError("members is required: 'members={gru:[a.ckpt,b.ckpt],ets:AutoETS}'")
+    members = OmegaConf.to_container(cfg.members) if OmegaConf.is_config(cfg.members) else None
+    if not isinstance(members, dict) or not members:
+        raise ConfigError(
+            f"members={cfg.members!r}: expected a mapping of names to checkpoint lists or "
+            "statistical models, e.g. 'members={gru:[a.ckpt,b.ckpt],ets:AutoETS}'"
+        )
+    for name, what in members.items():
+        if isinstance(what, str) and what.endswith(".ckpt"):
+            members[name] = what = [what]  # one checkpoint written without brackets
+        if not (isinstance(what, str) or (isinstance(what, list) and what)):
+            raise ConfigError(f"members.{name}={what!r}: expected checkpoints or a model name")
+    for key in ("horizon", "season", "n_steps"):
+        value = cfg.get(key)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise ConfigError(f"{key}={value!r} is not allowed: expected null or an integer >= 1")
+    weights = cfg.get("weights")
+    weights = OmegaConf.to_container(weights) if OmegaConf.is_config(weights) else weights
+    if weights is not None and (not isinstance(weights, dict) or set(weights) - set(members)):
+        raise ConfigError(f"weights={weights!r}: expected a mapping of some of {list(members)}")
+    nets = {
+        n: [load_forecaster(p, "cpu") for p in w] for n, w in members.items() if isinstance(w, list)
+    }
+    if not nets:
+        raise ConfigError(
+            "members: no network checkpoint; an ensemble of statistical models alone needs its "
+            "data settings, which scripts/forecast.py saves (its model/ folder)"
+        )
+    check_shared([(f"{n}[{i}]", fc) for n, g in nets.items() for i, fc in enumerate(g)])
+    fcs = [fc for g in nets.values() for fc in g]
+    levels = check_levels(list(cfg.get("levels") or []))
+    folder = Path(str(cfg.output_dir))
+    save_ensemble(
+        folder,
+        members,
+        cfg.get("horizon") or min(fc.horizon for fc in fcs),
+        combine=cfg.get("combine", "mean"),
+        weights=weights,
+        season=cfg.get("season") or fcs[0].season,
+        n_steps=cfg.get("n_steps"),
+        overwrite=bool(cfg.get("overwrite", False)),
+    )
+    if levels:
+        cal = load_forecaster(folder, "cpu").calibration_for(levels, "conformal")
+        write_manifest(folder, {**read_manifest(folder), "intervals": cal.to_dict()})
+    manifest = read_manifest(folder)
+    parts = ", ".join(
+        f"{m['name']} ({_count(len(m['checkpoints']), 'checkpoint')})"
+        if "checkpoints" in m
+        else m["name"]
+        for m in manifest["members"]
+    )
+    line = f"ensemble: {manifest['combine']} of {parts}; horizon {manifest['horizon']}"
+    return {"folder": str(folder), "manifest": manifest, "description": line}
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
