@@ -20,7 +20,7 @@ from seqforecast import auto
 from seqforecast.backtest.task import backtest
 from seqforecast.errors import ConfigError
 from seqforecast.export import export_model
-from seqforecast.predict.forecaster import load_forecaster
+from seqforecast.predict import load_forecaster
 from seqforecast.train import train
 
 CHAPTER = sorted(p.stem for p in (CONF / "experiment" / "ch15").glob("*.yaml"))

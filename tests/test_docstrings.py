@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Functions and methods whose docstrings must carry Args (and Returns when they return).
 FUNCTIONS = [
-    "predict.forecaster.load_forecaster",
+    "predict.forecaster.load_checkpoint",
+    "predict.loading.load_forecaster",
     "predict.checkpoint.load_module",
     *(
         f"predict.forecaster.Forecaster.{name}"

@@ -18,9 +18,9 @@ members alone, the data settings and scaling a checkpoint would hold.
 :class:`EnsembleForecaster` is a :class:`~seqforecast.core.ForecastCore`: checks, batches,
 the iterative loop past the horizon, intervals and tables are the core's, so ``predict.py``,
 ``backtest.py``, the service and the Python API load an ensemble folder wherever they load a
-checkpoint (:func:`seqforecast.load_forecaster`), and ``export.py`` writes it as ONNX members
-plus the manifest for :class:`~seqforecast.onnx.OnnxForecaster` (:func:`load_ensemble` with
-its loader). Members are combined in the model's scale; the median is the same in the data's
+checkpoint (:func:`seqforecast.predict.loading.load_forecaster`), and ``export.py`` writes it
+as ONNX members plus the manifest for :class:`~seqforecast.onnx.OnnxForecaster`
+(:func:`load_ensemble` with its loader). Members are combined in the model's scale; the median is the same in the data's
 units (the scaling is monotone), the mean too when ``data.transform=none`` (affine).
 """
 
@@ -286,7 +286,7 @@ def _member_file(folder: Path, file: Any, what: str) -> Path:
 
 def load_ensemble(path: str | Path, load_member: Loader) -> EnsembleForecaster:
     """The ensemble of folder ``path`` (or its manifest), its checkpoints read by
-    ``load_member`` (``load_forecaster`` on a device, or ``OnnxForecaster`` for an export).
+    ``load_member`` (``load_checkpoint`` on a device, or ``OnnxForecaster`` for an export).
 
     Raises:
         InputError: The manifest or a member is missing or malformed, or the networks do not
@@ -442,7 +442,7 @@ def build(cfg: Any) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from seqforecast.intervals import check_levels
-    from seqforecast.predict import load_forecaster
+    from seqforecast.predict.forecaster import load_checkpoint
 
     if OmegaConf.is_missing(cfg, "members"):
         raise ConfigError("members is required: 'members={gru:[a.ckpt,b.ckpt],ets:AutoETS}'")
@@ -468,7 +468,7 @@ def build(cfg: Any) -> dict[str, Any]:
     if weights is not None and (not isinstance(weights, dict) or set(weights) - set(members)):
         raise ConfigError(f"weights={weights!r}: expected a mapping of some of {list(members)}")
     nets = {
-        n: [load_forecaster(p, "cpu") for p in w] for n, w in members.items() if isinstance(w, list)
+        n: [load_checkpoint(p, "cpu") for p in w] for n, w in members.items() if isinstance(w, list)
     }
     if not nets:
         raise ConfigError(
@@ -490,7 +490,8 @@ def build(cfg: Any) -> dict[str, Any]:
         overwrite=bool(cfg.get("overwrite", False)),
     )
     if levels:
-        cal = load_forecaster(folder, "cpu").calibration_for(levels, "conformal")
+        ensemble = load_ensemble(folder, lambda member: load_checkpoint(member, "cpu"))
+        cal = ensemble.calibration_for(levels, "conformal")
         write_manifest(folder, {**read_manifest(folder), "intervals": cal.to_dict()})
     manifest = read_manifest(folder)
     parts = ", ".join(

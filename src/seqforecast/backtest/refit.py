@@ -25,7 +25,7 @@ from seqforecast.backtest.neural import model_forecasts
 from seqforecast.data.table import Table
 from seqforecast.errors import ConfigError, InputError
 from seqforecast.outputs import atomic_write_text
-from seqforecast.predict.forecaster import Forecaster, load_forecaster
+from seqforecast.predict.forecaster import Forecaster, load_checkpoint
 
 
 def run_config(ckpt_path: str | Path) -> DictConfig:
@@ -99,7 +99,7 @@ def refit_forecaster(
     metrics = train(OmegaConf.create(config))
     if not metrics.get("best_ckpt"):
         raise InputError(f"the refit in {folder} wrote no checkpoint (trainer.fast_dev_run?)")
-    return load_forecaster(metrics["best_ckpt"], device, layers)
+    return load_checkpoint(metrics["best_ckpt"], device, layers)
 
 
 def fit_rows(cutoffs: np.ndarray, refit: str | int, train_rows: int) -> np.ndarray:

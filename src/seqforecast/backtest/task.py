@@ -49,7 +49,8 @@ from seqforecast.data.panel import Panel, load_panel, series_label
 from seqforecast.data.table import Table
 from seqforecast.errors import ConfigError, InputError, SeqforecastError
 from seqforecast.outputs import atomic_write_json, atomic_write_text
-from seqforecast.predict.forecaster import Forecaster, load_forecaster
+from seqforecast.predict.forecaster import Forecaster
+from seqforecast.predict.loading import load_forecaster
 from seqforecast.rules import check, check_value, int_at_least, or_null
 
 log = logging.getLogger(__name__)

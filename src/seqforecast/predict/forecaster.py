@@ -1,6 +1,7 @@
 """``Forecaster``: a trained model on a device, numpy windows in, forecasts out.
 
-``load_forecaster(path)`` needs no Hydra and no accelerator setting: the checkpoint is read
+``load_checkpoint(path)`` (under ``load_forecaster``) needs no Hydra and no accelerator setting:
+the checkpoint is read
 with ``torch.load(weights_only=True, map_location="cpu")`` (:mod:`.checkpoint`) and the
 network is moved to the device asked for. Everything but the network's forward pass (checks,
 batches, the direct and iterative forecasts, intervals, scaling, table rows) is the numpy
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 class Forecaster(ForecastCore):
     """A trained ``ForecastModule`` on a device: the core's forecasts (numpy in, numpy out)
-    with the module's forward pass. Built by :func:`load_forecaster`; the arguments are what
+    with the module's forward pass. Built by :func:`load_checkpoint`; the arguments are what
     it read from the checkpoint.
 
     Args:
@@ -178,17 +179,16 @@ class Forecaster(ForecastCore):
         return rebuild_series(self.data, split, self.n_steps, ahead, overrides)
 
 
-def load_forecaster(path: str | Path, device: str = "auto", layers: str = "fast") -> Forecaster:
-    """A :class:`Forecaster` from a ``train.py`` checkpoint, on ``device`` (auto|cpu|cuda);
-    from an ensemble folder, an :class:`~seqforecast.ensemble.EnsembleForecaster` of its
-    members loaded so.
+def load_checkpoint(path: str | Path, device: str = "auto", layers: str = "fast") -> Forecaster:
+    """A :class:`Forecaster` from a ``train.py`` checkpoint, on ``device`` (auto|cpu|cuda)
+    (:func:`~seqforecast.predict.loading.load_forecaster` takes ensemble folders too).
 
     The checkpoint is read with ``weights_only=True`` onto the CPU; no device or
     accelerator setting is taken from it. ``layers`` (fast|plain) picks the layer
     implementation, as in training (:func:`seqforecast.fast.use_layers`).
 
     Args:
-        path: A ``.ckpt`` file written by ``train.py``, or an ensemble folder.
+        path: A ``.ckpt`` file written by ``train.py``.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         layers: ``fast`` (fused layers) or ``plain`` (the torch modules); same weights.
 
@@ -200,10 +200,6 @@ def load_forecaster(path: str | Path, device: str = "auto", layers: str = "fast"
         ConfigError: ``device`` or ``layers`` is not allowed (``cuda`` without a GPU).
         InputError: The file is missing, unsafe, damaged or not a seqforecast checkpoint.
     """
-    from seqforecast.ensemble import is_ensemble, load_ensemble
-
-    if is_ensemble(path):
-        return load_ensemble(path, lambda member: load_forecaster(member, device, layers))
     dev = resolve_device(device)
     ckpt = read_checkpoint(path)
     module = build_module(ckpt, path)

@@ -1,6 +1,6 @@
 """``predict(cfg)``: the task behind ``scripts/predict.py``; scores and the terminal summary.
 
-Loads the checkpoint (:func:`~seqforecast.predict.forecaster.load_forecaster`), forecasts the
+Loads the checkpoint (:func:`~seqforecast.predict.loading.load_forecaster`), forecasts the
 input windows, the generated split the model was trained on, or (file-trained models) past
 the end of a table, and writes the outputs into the run folder (:mod:`.files`).
 """
@@ -27,7 +27,8 @@ from seqforecast.predict.files import (
     write_intervals,
     write_predictions,
 )
-from seqforecast.predict.forecaster import Forecaster, load_forecaster
+from seqforecast.predict.forecaster import Forecaster
+from seqforecast.predict.loading import load_forecaster
 from seqforecast.predict.training_data import FILE_NEEDS_INPUT
 from seqforecast.rules import check
 
