@@ -114,6 +114,35 @@ def test_panel_validates_per_series(tmp_path: Path) -> None:
     assert list(f["unique_id"]) == ["a"] * 3 + ["b"] * 3
 
 
+def test_arima_order_searched_once_then_refitted(tmp_path: Path) -> None:
+    """AutoARIMA's order from the rows up to the first validation origin, re-estimated at
+    each origin: statsforecast's own models on the same rows, independently."""
+    from statsforecast.models import ARIMA, AutoARIMA
+
+    csv = write_monthly(tmp_path / "p.csv", rows=48, ids=("b", "a"))
+    forecast(make(tmp_path, f"input={csv}", "data.id=store", "pool=[auto_arima]", "horizon=4"))
+    val = pd.read_csv(tmp_path / "out" / "validation_forecasts.csv")
+    table = pd.read_csv(csv)
+    for key in ("a", "b"):
+        y = table.loc[table["store"] == key, "value"].to_numpy()
+        got = val.loc[val["unique_id"] == key, "auto_arima"].to_numpy().reshape(6, 4)
+        first, last = len(y) - 4 - 6, len(y) - 4 - 1  # cutoff rows
+        search = AutoARIMA(season_length=12).fit(y[: first + 1])
+        np.testing.assert_allclose(
+            got[0], search.predict(4)["mean"], **scaled_tol(y, 1e-6)
+        )  # the same order on the same rows: the search's own forecast
+        p, q, sp, sq, m, d, sd = search.model_["arma"]
+        coef = search.model_["coef"]
+        refit = ARIMA(
+            order=(p, d, q),
+            season_length=m,
+            seasonal_order=(sp, sd, sq),
+            include_mean="intercept" in coef,
+            include_drift="drift" in coef,
+        ).fit(y[: last + 1])
+        np.testing.assert_allclose(got[-1], refit.predict(4)["mean"], **scaled_tol(y, 1e-6))
+
+
 @pytest.mark.parametrize(
     ("overrides", "error", "match"),
     [

@@ -3,6 +3,7 @@
 Reads the table, settles season and horizon, backtests the pool on the validation origins,
 combines the best and writes, under ``output_dir``: ``validation.csv`` (each candidate's and
 the combination's MAE and MASE per series, the statistical models' 80 % coverage),
+``validation_forecasts.csv`` (their forecasts at the validation origins, long),
 ``choice.json``, ``forecast.csv`` (``unique_id, ds, auto, auto-lo-L, auto-hi-L, <candidate>
 ...``), ``forecast.png`` and, with ``test=N``, ``test.csv`` (the long backtest at the test
 origins) and ``test_scores.csv``.
@@ -97,6 +98,7 @@ def forecast(cfg: DictConfig) -> dict[str, Any]:
     forecast_table = future_table(hist, horizon, cols)
     out.mkdir(parents=True, exist_ok=True)
     val_scores.to_csv(out / "validation.csv", index=False)
+    val.to_csv(out / "validation_forecasts.csv", index=False)
     forecast_table.to_csv(out / "forecast.csv", index=False)
     choice = {
         "rule": f"median of the best {cfg.top_k} candidates by validation MASE",
