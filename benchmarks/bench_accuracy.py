@@ -39,7 +39,7 @@ Protocol, per series (a panel: per series of the panel), with horizon ``h`` and 
   default pool, run on TRAIN + VAL (its validation origins are the 6 VAL origins, its
   members refitted on TRAIN + VAL) and scored at the TEST origins (``test=h + 5``), with
   ``--auto-seeds`` seeds and ``--auto-epochs`` epochs per network candidate. Two rows come
-  from the one run: ``auto`` (the median of the best 3 by VAL MASE, its conformal interval)
+  from the one run: ``auto`` (the mean of the best 3 by VAL MASE, its conformal interval)
   and ``auto/best1`` (the single candidate of lowest VAL MASE, per dataset; its own interval
   where it has one, statistical models only).
 - ``n_steps`` (``--n-steps rule``): ``max(2 m, 2 h, 8)``, at most ``(TRAIN - k) // 2`` with
