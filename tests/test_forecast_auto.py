@@ -248,3 +248,40 @@ def test_panel_networks_refuse_series_ending_apart(tmp_path: Path) -> None:
     cfg = make(tmp_path, f"input={csv}", "data.id=store", "pool=[linear_seasonal]", "horizon=3")
     with pytest.raises(InputError, match="series ending together"):
         forecast(cfg)
+
+
+def test_benchmark_reports_auto_against_its_targets() -> None:
+    """bench_accuracy's target lines: best statistical model by mean over the single series,
+    each panel's best, the ratio to seasonal naive and the rows worse by > 5 %."""
+    import runpy
+
+    from conftest import ROOT
+
+    bench = runpy.run_path(str(ROOT / "benchmarks" / "bench_accuracy.py"))
+    series = bench["Series"]
+    catalog = [
+        series("a", Path("a.csv"), "t", "v", 12, 6),
+        series("b", Path("b.csv"), "t", "v", 12, 6),
+        series("p", Path("p.csv"), "t", "v", 4, 8, "id"),
+    ]
+    main = pd.DataFrame(
+        {
+            "auto": [1.0, 2.1, 0.5],
+            "AutoETS": [1.2, 1.9, 0.7],  # singles' mean 1.55
+            "AutoTheta": [1.0, 2.2, 0.4],  # 1.6; the panel's best
+            "SeasonalNaive": [1.1, 2.0, 0.6],
+        },
+        index=["a", "b", "p (mean of 3)"],
+    )
+    lines = bench["target_lines"](main, catalog, list(main))
+    assert lines[0] == (
+        "single series (2): auto 1.550, best statistical model AutoETS 1.550: ratio 1.000 "
+        "(target <= 0.95)"
+    )
+    assert lines[1] == (
+        "panel p (mean of 3): auto 0.500, best statistical model AutoTheta 0.400 (target: below)"
+    )
+    assert lines[2] == "auto / SeasonalNaive per row: a 0.909, b 1.050, p 0.833"
+    assert lines[3] == "rows where auto is worse than SeasonalNaive by > 5 %: none"
+    main.loc["b", "auto"] = 2.2  # 1.1 x seasonal naive
+    assert bench["target_lines"](main, catalog, list(main))[3].endswith(": ['b']")
