@@ -39,7 +39,7 @@ Protocol, per series (a panel: per series of the panel), with horizon ``h`` and 
   default pool, run on TRAIN + VAL (its validation origins are the 6 VAL origins, its
   members refitted on TRAIN + VAL) and scored at the TEST origins (``test=h + 5``), with
   ``--auto-seeds`` seeds and ``--auto-epochs`` epochs per network candidate. Two rows come
-  from the one run: ``auto`` (the median of the best 3 by VAL MASE, its conformal interval)
+  from the one run: ``auto`` (the mean of the best 3 by VAL MASE, its conformal interval)
   and ``auto/best1`` (the single candidate of lowest VAL MASE, per dataset; its own interval
   where it has one, statistical models only).
 - ``n_steps`` (``--n-steps rule``): ``max(2 m, 2 h, 8)``, at most ``(TRAIN - k) // 2`` with
@@ -50,7 +50,9 @@ Printed: per series the MASE of each model (a panel: one row, the mean over its 
 ``--per-series`` adds its series' rows), then the mean and median over those rows, each
 model's mean MASE relative to AutoETS's over the same rows, how many rows are worse than
 seasonal naive by more than 10 %, the mean 80 % coverage and the seconds (fit + forecast,
-summed). ``--out FILE.json|FILE.csv`` writes every number per series; ``--markdown`` prints
+summed); with ``auto``, its targets (:func:`target_lines`): its mean against the best
+statistical model's over the single series and per panel, and its ratio to seasonal naive
+per row. ``--out FILE.json|FILE.csv`` writes every number per series; ``--markdown`` prints
 the table as markdown.
 """
 
@@ -508,6 +510,41 @@ def _row_means(
     return pd.Series(means)
 
 
+def target_lines(main: pd.DataFrame, catalog: list[Series], models: list[str]) -> list[str]:
+    """``auto`` against the issue's targets: its mean MASE over the single series against the
+    best statistical model's (AutoETS, AutoARIMA, AutoTheta: the lowest mean, in hindsight),
+    each panel's mean likewise, and each row's ratio to seasonal naive (> 1.05 named)."""
+    if AUTO not in main or "SeasonalNaive" not in main:
+        return []
+    stats = [m for m in ("AutoETS", "AutoARIMA", "AutoTheta") if m in main]
+    singles = [s.name for s in catalog if s.id is None]
+    lines = []
+    if stats and singles:
+        single = main.loc[singles]
+        best = single[stats].mean().idxmin()
+        auto, ref = single[AUTO].mean(), single[best].mean()
+        lines.append(
+            f"single series ({len(singles)}): {AUTO} {auto:.3f}, best statistical model "
+            f"{best} {ref:.3f}: ratio {auto / ref:.3f} (target <= 0.95)"
+        )
+    for label in (lab for lab in main.index if "(mean of" in lab):
+        row = main.loc[label]
+        if stats:
+            best = row[stats].astype(float).idxmin()
+            lines.append(
+                f"panel {label}: {AUTO} {row[AUTO]:.3f}, best statistical model {best} "
+                f"{row[best]:.3f} (target: below)"
+            )
+    ratio = main[AUTO] / main["SeasonalNaive"]
+    lines.append(
+        f"{AUTO} / SeasonalNaive per row: "
+        + ", ".join(f"{k.split(' (')[0]} {v:.3f}" for k, v in ratio.items())
+    )
+    worse = [k.split(" (")[0] for k, v in ratio.items() if v > 1.05]
+    lines.append(f"rows where {AUTO} is worse than SeasonalNaive by > 5 %: {worse or 'none'}")
+    return lines
+
+
 def markdown(table: pd.DataFrame) -> str:
     """The table as a markdown table, 3 decimals (seconds and counts: whole numbers)."""
     lines = ["| | " + " | ".join(table.columns) + " |", "|---" * (len(table.columns) + 1) + "|"]
@@ -637,6 +674,8 @@ def run(args: argparse.Namespace) -> None:
     else:
         with pd.option_context("display.width", 250, "display.max_columns", 50):
             print(table.round(3).to_string())
+    for line in target_lines(main_rows, catalog, models):
+        print(line)
     for s in catalog:
         for note in dict.fromkeys(results[s.name].notes):
             print(f"note: {note}")

@@ -73,7 +73,14 @@ def test_stats_pool_writes_the_choice_and_the_forecast(tmp_path: Path) -> None:
     np.testing.assert_allclose(f["seasonal_naive"], y[-12:-6], **scaled_tol(y, 1e-12))
     width = f["auto-hi-80"] - f["auto"]
     np.testing.assert_allclose(f["auto"] - f["auto-lo-80"], width, **scaled_tol(y, 1e-9))
-    assert (width > 0).all()
+    # 80 % of 6 validation origins: the largest |error| per step (ceil(7 x 0.8) = 6th), x 1.2
+    val_fc = pd.read_csv(out / "validation_forecasts.csv")
+    np.testing.assert_allclose(
+        val_fc["auto"], val_fc[["seasonal_naive", "auto_ets"]].mean(axis=1), **scaled_tol(y, 1e-12)
+    )
+    errors = np.abs(val_fc["y"] - val_fc["auto"]).to_numpy().reshape(6, 6)  # [origins, steps]
+    np.testing.assert_allclose(width, 1.2 * errors.max(axis=0), **scaled_tol(y, 1e-9))
+    assert choice["interval_scale"] == 1.2
     assert not (out / "test.csv").exists()
 
 
@@ -114,6 +121,46 @@ def test_panel_validates_per_series(tmp_path: Path) -> None:
     assert list(f["unique_id"]) == ["a"] * 3 + ["b"] * 3
 
 
+def test_median_rule_takes_the_middle_member(tmp_path: Path) -> None:
+    csv = write_monthly(tmp_path / "m.csv")
+    pool = "pool=[seasonal_naive,auto_ets,auto_theta]"
+    summary = forecast(make(tmp_path, f"input={csv}", pool, "horizon=6", "combine=median"))
+    f = pd.read_csv(tmp_path / "out" / "forecast.csv")
+    members = f[["seasonal_naive", "auto_ets", "auto_theta"]].to_numpy()  # [h, 3]
+    middle = np.sort(members, axis=1)[:, 1]
+    np.testing.assert_allclose(f["auto"], middle, **scaled_tol(members, 1e-12))
+    assert summary["rule"] == "median of the best 3 candidates by validation MASE"
+
+
+def test_arima_order_searched_once_then_refitted(tmp_path: Path) -> None:
+    """AutoARIMA's order from the rows up to the first validation origin, re-estimated at
+    each origin: statsforecast's own models on the same rows, independently."""
+    from statsforecast.models import ARIMA, AutoARIMA
+
+    csv = write_monthly(tmp_path / "p.csv", rows=48, ids=("b", "a"))
+    forecast(make(tmp_path, f"input={csv}", "data.id=store", "pool=[auto_arima]", "horizon=4"))
+    val = pd.read_csv(tmp_path / "out" / "validation_forecasts.csv")
+    table = pd.read_csv(csv)
+    for key in ("a", "b"):
+        y = table.loc[table["store"] == key, "value"].to_numpy()
+        got = val.loc[val["unique_id"] == key, "auto_arima"].to_numpy().reshape(6, 4)
+        first, last = len(y) - 4 - 6, len(y) - 4 - 1  # cutoff rows
+        search = AutoARIMA(season_length=12).fit(y[: first + 1])
+        np.testing.assert_allclose(
+            got[0], search.predict(4)["mean"], **scaled_tol(y, 1e-6)
+        )  # the same order on the same rows: the search's own forecast
+        p, q, sp, sq, m, d, sd = search.model_["arma"]
+        coef = search.model_["coef"]
+        refit = ARIMA(
+            order=(p, d, q),
+            season_length=m,
+            seasonal_order=(sp, sd, sq),
+            include_mean="intercept" in coef,
+            include_drift="drift" in coef,
+        ).fit(y[: last + 1])
+        np.testing.assert_allclose(got[-1], refit.predict(4)["mean"], **scaled_tol(y, 1e-6))
+
+
 @pytest.mark.parametrize(
     ("overrides", "error", "match"),
     [
@@ -123,6 +170,8 @@ def test_panel_validates_per_series(tmp_path: Path) -> None:
         (["horizon=0"], ConfigError, "horizon=0 is not allowed"),
         (["horizon=32"], InputError, r"has 60 rows, too few: .* need 61;"),
         (["horizon=6", "test=3"], ConfigError, "test=3: expected 0 or at least horizon=6"),
+        (["combine=vote"], ConfigError, r"combine='vote' is unknown; expected one of \['mean'"),
+        (["interval_scale=0"], ConfigError, "interval_scale=0 is not allowed: expected a number"),
     ],
 )
 def test_refusals_are_one_line(tmp_path: Path, overrides, error, match) -> None:
@@ -165,7 +214,7 @@ def test_script_trains_networks_inside_its_hydra_app(tmp_path: Path, run_main) -
     args = ["pool=[linear_seasonal]", "horizon=6", "seeds=1", "epochs=1", "hydra.run.dir=out"]
     result = run_main("forecast.py", f"input={csv}", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "chosen: median of the best 3" in result.stdout
+    assert "chosen: mean of the best 3" in result.stdout
     f = pd.read_csv(tmp_path / "out" / "forecast.csv")
     assert len(f) == 6 and np.isfinite(f["auto"]).all()
     assert (tmp_path / "out" / "forecast.png").stat().st_size > 0
@@ -199,3 +248,40 @@ def test_panel_networks_refuse_series_ending_apart(tmp_path: Path) -> None:
     cfg = make(tmp_path, f"input={csv}", "data.id=store", "pool=[linear_seasonal]", "horizon=3")
     with pytest.raises(InputError, match="series ending together"):
         forecast(cfg)
+
+
+def test_benchmark_reports_auto_against_its_targets() -> None:
+    """bench_accuracy's target lines: best statistical model by mean over the single series,
+    each panel's best, the ratio to seasonal naive and the rows worse by > 5 %."""
+    import runpy
+
+    from conftest import ROOT
+
+    bench = runpy.run_path(str(ROOT / "benchmarks" / "bench_accuracy.py"))
+    series = bench["Series"]
+    catalog = [
+        series("a", Path("a.csv"), "t", "v", 12, 6),
+        series("b", Path("b.csv"), "t", "v", 12, 6),
+        series("p", Path("p.csv"), "t", "v", 4, 8, "id"),
+    ]
+    main = pd.DataFrame(
+        {
+            "auto": [1.0, 2.1, 0.5],
+            "AutoETS": [1.2, 1.9, 0.7],  # singles' mean 1.55
+            "AutoTheta": [1.0, 2.2, 0.4],  # 1.6; the panel's best
+            "SeasonalNaive": [1.1, 2.0, 0.6],
+        },
+        index=["a", "b", "p (mean of 3)"],
+    )
+    lines = bench["target_lines"](main, catalog, list(main))
+    assert lines[0] == (
+        "single series (2): auto 1.550, best statistical model AutoETS 1.550: ratio 1.000 "
+        "(target <= 0.95)"
+    )
+    assert lines[1] == (
+        "panel p (mean of 3): auto 0.500, best statistical model AutoTheta 0.400 (target: below)"
+    )
+    assert lines[2] == "auto / SeasonalNaive per row: a 0.909, b 1.050, p 0.833"
+    assert lines[3] == "rows where auto is worse than SeasonalNaive by > 5 %: none"
+    main.loc["b", "auto"] = 2.2  # 1.1 x seasonal naive
+    assert bench["target_lines"](main, catalog, list(main))[3].endswith(": ['b']")

@@ -20,8 +20,9 @@ the iterative loop past the horizon, intervals and tables are the core's, so ``p
 ``backtest.py``, the service and the Python API load an ensemble folder wherever they load a
 checkpoint (:func:`seqforecast.predict.loading.load_forecaster`), and ``export.py`` writes it
 as ONNX members plus the manifest for :class:`~seqforecast.onnx.OnnxForecaster`
-(:func:`load_ensemble` with its loader). Members are combined in the model's scale; the median is the same in the data's
-units (the scaling is monotone), the mean too when ``data.transform=none`` (affine).
+(:func:`load_ensemble` with its loader). Members are combined in the model's scale; the
+median is the same in the data's units (the scaling is monotone), the mean too when
+``data.transform=none`` (affine).
 """
 
 from __future__ import annotations

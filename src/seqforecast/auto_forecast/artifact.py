@@ -1,9 +1,10 @@
 """The automatic forecast's choice as one ensemble folder (:mod:`seqforecast.ensemble`).
 
 ``model/`` holds the chosen networks' final checkpoints (each a seed ensemble), the chosen
-statistical models by name (refitted at each forecast), the median as the rule, and conformal
-widths from the combination's validation errors in the ensemble's scale (each series' error
-divided by its training scale, pooled over series and origins), so that ``predict.py``,
+statistical models by name (refitted at each forecast), the rule (``combine``: the mean or the
+median), and conformal widths from the combination's validation errors in the ensemble's scale
+(each series' error divided by its training scale, pooled over series and origins, times
+``interval_scale``), so that ``predict.py``,
 ``backtest.py``, ``export.py``, the service and :func:`seqforecast.load_forecaster` forecast
 with the choice later, on new rows of the same series.
 """
@@ -33,13 +34,15 @@ def write_model(
     actual: np.ndarray,
     forecast: np.ndarray,
     levels: list[float],
+    combine: str = "mean",
+    interval_scale: float = 1.0,
 ) -> tuple[Path, list[str]]:
     """Save ``chosen`` as the ensemble ``folder``; ``(its manifest, the members' names)``.
 
     Args:
         folder: The ensemble's folder (``<output_dir>/model``).
         hist: The history the members were refitted on.
-        chosen: The combination's candidates (their median).
+        chosen: The combination's candidates.
         runs: Where the networks' trainings are (``<output_dir>/runs``).
         season: The data's season.
         horizon: Steps of the combination's direct forecast.
@@ -47,6 +50,8 @@ def write_model(
         actual: The values at the validation origins ``[S, n_val, h]``.
         forecast: The combination's forecasts of them ``[S, n_val, h]``.
         levels: Interval levels in percent.
+        combine: The rule over the members, ``mean`` or ``median``.
+        interval_scale: The factor on the conformal widths (``combine.conformal``'s).
     """
     members: dict[str, list[Path] | str] = {}
     for name in chosen:
@@ -69,13 +74,15 @@ def write_model(
     if levels:
         errors = _scaled(scaler, actual) - _scaled(scaler, forecast)  # [S, n_val, h]
         errors = errors.reshape(-1, horizon)  # pooled over series and origins
-        widths = np.stack([scores.conformal_width(errors, lv) for lv in sorted(levels)])
+        widths = interval_scale * np.stack(
+            [scores.conformal_width(errors, lv) for lv in sorted(levels)]
+        )
         calibration = intervals.Calibration("conformal", sorted(levels), widths, len(errors))
     path = save_ensemble(
         folder,
         members,
         horizon,
-        combine="median",
+        combine=combine,
         season=season,
         n_steps=n_steps,
         calibration=calibration,

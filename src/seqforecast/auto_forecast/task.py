@@ -3,6 +3,7 @@
 Reads the table, settles season and horizon, backtests the pool on the validation origins,
 combines the best and writes, under ``output_dir``: ``validation.csv`` (each candidate's and
 the combination's MAE and MASE per series, the statistical models' 80 % coverage),
+``validation_forecasts.csv`` (their forecasts at the validation origins, long),
 ``choice.json``, ``forecast.csv`` (``unique_id, ds, auto, auto-lo-L, auto-hi-L, <candidate>
 ...``), ``forecast.png`` and, with ``test=N``, ``test.csv`` (the long backtest at the test
 origins) and ``test_scores.csv``.
@@ -24,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seqforecast.auto import infer_season
 from seqforecast.auto_forecast.artifact import write_model
-from seqforecast.auto_forecast.combine import combine, conformal, members
+from seqforecast.auto_forecast.combine import COMBINERS, combine, conformal, members
 from seqforecast.auto_forecast.pool import NETWORKS, resolve_pool
 from seqforecast.auto_forecast.tables import future_table, long_table, read_panel, targets, times
 from seqforecast.auto_forecast.validate import LEVEL, Panel, candidate_forecasts, cutoffs
@@ -78,7 +79,7 @@ def forecast(cfg: DictConfig) -> dict[str, Any]:
     val_scores = score(val, list(fc), hist.head(span), season)
     ranking = mean_mase(val_scores)
     chosen = members(ranking, cfg.top_k)
-    val_auto = combine([fc[m]["val"] for m in chosen])  # [S, n_val, h]
+    val_auto = combine([fc[m]["val"] for m in chosen], cfg.combine)  # [S, n_val, h]
     val[AUTO] = val_auto.reshape(-1)
     val_scores = score(val, [*fc, AUTO], hist.head(span), season)
     ranking = mean_mase(val_scores)  # the combination's too, for the record
@@ -88,19 +89,21 @@ def forecast(cfg: DictConfig) -> dict[str, Any]:
     def with_bounds(f: np.ndarray) -> dict[str, np.ndarray]:
         cols = {AUTO: f}
         for level in levels:
-            lo, hi = conformal(val_actual, val_auto, f, level)
+            lo, hi = conformal(val_actual, val_auto, f, level, cfg.interval_scale)
             cols |= {f"{AUTO}-lo-{level:g}": lo, f"{AUTO}-hi-{level:g}": hi}
         return cols
 
-    future = combine([fc[m]["future"] for m in chosen])  # [S, h]
+    future = combine([fc[m]["future"] for m in chosen], cfg.combine)  # [S, h]
     cols = with_bounds(future[:, np.newaxis])
     cols |= {n: f["future"][:, np.newaxis] for n, f in fc.items()}
     forecast_table = future_table(hist, horizon, cols)
     out.mkdir(parents=True, exist_ok=True)
     val_scores.to_csv(out / "validation.csv", index=False)
+    val.to_csv(out / "validation_forecasts.csv", index=False)
     forecast_table.to_csv(out / "forecast.csv", index=False)
     choice = {
-        "rule": f"median of the best {cfg.top_k} candidates by validation MASE",
+        "rule": f"{cfg.combine} of the best {cfg.top_k} candidates by validation MASE",
+        "interval_scale": cfg.interval_scale,
         "members": chosen,
         "weights": {m: 1 / len(chosen) for m in chosen},
         "val_mase": {n: _num(v) for n, v in ranking.items()},
@@ -115,7 +118,7 @@ def forecast(cfg: DictConfig) -> dict[str, Any]:
     if cfg.test:
         n_test = cfg.test - horizon + 1
         test_cut = cutoffs(panel.rows, horizon, n_test)
-        test_auto = combine([fc[m]["test"] for m in chosen])
+        test_auto = combine([fc[m]["test"] for m in chosen], cfg.combine)
         cols = with_bounds(test_auto) | {n: f["test"] for n, f in fc.items()}
         test = long_table(panel, test_cut, horizon, cols, fc, part="test")
         test_scores = score(test, [*fc, AUTO], hist, season, levels)
@@ -125,7 +128,7 @@ def forecast(cfg: DictConfig) -> dict[str, Any]:
         choice["test_mase"] = summary["test_mase"]
     model, _ = write_model(
         out / "model", hist, chosen, out / "runs", season, horizon, cfg.data.target,
-        val_actual, val_auto, levels,
+        val_actual, val_auto, levels, cfg.combine, cfg.interval_scale,
     )  # fmt: skip
     choice["model"] = summary["model"] = str(model.parent)
     (out / "choice.json").write_text(json.dumps(choice, indent=1))
@@ -150,6 +153,11 @@ def _check_settings(cfg: DictConfig) -> None:
         raise ConfigError(f"season={m!r} is not allowed: expected auto or an integer >= 1")
     if not isinstance(cfg.test, int) or cfg.test < 0:
         raise ConfigError(f"test={cfg.test!r} is not allowed: expected an integer >= 0")
+    if cfg.combine not in COMBINERS:
+        raise ConfigError(f"combine={cfg.combine!r} is unknown; expected one of {list(COMBINERS)}")
+    scale = cfg.interval_scale
+    if not isinstance(scale, int | float) or isinstance(scale, bool) or not 0 < scale < math.inf:
+        raise ConfigError(f"interval_scale={scale!r} is not allowed: expected a number > 0")
     levels = OmegaConf.to_container(cfg.levels) if cfg.levels is not None else None
     if not isinstance(levels, list) or not all(
         isinstance(v, int | float) and 0 < v < 100 for v in levels
