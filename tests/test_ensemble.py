@@ -144,6 +144,14 @@ BAD = {
     "members": (lambda m: m.update(members=[]), "members=[] is not allowed"),
     "model": (lambda m: m["members"][1].update(model="Prophet"), "model='Prophet'; expected"),
     "weight": (lambda m: m["members"][0].update(weight=-1), "weight=-1; expected a number >= 0"),
+    "setting": (
+        lambda m: m["members"][1].update(settings={"order": [1, 0, 0]}),
+        "settings.order is not a setting of AutoETS",
+    ),
+    "order": (
+        lambda m: m["members"][1].update(model="ARIMA", settings=[{"order": [1, -1, 0]}]),
+        "settings.order=[1, -1, 0]; expected 3 integers >= 0",
+    ),
     "outside": (
         lambda m: m["members"][0].update(checkpoints=["../../x.ckpt"]),
         "points outside the ensemble's folder",
@@ -312,3 +320,27 @@ def test_the_script_refuses_in_one_line(tmp_path, run_main, overrides, words) ->
     assert proc.stderr.startswith("error: ") and words in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out" / MANIFEST).exists()
+
+
+def test_the_chosen_arima_keeps_each_series_order_in_the_ensemble(tmp_path) -> None:
+    from statsforecast.models import AutoARIMA
+    from test_forecast_auto import make, write_monthly
+
+    from seqforecast.auto_forecast.task import forecast
+
+    csv = write_monthly(tmp_path / "p.csv", rows=48, ids=("a", "b"))
+    pool = "pool=[seasonal_naive,auto_arima]"
+    forecast(make(tmp_path, f"input={csv}", "data.id=store", pool, "horizon=3", "top_k=2"))
+    manifest = json.loads((tmp_path / "out/model" / MANIFEST).read_text())
+    arima = next(m for m in manifest["members"] if m["name"] == "auto_arima")
+    assert arima["model"] == "ARIMA" and len(arima["settings"]) == 2
+    frame = pd.read_csv(csv)
+    for key, settings in zip(("a", "b"), arima["settings"], strict=True):
+        y = frame.loc[frame["store"] == key, "value"].to_numpy()
+        # By hand: AutoARIMA's own search on the rows up to the first validation origin.
+        first = y[: 48 - 3 - 6 + 1]
+        p, q, sp, sq, _, d, sd = AutoARIMA(season_length=12).fit(first).model_["arma"]
+        assert settings["order"] == [p, d, q] and settings["seasonal_order"] == [sp, sd, sq]
+    got = load_forecaster(tmp_path / "out" / "model", "cpu").forecast_table(str(csv))
+    want = pd.read_csv(tmp_path / "out" / "forecast.csv")["auto"]
+    np.testing.assert_allclose(got["value"], want, rtol=1e-3)  # ARIMA refitted on float32 rows

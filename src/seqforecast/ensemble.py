@@ -46,7 +46,18 @@ MANIFEST = "ensemble.json"
 FORMAT, VERSION = "seqforecast-ensemble", 1
 COMBINES = ("mean", "median")
 SEASONAL_NAIVE = "SeasonalNaive"  # numpy, in the model's scale (a copy of a past value)
-STATISTICAL = ("AutoETS", "AutoARIMA", "AutoTheta", "AutoCES", SEASONAL_NAIVE)
+STATISTICAL = ("AutoETS", "AutoARIMA", "AutoTheta", "AutoCES", "ARIMA", SEASONAL_NAIVE)
+# A statistical member's own settings (``settings``: one dict, or one per series of the
+# ensemble): plain numbers, the only keyword arguments its class is given besides the season.
+SETTINGS = {
+    "ARIMA": {
+        "order": "3 integers >= 0",
+        "seasonal_order": "3 integers >= 0",
+        "season_length": "an integer >= 1",
+        "include_mean": "true or false",
+        "include_drift": "true or false",
+    }
+}
 # Data settings a seed or a window length may change; every other one members must share.
 # The file's path too: the rows are compared through the scaling fitted on them (a copy of
 # the file, or a moved one, holds the same rows).
@@ -153,8 +164,13 @@ class EnsembleForecaster(ForecastCore):
                 "input=<csv>, forecast_table, forecast_rows) or a backtest, which know the series"
             )
         units = x if self.scaler is None else self.scaler.inverse(x, 0, series)  # [B, T]
-        fit = _statsforecast(model)
-        y = np.stack([fit(season).forecast(y=row, h=k)["mean"] for row in units])  # [B, k]
+        cls, settings = _statsforecast(model), self.settings_of(member, series, len(x))
+        y = np.stack(
+            [
+                cls(**{"season_length": season, **kw}).forecast(y=row, h=k)["mean"]
+                for row, kw in zip(units, settings, strict=True)
+            ]
+        )  # [B, k]
         if self.scaler is None:
             return y
         return self.scaler.transform(y[..., np.newaxis], series)[..., 0]
@@ -178,6 +194,22 @@ class EnsembleForecaster(ForecastCore):
             (self.predict(x.numpy(), series=s), None, y) for x, y, s in data.eval_batches("val")
         )
         return intervals.calibrate_batches(batches, n, levels, "conformal")
+
+    def settings_of(self, member: dict[str, Any], series: Series, n: int) -> list[dict]:
+        """A statistical member's keyword arguments for each of ``n`` windows of ``series``:
+        its one ``settings``, or those of each window's series (``[B]`` indices)."""
+        settings = member.get("settings") or {}
+        if isinstance(settings, dict):
+            return [_arguments(settings)] * n
+        if len(settings) == 1:
+            return [_arguments(settings[0])] * n
+        if series is None:
+            raise InputError(
+                f"ensemble member {member['name']!r} has settings per series; forecast "
+                "through a table, forecast_rows or a backtest, which know the series"
+            )
+        rows = np.broadcast_to(np.asarray(series), (n,))
+        return [_arguments(settings[int(i)]) for i in rows]
 
     def forecast_table(
         self,
@@ -212,16 +244,51 @@ def _direct(fc: ForecastCore, x: np.ndarray, k: int) -> np.ndarray:
     return iterative_forecast(fc.forward, x, k, "sliding")
 
 
-def _statsforecast(model: str) -> Callable[[int], Any]:
-    """statsforecast's class ``model`` (one of :data:`STATISTICAL`) as ``season -> model``."""
+def _statsforecast(model: str) -> Callable[..., Any]:
+    """statsforecast's class ``model`` (one of :data:`STATISTICAL`)."""
     try:
         from statsforecast import models
     except ImportError:  # the stats extra
         raise ConfigError(
             f"the ensemble's member {model} needs statsforecast: pip install 'seqforecast[stats]'"
         ) from None
-    cls = getattr(models, model)
-    return lambda season: cls(season_length=season)
+    return getattr(models, model)
+
+
+def _arguments(settings: dict[str, Any]) -> dict[str, Any]:
+    """Plain settings as keyword arguments (the orders as tuples)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+
+
+def _check_settings(member: dict[str, Any], what: str) -> None:
+    """A statistical member's ``settings``: known keys of plain values (:data:`SETTINGS`)."""
+    settings = member.get("settings")
+    if settings is None:
+        return
+    allowed = SETTINGS.get(member["model"], {})
+    items = settings if isinstance(settings, list) else [settings]
+    if not items or not all(isinstance(item, dict) for item in items):
+        raise InputError(f"{what}: settings must be a mapping or a non-empty list of them")
+    for item in items:
+        for key, value in item.items():
+            if key not in allowed:
+                raise InputError(
+                    f"{what}: settings.{key} is not a setting of {member['model']}; expected "
+                    f"some of {list(allowed)}"
+                )
+            ok = {
+                "3 integers >= 0": isinstance(value, list)
+                and len(value) == 3
+                and all(_int(v) and v >= 0 for v in value),
+                "an integer >= 1": _int(value) and value >= 1,
+                "true or false": isinstance(value, bool),
+            }[allowed[key]]
+            if not ok:
+                raise InputError(f"{what}: settings.{key}={value!r}; expected {allowed[key]}")
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -263,6 +330,8 @@ def read_manifest(folder: Path) -> dict[str, Any]:
             raise InputError(f"{what} ({m['name']}) needs either checkpoints or model")
         if "model" in m and m["model"] not in STATISTICAL:
             raise InputError(f"{what}: model={m['model']!r}; expected one of {list(STATISTICAL)}")
+        if "model" in m:
+            _check_settings(m, f"{what} ({m['name']})")
         files = m.get("checkpoints", ["-"])
         if not isinstance(files, list) or not files:
             raise InputError(f"{what} ({m['name']}): checkpoints must be a non-empty list")
@@ -351,8 +420,9 @@ def save_ensemble(
 
     Args:
         folder: The ensemble's folder (created).
-        members: Name -> checkpoint paths (a network, its seeds averaged) or the name of a
-            statistical model (one of :data:`STATISTICAL`).
+        members: Name -> checkpoint paths (a network, its seeds averaged), the name of a
+            statistical model (one of :data:`STATISTICAL`), or ``{"model": name,
+            "settings": ...}`` with its :data:`SETTINGS` (one dict, or one per series).
         horizon: Steps of the combination's direct forecast.
         combine: ``mean`` (weighted) or ``median``.
         weights: Name -> weight (``mean``); ``None``: equal.
@@ -379,6 +449,8 @@ def save_ensemble(
     entries = []
     for name, what in members.items():
         entry: dict[str, Any] = {"name": name, "weight": float((weights or {}).get(name, 1.0))}
+        if isinstance(what, dict):  # a statistical model with its own settings
+            what, entry["settings"] = what["model"], what["settings"]
         if isinstance(what, str):
             if what not in STATISTICAL:
                 raise ConfigError(f"member {name}: {what!r} is not one of {list(STATISTICAL)}")

@@ -17,7 +17,7 @@ import numpy as np
 
 from seqforecast import intervals, scores
 from seqforecast.auto_forecast.pool import NETWORKS, SEASONAL_NAIVE, STATS
-from seqforecast.auto_forecast.validate import Panel, final_checkpoints
+from seqforecast.auto_forecast.validate import ARIMA, Panel, final_checkpoints
 from seqforecast.data.scaling import Scaler
 from seqforecast.ensemble import SEASONAL_NAIVE as SNAIVE_MODEL
 from seqforecast.ensemble import save_ensemble
@@ -36,6 +36,7 @@ def write_model(
     levels: list[float],
     combine: str = "mean",
     interval_scale: float = 1.0,
+    arima: list[dict] | None = None,
 ) -> tuple[Path, list[str]]:
     """Save ``chosen`` as the ensemble ``folder``; ``(its manifest, the members' names)``.
 
@@ -52,8 +53,10 @@ def write_model(
         levels: Interval levels in percent.
         combine: The rule over the members, ``mean`` or ``median``.
         interval_scale: The factor on the conformal widths (``combine.conformal``'s).
+        arima: ``auto_arima``'s ARIMA settings per series of ``hist`` (its order, searched
+            once): the member refits that ARIMA, as the validation did.
     """
-    members: dict[str, list[Path] | str] = {}
+    members: dict[str, list[Path] | str | dict] = {}
     for name in chosen:
         if name in NETWORKS:
             members[name] = final_checkpoints(runs, name)
@@ -67,9 +70,13 @@ def write_model(
 
         first = load_forecaster(members[nets[0]][0], "cpu")
         scaler, data, series = first.scaler, None, None
+        order = first.series  # the networks' series, in their scaling's order
     else:
         scaler, data = _scaling(hist), _data(hist, target, n_steps, horizon, season)
-        series = [(k,) for k in hist.ids] if hist.id is not None else None
+        series = order = [(k,) for k in hist.ids] if hist.id is not None else None
+    if ARIMA in members and arima is not None:  # one ARIMA per series, in the ensemble's order
+        per = [arima[hist.ids.index(key[0])] for key in order] if order else arima[:1]
+        members[ARIMA] = {"model": "ARIMA", "settings": per}
     calibration = None
     if levels:
         errors = _scaled(scaler, actual) - _scaled(scaler, forecast)  # [S, n_val, h]

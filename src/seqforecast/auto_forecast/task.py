@@ -129,6 +129,7 @@ def forecast(cfg: DictConfig) -> dict[str, Any]:
     model, _ = write_model(
         out / "model", hist, chosen, out / "runs", season, horizon, cfg.data.target,
         val_actual, val_auto, levels, cfg.combine, cfg.interval_scale,
+        fc.get("auto_arima", {}).get("settings"),
     )  # fmt: skip
     choice["model"] = summary["model"] = str(model.parent)
     (out / "choice.json").write_text(json.dumps(choice, indent=1))

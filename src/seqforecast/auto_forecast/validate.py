@@ -33,7 +33,8 @@ from seqforecast.backtest import baselines
 log = logging.getLogger(__name__)
 
 Forecasts = dict[str, np.ndarray]  # "val" [S, n_val, h], "future" [S, h], "test" [S, n, h];
-# statistical models also "val-lo"/"val-hi", "test-lo"/"test-hi" at LEVEL
+# statistical models also "val-lo"/"val-hi", "test-lo"/"test-hi" at LEVEL; auto_arima also
+# "settings", its ARIMA per series (a list of plain dicts)
 MIN_WINDOWS = 8  # training windows a season-long input window must leave
 LEVEL = 80  # the statistical models' own interval, scored as validation coverage
 ARIMA = "auto_arima"  # its order searched once per series (stat_forecasts)
@@ -118,7 +119,9 @@ def stat_forecasts(
         if ARIMA in names:
             first = cutoffs(hist.rows, horizon, n_val)[:, 0]  # [S] the first validation origin
             runs = []
-            for s, model in enumerate(arima_orders(hist, first + 1, season, n_jobs)):
+            orders = arima_orders(hist, first + 1, season, n_jobs)
+            for s, order in enumerate(orders):
+                model = models.ARIMA(**arima_args(order), alias=ARIMA)
                 sf = StatsForecast(models=[model], freq=1, n_jobs=1)  # one order per series
                 one = replace(
                     panel, ids=[panel.ids[s]], values=[panel.values[s]], frames=[panel.frames[s]]
@@ -139,6 +142,8 @@ def stat_forecasts(
             if tested is not None:
                 f["test" + part] = _by_series(tested, n + suffix, panel.ids, n_test)
         out[n] = f
+    if ARIMA in names:
+        out[ARIMA]["settings"] = orders  # per series: what the ensemble refits (artifact.py)
     return out
 
 
@@ -157,9 +162,9 @@ def _stat_run(sf, panel: Panel, hist: Panel, horizon: int, n_val: int, test: int
     return val, future, tested
 
 
-def arima_orders(panel: Panel, rows: np.ndarray, season: int, n_jobs: int) -> list:
-    """Per series, statsforecast's ``ARIMA`` (alias ``auto_arima``) of the order, constant
-    and drift that ``AutoARIMA`` picks on its first ``rows [S]`` values."""
+def arima_orders(panel: Panel, rows: np.ndarray, season: int, n_jobs: int) -> list[dict]:
+    """Per series, the settings of statsforecast's ``ARIMA`` (:func:`arima_args`): the order,
+    season, constant and drift that ``AutoARIMA`` picks on its first ``rows [S]`` values."""
     from statsforecast import StatsForecast, models
 
     first = replace(panel, values=[v[:r] for v, r in zip(panel.values, rows, strict=True)])
@@ -168,19 +173,23 @@ def arima_orders(panel: Panel, rows: np.ndarray, season: int, n_jobs: int) -> li
     fitted = dict(zip(sf.uids, sf.fitted_[:, 0], strict=True))  # statsforecast sorts the ids
     out = []
     for key in panel.ids:
-        p, q, sp, sq, m, d, sd = fitted[key].model_["arma"]
+        p, q, sp, sq, m, d, sd = (int(v) for v in fitted[key].model_["arma"])
         coef = fitted[key].model_["coef"]
         out.append(
-            models.ARIMA(
-                order=(p, d, q),
-                season_length=m,
-                seasonal_order=(sp, sd, sq),
-                include_mean="intercept" in coef,
-                include_drift="drift" in coef,
-                alias=ARIMA,
-            )
+            {
+                "order": [p, d, q],
+                "seasonal_order": [sp, sd, sq],
+                "season_length": m,
+                "include_mean": "intercept" in coef,
+                "include_drift": "drift" in coef,
+            }
         )
     return out
+
+
+def arima_args(settings: dict) -> dict:
+    """``ARIMA``'s keyword arguments from plain settings (the orders as tuples)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
 
 
 def _by_series(table: pd.DataFrame, column: str, ids: list[str], n: int) -> np.ndarray:
