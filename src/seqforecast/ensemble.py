@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -460,7 +461,7 @@ def save_ensemble(
             for i, src in enumerate(what):
                 dest = Path("members") / name / f"{i}{Path(src).suffix or '.ckpt'}"
                 (folder / dest).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, folder / dest)
+                _copy(Path(src), folder / dest)
                 files.append(dest.as_posix())
             entry["checkpoints"] = files
         entries.append(entry)
@@ -486,6 +487,17 @@ def save_ensemble(
             state["series"] = [list(k) for k in series]
         manifest["data_state"] = state
     return write_manifest(folder, manifest)
+
+
+def _copy(src: Path, dest: Path) -> None:
+    """``src`` at ``dest``: a hard link where the filesystem allows (no second copy of the
+    weights on disk; a checkpoint replaced later is a new file, so the link keeps these), else
+    a copy."""
+    dest.unlink(missing_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copyfile(src, dest)
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> Path:
