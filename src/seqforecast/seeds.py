@@ -62,7 +62,8 @@ def train_seeds(cfg: DictConfig) -> dict[str, Any]:
             run.seed, run.seeds, run.output_dir = seed, 1, str(out / f"seed-{seed}")
             runs.append((seed, train(run)))
         metrics = over_seeds(runs)
-        metrics["ensemble"] = str(seed_ensemble(cfg, out, runs))
+        folder = seed_ensemble(cfg, out, runs)
+        metrics["ensemble"] = None if folder is None else str(folder)
         metrics.update(wall_s=round(time.perf_counter() - start, 3), monitor=cfg.monitor)
         atomic_write_json(out / "metrics.json", metrics)
     return metrics
@@ -96,15 +97,20 @@ def _check_fits(cfg: DictConfig, out: Path, n: int) -> None:
         )
 
 
-def seed_ensemble(cfg: DictConfig, out: Path, runs: list[tuple[int, dict[str, Any]]]) -> Path:
+def seed_ensemble(
+    cfg: DictConfig, out: Path, runs: list[tuple[int, dict[str, Any]]]
+) -> Path | None:
     """The seeds' best checkpoints saved as ``out/ensemble`` (their mean) and, with
-    ``cfg.levels``, its conformal widths on the val windows (``EnsembleForecaster.calibrate``)."""
+    ``cfg.levels``, its conformal widths on the val windows (``EnsembleForecaster.calibrate``);
+    ``None`` (nothing saved) when a run wrote no checkpoint (``debug=fast_dev_run``)."""
     from seqforecast.ensemble import read_manifest, save_ensemble, write_manifest
     from seqforecast.intervals import check_levels
     from seqforecast.predict import load_forecaster
 
     folder = out / "ensemble"
-    ckpts = [m["best_ckpt"] for _, m in runs]
+    ckpts = [m.get("best_ckpt") for _, m in runs]
+    if not all(ckpts):
+        return None
     first = load_forecaster(ckpts[0], "cpu")
     save_ensemble(folder, {first.hparams["net"]: ckpts}, first.horizon, overwrite=True)
     levels = check_levels(list(cfg.get("levels") or []))
