@@ -28,7 +28,7 @@ from seqforecast.auto_forecast.artifact import write_model
 from seqforecast.auto_forecast.combine import COMBINERS, combine, conformal, members
 from seqforecast.auto_forecast.pool import NETWORKS, resolve_pool
 from seqforecast.auto_forecast.tables import future_table, long_table, read_panel, targets, times
-from seqforecast.auto_forecast.validate import LEVEL, Panel, candidate_forecasts, cutoffs
+from seqforecast.auto_forecast.validate import LEVEL, Origins, Panel, candidate_forecasts
 from seqforecast.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,8 @@ def forecast(cfg: DictConfig) -> dict[str, Any]:
     horizon = cfg.horizon
     if horizon == "auto":
         horizon = max(MIN_AUTO_HORIZON, min(2 * season, MAX_AUTO_HORIZON))
-    _check_rows(panel, horizon, cfg.n_val, cfg.test, season)
+    o = Origins(horizon, cfg.n_val, cfg.test, season)
+    _check_rows(panel, o)
     pool, skipped = resolve_pool(list(cfg.pool), season)
     _check_panel_ends(panel, [n for n in pool if n in NETWORKS])
     log.info("season %d (%s), horizon %d, pool %s", season, why, horizon, pool)
@@ -68,20 +69,17 @@ def forecast(cfg: DictConfig) -> dict[str, Any]:
         "train_overrides": list(cfg.train_overrides),
     }
     out = Path(cfg.output_dir)
-    fc, failed = candidate_forecasts(
-        panel, pool, horizon, cfg.n_val, cfg.test, season, settings, out / "runs"
-    )
+    fc, failed = candidate_forecasts(panel, pool, o, settings, out / "runs")
     skipped.update(failed)
     hist = panel.head(cfg.test)
-    span = horizon + cfg.n_val - 1
-    val_cut = cutoffs(hist.rows, horizon, cfg.n_val)  # [S, n_val]
+    val_cut = o.val(panel)  # [S, n_val]
     val = long_table(hist, val_cut, horizon, {n: f["val"] for n, f in fc.items()}, fc)
-    val_scores = score(val, list(fc), hist.head(span), season)
+    val_scores = score(val, list(fc), hist.head(o.span), season)
     ranking = mean_mase(val_scores)
     chosen = members(ranking, cfg.top_k)
     val_auto = combine([fc[m]["val"] for m in chosen], cfg.combine)  # [S, n_val, h]
     val[AUTO] = val_auto.reshape(-1)
-    val_scores = score(val, [*fc, AUTO], hist.head(span), season)
+    val_scores = score(val, [*fc, AUTO], hist.head(o.span), season)
     ranking = mean_mase(val_scores)  # the combination's too, for the record
     val_actual = targets(hist, val_cut, horizon)
     levels = list(cfg.levels)
@@ -116,8 +114,7 @@ def forecast(cfg: DictConfig) -> dict[str, Any]:
     }
     summary = {**choice, "outputs": str(out)}
     if cfg.test:
-        n_test = cfg.test - horizon + 1
-        test_cut = cutoffs(panel.rows, horizon, n_test)
+        test_cut = o.tested(panel)
         test_auto = combine([fc[m]["test"] for m in chosen], cfg.combine)
         cols = with_bounds(test_auto) | {n: f["test"] for n, f in fc.items()}
         test = long_table(panel, test_cut, horizon, cols, fc, part="test")
@@ -168,10 +165,10 @@ def _check_settings(cfg: DictConfig) -> None:
         )
 
 
-def _check_rows(panel: Panel, horizon: int, n_val: int, test: int, season: int) -> None:
-    if test and test < horizon:
-        raise ConfigError(f"test={test}: expected 0 or at least horizon={horizon} rows")
-    span = horizon + n_val - 1
+def _check_rows(panel: Panel, o: Origins) -> None:
+    test, span, season = o.test, o.span, o.season
+    if test and test < o.horizon:
+        raise ConfigError(f"test={test}: expected 0 or at least horizon={o.horizon} rows")
     least = max(2 * season, MIN_TRAIN)
     need = test + span + least
     for key, rows in zip(panel.ids, panel.rows, strict=True):

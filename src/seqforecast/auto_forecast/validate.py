@@ -80,24 +80,52 @@ def cutoffs(ends: np.ndarray, horizon: int, n: int) -> np.ndarray:
     return (ends - horizon - n)[:, np.newaxis] + np.arange(n)  # [S, n]
 
 
-def seasonal_naive(panel: Panel, horizon: int, n_val: int, test: int, season: int) -> Forecasts:
+@dataclass(frozen=True)
+class Origins:
+    """Where a run forecasts from (the module doc's positions): ``horizon`` steps ahead,
+    ``n_val`` validation origins, the last ``test`` rows held out, the data's ``season``."""
+
+    horizon: int
+    n_val: int
+    test: int
+    season: int
+
+    @property
+    def span(self) -> int:
+        """The rows the validation origins' targets span: ``horizon + n_val - 1``."""
+        return self.horizon + self.n_val - 1
+
+    def val(self, panel: Panel) -> np.ndarray:
+        """``[S, n_val]`` validation cutoffs of ``panel`` (its last ``test`` rows held out)."""
+        return cutoffs(panel.rows - self.test, self.horizon, self.n_val)
+
+    def future(self, panel: Panel) -> np.ndarray:
+        """``[S, 1]`` the last row of each series' history."""
+        return (panel.rows - self.test - 1)[:, np.newaxis]
+
+    def tested(self, panel: Panel) -> np.ndarray:
+        """``[S, test - horizon + 1]`` test cutoffs of ``panel``."""
+        return cutoffs(panel.rows, self.horizon, self.test - self.horizon + 1)
+
+
+def seasonal_naive(panel: Panel, o: Origins) -> Forecasts:
     """Seasonal naive per series: the backtest's ``baselines.seasonal_naive``."""
-    hist = panel.rows - test
 
     def at(c: np.ndarray) -> np.ndarray:  # [S, n] cutoffs -> [S, n, h]
         return np.stack(
-            [baselines.seasonal_naive(v, c[s], horizon, season) for s, v in enumerate(panel.values)]
+            [
+                baselines.seasonal_naive(v, c[s], o.horizon, o.season)
+                for s, v in enumerate(panel.values)
+            ]
         )
 
-    out = {"val": at(cutoffs(hist, horizon, n_val)), "future": at(hist[:, np.newaxis] - 1)[:, 0]}
-    if test:
-        out["test"] = at(cutoffs(panel.rows, horizon, test - horizon + 1))
+    out = {"val": at(o.val(panel)), "future": at(o.future(panel))[:, 0]}
+    if o.test:
+        out["test"] = at(o.tested(panel))
     return out
 
 
-def stat_forecasts(
-    panel: Panel, names: list[str], horizon: int, n_val: int, test: int, season: int, n_jobs: int
-) -> dict[str, Forecasts]:
+def stat_forecasts(panel: Panel, names: list[str], o: Origins, n_jobs: int) -> dict[str, Forecasts]:
     """statsforecast's models ``names`` (keys of :data:`STATS`): validation and test origins
     by ``cross_validation(refit=True)``, the future by ``forecast`` on the history.
 
@@ -107,38 +135,40 @@ def stat_forecasts(
     validation scores stay honest (the order saw none of the validation targets)."""
     from statsforecast import StatsForecast, models
 
-    hist = panel.head(test)
-    chosen = [getattr(models, STATS[n])(season_length=season, alias=n) for n in names if n != ARIMA]
+    hist = panel.head(o.test)
+    chosen = [
+        getattr(models, STATS[n])(season_length=o.season, alias=n) for n in names if n != ARIMA
+    ]
     tables = {}  # candidate -> its (validation, future, test or None) tables
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if chosen:
             sf = StatsForecast(models=chosen, freq=1, n_jobs=n_jobs)
-            run = _stat_run(sf, panel, hist, horizon, n_val, test)
+            run = _stat_run(sf, panel, o)
             tables |= {n: run for n in names if n != ARIMA}
         if ARIMA in names:
-            first = cutoffs(hist.rows, horizon, n_val)[:, 0]  # [S] the first validation origin
+            first = o.val(panel)[:, 0]  # [S] the first validation origin
             runs = []
-            orders = arima_orders(hist, first + 1, season, n_jobs)
+            orders = arima_orders(hist, first + 1, o.season, n_jobs)
             for s, order in enumerate(orders):
                 model = models.ARIMA(**arima_args(order), alias=ARIMA)
                 sf = StatsForecast(models=[model], freq=1, n_jobs=1)  # one order per series
                 one = replace(
                     panel, ids=[panel.ids[s]], values=[panel.values[s]], frames=[panel.frames[s]]
                 )
-                runs.append(_stat_run(sf, one, one.head(test), horizon, n_val, test))
+                runs.append(_stat_run(sf, one, o))
             tables[ARIMA] = tuple(
                 None if r[0] is None else pd.concat(r) for r in zip(*runs, strict=True)
             )
     for message in dict.fromkeys(str(w.message).splitlines()[0][:160] for w in caught):
         log.info("statsforecast: %s", message)
-    n_test = test - horizon + 1
+    n_test = o.test - o.horizon + 1
     out = {}
     for n in names:
         val, future, tested = tables[n]
         f = {"future": _by_series(future, n, panel.ids, 1)[:, 0]}
         for part, suffix in (("", ""), ("-lo", f"-lo-{LEVEL}"), ("-hi", f"-hi-{LEVEL}")):
-            f["val" + part] = _by_series(val, n + suffix, panel.ids, n_val)
+            f["val" + part] = _by_series(val, n + suffix, panel.ids, o.n_val)
             if tested is not None:
                 f["test" + part] = _by_series(tested, n + suffix, panel.ids, n_test)
         out[n] = f
@@ -147,17 +177,16 @@ def stat_forecasts(
     return out
 
 
-def _stat_run(sf, panel: Panel, hist: Panel, horizon: int, n_val: int, test: int) -> tuple:
+def _stat_run(sf, panel: Panel, o: Origins) -> tuple:
     """statsforecast's ``(validation, future, test or None)`` tables of ``sf``'s models."""
-    level = [LEVEL]
-    df = hist.long()
-    val = sf.cross_validation(df=df, h=horizon, n_windows=n_val, step_size=1, refit=True,
-                              level=level)  # fmt: skip
-    future = sf.forecast(df=df, h=horizon, level=level)
+    level, h = [LEVEL], o.horizon
+    df = panel.head(o.test).long()
+    val = sf.cross_validation(df=df, h=h, n_windows=o.n_val, step_size=1, refit=True, level=level)
+    future = sf.forecast(df=df, h=h, level=level)
     tested = None
-    if test:
+    if o.test:
         tested = sf.cross_validation(
-            df=panel.long(), h=horizon, n_windows=test - horizon + 1, refit=True, level=level
+            df=panel.long(), h=h, n_windows=o.test - h + 1, refit=True, level=level
         )
     return val, future, tested
 
@@ -201,35 +230,25 @@ def _by_series(table: pd.DataFrame, column: str, ids: list[str], n: int) -> np.n
 
 
 def network_forecasts(
-    panel: Panel,
-    name: str,
-    horizon: int,
-    n_val: int,
-    test: int,
-    season: int,
-    settings: dict,
-    folder: Path,
+    panel: Panel, name: str, o: Origins, settings: dict, folder: Path
 ) -> Forecasts:
     """The mean over ``settings["seeds"]`` trainings of the network setting ``name``."""
-    hist = panel.head(test)
-    span = horizon + n_val - 1
+    hist, h, season = panel.head(o.test), o.horizon, o.season
     # One window length for both trainings, from the shorter (validation) history.
-    train_rows = int(hist.rows.min()) - span - 2  # 2 rows: the trainer's val and test windows
-    n_steps = max(1, min(max(2 * season, 2 * horizon, 8), (train_rows - 1) // 2))
+    train_rows = int(hist.rows.min()) - o.span - 2  # 2 rows: the trainer's val and test windows
+    n_steps = max(1, min(max(2 * season, 2 * h, 8), (train_rows - 1) // 2))
     if n_steps < season <= train_rows - MIN_WINDOWS:  # window_norm=seasonal reads a season
         n_steps = season
     runs: list[Forecasts] = []
     for seed in range(settings["seeds"]):
         common = [*NETWORKS[name], f"seed={seed}", f"n_steps={n_steps}", f"season={season}"]
         where = folder / name / f"seed{seed}"
-        fc = _fit(hist.head(span), common, settings, where / "val")
-        run = {"val": _predict(fc, hist, cutoffs(hist.rows, horizon, n_val), horizon)}
+        fc = _fit(hist.head(o.span), common, settings, where / "val")
+        run = {"val": _predict(fc, hist, o.val(panel), h)}
         fc = _fit(hist, common, settings, where / "final")
-        run["future"] = _predict(fc, hist, hist.rows[:, np.newaxis] - 1, horizon)[:, 0]
-        if test:
-            run["test"] = _predict(
-                fc, panel, cutoffs(panel.rows, horizon, test - horizon + 1), horizon
-            )
+        run["future"] = _predict(fc, hist, o.future(panel), h)[:, 0]
+        if o.test:
+            run["test"] = _predict(fc, panel, o.tested(panel), h)
         runs.append(run)
     return {k: np.mean([r[k] for r in runs], axis=0) for k in runs[0]}
 
@@ -301,29 +320,20 @@ def _predict(fc, panel: Panel, cuts: np.ndarray, horizon: int) -> np.ndarray:
 
 
 def candidate_forecasts(
-    panel: Panel,
-    pool: list[str],
-    horizon: int,
-    n_val: int,
-    test: int,
-    season: int,
-    settings: dict,
-    folder: Path,
+    panel: Panel, pool: list[str], o: Origins, settings: dict, folder: Path
 ) -> tuple[dict[str, Forecasts], dict[str, str]]:
     """Every candidate's :data:`Forecasts` and ``{candidate: why}`` for networks that could
     not train (e.g. a history too short for a window of a season)."""
     from seqforecast.errors import SeqforecastError
 
-    out = {SEASONAL_NAIVE: seasonal_naive(panel, horizon, n_val, test, season)}
+    out = {SEASONAL_NAIVE: seasonal_naive(panel, o)}
     stats = [n for n in pool if n in STATS]
     if stats:
-        out.update(stat_forecasts(panel, stats, horizon, n_val, test, season, settings["n_jobs"]))
+        out.update(stat_forecasts(panel, stats, o, settings["n_jobs"]))
     failed = {}
     for name in (n for n in pool if n in NETWORKS):
         try:
-            out[name] = network_forecasts(
-                panel, name, horizon, n_val, test, season, settings, folder
-            )
+            out[name] = network_forecasts(panel, name, o, settings, folder)
         except SeqforecastError as err:
             failed[name] = str(err)
             log.warning("%s: not run (%s)", name, err)
