@@ -152,6 +152,10 @@ BAD = {
         lambda m: m["members"][1].update(model="ARIMA", settings=[{"order": [1, -1, 0]}]),
         "settings.order=[1, -1, 0]; expected 3 integers >= 0",
     ),
+    "season": (
+        lambda m: m["members"][1].update(model="SeasonalNaive", season=30),
+        "repeats a season of 30 steps, longer than the window of n_steps=20",
+    ),
     "outside": (
         lambda m: m["members"][0].update(checkpoints=["../../x.ckpt"]),
         "points outside the ensemble's folder",

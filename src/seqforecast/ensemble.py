@@ -91,7 +91,7 @@ class EnsembleForecaster(ForecastCore):
         self.members = manifest["members"]
         self.weights = np.array([float(m.get("weight", 1.0)) for m in self.members])
         self.combine = manifest["combine"]
-        nets = [fc for group in networks.values() for fc in group]
+        self.nets = nets = [fc for group in networks.values() for fc in group]
         first = nets[0] if nets else None
         n_features = first.n_features if first else 1
         stats = [m["name"] for m in self.members if "model" in m]
@@ -101,6 +101,7 @@ class EnsembleForecaster(ForecastCore):
                 f"take n_features={n_features} inputs"
             )
         n_steps = max([int(manifest.get("n_steps") or 1), *(fc.n_steps for fc in nets)])
+        _check_members(manifest, networks, n_steps, first.season if first else 1, folder)
         hparams = {
             "n_steps": n_steps,
             "horizon": int(manifest["horizon"]),
@@ -232,10 +233,35 @@ class EnsembleForecaster(ForecastCore):
 
     def generated_data(self, *args: Any, **kwargs: Any) -> Any:
         """The generated series of the networks' training (their first checkpoint's)."""
-        nets = [fc for group in self.networks.values() for fc in group]
-        if not nets:
+        if not self.nets:
             raise InputError(f"{self.folder}: an ensemble of statistical members has no data")
-        return nets[0].generated_data(*args, **kwargs)
+        return self.nets[0].generated_data(*args, **kwargs)
+
+
+def _check_members(
+    manifest: dict[str, Any],
+    networks: dict[str, list[ForecastCore]],
+    n_steps: int,
+    season: int,
+    folder: Path,
+) -> None:
+    """Each member can forecast the manifest's horizon from windows of ``n_steps``: a seq2seq
+    network at least that far (its forecasts cannot be fed back), seasonal naive within a
+    window that holds its season."""
+    horizon = manifest["horizon"]
+    for name, group in networks.items():
+        if any(fc.target != "next" and fc.horizon < horizon for fc in group):
+            raise InputError(
+                f"{folder}: member {name!r} is a seq2seq model of horizon < {horizon}, whose "
+                "forecasts cannot be fed back"
+            )
+    for m in manifest["members"]:
+        m_season = int(m.get("season") or manifest.get("season") or season)
+        if m.get("model") == SEASONAL_NAIVE and m_season > n_steps:
+            raise InputError(
+                f"{folder}: member {m['name']!r} repeats a season of {m_season} steps, longer "
+                f"than the window of n_steps={n_steps}; raise n_steps to at least {m_season}"
+            )
 
 
 def _direct(fc: ForecastCore, x: np.ndarray, k: int) -> np.ndarray:
@@ -372,12 +398,6 @@ def load_ensemble(path: str | Path, load_member: Loader) -> EnsembleForecaster:
         if "checkpoints" in m
     }
     check_shared([(f"{n}[{i}]", fc) for n, g in networks.items() for i, fc in enumerate(g)])
-    for name, group in networks.items():
-        if any(fc.target != "next" and fc.horizon < manifest["horizon"] for fc in group):
-            raise InputError(
-                f"{folder}: member {name!r} is a seq2seq model of horizon < "
-                f"{manifest['horizon']}, whose forecasts cannot be fed back"
-            )
     return EnsembleForecaster(manifest, networks, folder)
 
 
@@ -574,11 +594,11 @@ def build(cfg: Any) -> dict[str, Any]:
         n_steps=cfg.get("n_steps"),
         overwrite=bool(cfg.get("overwrite", False)),
     )
-    if levels:
-        ensemble = load_ensemble(folder, lambda member: load_checkpoint(member, "cpu"))
-        cal = ensemble.calibration_for(levels, "conformal")
-        write_manifest(folder, {**read_manifest(folder), "intervals": cal.to_dict()})
     manifest = read_manifest(folder)
+    ensemble = EnsembleForecaster(manifest, nets, folder)  # the members' checks, as at load
+    if levels:
+        manifest["intervals"] = ensemble.calibration_for(levels, "conformal").to_dict()
+        write_manifest(folder, manifest)
     parts = ", ".join(
         f"{m['name']} ({_count(len(m['checkpoints']), 'checkpoint')})"
         if "checkpoints" in m
