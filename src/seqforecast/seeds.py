@@ -103,20 +103,28 @@ def seed_ensemble(
     """The seeds' best checkpoints saved as ``out/ensemble`` (their mean) and, with
     ``cfg.levels``, its conformal widths on the val windows (``EnsembleForecaster.calibrate``);
     ``None`` (nothing saved) when a run wrote no checkpoint (``debug=fast_dev_run``)."""
-    from seqforecast.ensemble import read_manifest, save_ensemble, write_manifest
+    from seqforecast.ensemble import (
+        EnsembleForecaster,
+        read_manifest,
+        save_ensemble,
+        write_manifest,
+    )
     from seqforecast.intervals import check_levels
-    from seqforecast.predict import load_forecaster
+    from seqforecast.predict import load_checkpoint
 
     folder = out / "ensemble"
     ckpts = [m.get("best_ckpt") for _, m in runs]
     if not all(ckpts):
         return None
-    first = load_forecaster(ckpts[0], "cpu")
-    save_ensemble(folder, {first.hparams["net"]: ckpts}, first.horizon, overwrite=True)
+    seeds = [load_checkpoint(c, "cpu") for c in ckpts]
+    name = seeds[0].hparams["net"]
+    save_ensemble(folder, {name: ckpts}, seeds[0].horizon, overwrite=True)
     levels = check_levels(list(cfg.get("levels") or []))
     if levels:
-        cal = load_forecaster(folder, "cpu").calibration_for(levels, "conformal")
-        write_manifest(folder, {**read_manifest(folder), "intervals": cal.to_dict()})
+        manifest = read_manifest(folder)
+        ensemble = EnsembleForecaster(manifest, {name: seeds}, folder)
+        manifest["intervals"] = ensemble.calibration_for(levels, "conformal").to_dict()
+        write_manifest(folder, manifest)
     return folder
 
 
